@@ -1,0 +1,53 @@
+"""`python -m asyncgate`: the gRPC server and the REST bridge in one process.
+
+The embedded SQLite store lives in --data-dir; the local provider needs no key,
+so a first job completes on a fresh machine. For separate scaling, run
+`python -m grpc_server` and `python -m rest_bridge` instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+
+from aiohttp import web
+
+from grpc_server.__main__ import add_server_arguments, server_config
+from grpc_server.server import AsyncGateServer
+from rest_bridge.__main__ import add_bridge_arguments, bridge_config
+from rest_bridge.app import create_app
+
+log = logging.getLogger("asyncgate")
+
+
+async def serve(args: argparse.Namespace) -> None:
+    server = AsyncGateServer(server_config(args))
+    port = await server.start()
+    config = bridge_config(args, f"{server.config.host}:{port}")
+    runner = web.AppRunner(create_app(config))
+    await runner.setup()
+    await web.TCPSite(runner, config.host, config.port).start()
+    log.info("REST bridge listening on http://%s:%d", config.host, config.port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    await runner.cleanup()
+    await server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m asyncgate", description=__doc__)
+    add_server_arguments(parser)
+    add_bridge_arguments(parser)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(serve(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Generated from protos/asyncgate/v1. Do not edit."""

@@ -1,0 +1,108 @@
+from asyncgate.v1 import image_edit_pb2 as _image_edit_pb2
+from asyncgate.v1 import job_pb2 as _job_pb2
+from google.api import annotations_pb2 as _annotations_pb2
+from google.api import field_behavior_pb2 as _field_behavior_pb2
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class UploadFileRole(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    UPLOAD_FILE_ROLE_UNSPECIFIED: _ClassVar[UploadFileRole]
+    UPLOAD_FILE_ROLE_IMAGE: _ClassVar[UploadFileRole]
+    UPLOAD_FILE_ROLE_MASK: _ClassVar[UploadFileRole]
+UPLOAD_FILE_ROLE_UNSPECIFIED: UploadFileRole
+UPLOAD_FILE_ROLE_IMAGE: UploadFileRole
+UPLOAD_FILE_ROLE_MASK: UploadFileRole
+
+class JobOptions(_message.Message):
+    __slots__ = ("result_ttl_seconds",)
+    RESULT_TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    result_ttl_seconds: int
+    def __init__(self, result_ttl_seconds: _Optional[int] = ...) -> None: ...
+
+class CreateImageEditJobRequest(_message.Message):
+    __slots__ = ("request", "options")
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    request: _image_edit_pb2.ImageEditRequest
+    options: JobOptions
+    def __init__(self, request: _Optional[_Union[_image_edit_pb2.ImageEditRequest, _Mapping]] = ..., options: _Optional[_Union[JobOptions, _Mapping]] = ...) -> None: ...
+
+class CreateImageEditJobResponse(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: _job_pb2.Job
+    def __init__(self, job: _Optional[_Union[_job_pb2.Job, _Mapping]] = ...) -> None: ...
+
+class UploadImageEditJobRequest(_message.Message):
+    __slots__ = ("header", "file", "chunk")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    FILE_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    header: UploadHeader
+    file: UploadFile
+    chunk: bytes
+    def __init__(self, header: _Optional[_Union[UploadHeader, _Mapping]] = ..., file: _Optional[_Union[UploadFile, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
+
+class UploadHeader(_message.Message):
+    __slots__ = ("request", "options")
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    request: _image_edit_pb2.ImageEditRequest
+    options: JobOptions
+    def __init__(self, request: _Optional[_Union[_image_edit_pb2.ImageEditRequest, _Mapping]] = ..., options: _Optional[_Union[JobOptions, _Mapping]] = ...) -> None: ...
+
+class UploadFile(_message.Message):
+    __slots__ = ("role", "filename", "content_type")
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    FILENAME_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    role: UploadFileRole
+    filename: str
+    content_type: str
+    def __init__(self, role: _Optional[_Union[UploadFileRole, str]] = ..., filename: _Optional[str] = ..., content_type: _Optional[str] = ...) -> None: ...
+
+class UploadImageEditJobResponse(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: _job_pb2.Job
+    def __init__(self, job: _Optional[_Union[_job_pb2.Job, _Mapping]] = ...) -> None: ...
+
+class GetJobRequest(_message.Message):
+    __slots__ = ("id", "request_type")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_TYPE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    request_type: _job_pb2.RequestType
+    def __init__(self, id: _Optional[str] = ..., request_type: _Optional[_Union[_job_pb2.RequestType, str]] = ...) -> None: ...
+
+class GetJobResponse(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: _job_pb2.Job
+    def __init__(self, job: _Optional[_Union[_job_pb2.Job, _Mapping]] = ...) -> None: ...
+
+class ReadJobOutputRequest(_message.Message):
+    __slots__ = ("job_id", "index", "access_token")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    ACCESS_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    index: int
+    access_token: str
+    def __init__(self, job_id: _Optional[str] = ..., index: _Optional[int] = ..., access_token: _Optional[str] = ...) -> None: ...
+
+class ReadJobOutputResponse(_message.Message):
+    __slots__ = ("content_type", "size_bytes", "chunk")
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    content_type: str
+    size_bytes: int
+    chunk: bytes
+    def __init__(self, content_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., chunk: _Optional[bytes] = ...) -> None: ...

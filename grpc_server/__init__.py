@@ -1,0 +1,1 @@
+"""asyncgate gRPC server: validation, job state, persistence, dispatch, TTL."""

@@ -1,0 +1,188 @@
+"""Server configuration: frozen dataclasses, loaded once from TOML plus environment.
+
+Nothing reads settings globally: `load_config` builds a ServerConfig and it is
+passed down explicitly. Secrets (provider keys, virtual key values, the URL
+signing secret) may be given inline for tests, but deployments should point at
+environment variables (`*_env`) or files (`*_file`), so none lives in the repo.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ProviderSettings:
+    """How to reach one provider."""
+
+    api_key: str | None = None
+    """The provider's API key (resolved from api_key, api_key_env or api_key_file)."""
+    base_url: str | None = None
+    """Override of the provider's API root, e.g. a proxy or a compatible server."""
+    timeout_seconds: float | None = None
+    """Per-attempt timeout for this provider; the server-wide one when unset."""
+
+
+@dataclass(frozen=True)
+class VirtualKey:
+    """A caller's key (CONTRACT section 4). Jobs store only the id."""
+
+    id: str
+    value: str
+    """The secret the caller presents, e.g. `sk-bf-...`."""
+    allowed_models: tuple[str, ...] = ()
+    """`provider/model` entries (or `provider/*`) this key may use; empty = any."""
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    max_attempts: int = 3
+    """Attempts per model (the first call included) before moving to the next."""
+    base_delay_seconds: float = 0.5
+    """Delay before the first retry; doubles each retry, with jitter."""
+    max_delay_seconds: float = 20.0
+    """Cap on one backoff delay, and on a provider's Retry-After we will honour."""
+    attempt_timeout_seconds: float = 120.0
+    """Per-attempt timeout of a provider call."""
+
+
+@dataclass(frozen=True)
+class DispatcherSettings:
+    concurrency: int = 8
+    """Jobs one server runs at once."""
+    lease_seconds: float = 30.0
+    """How long a claim holds without renewal; renewed every third of it."""
+    poll_interval_seconds: float = 1.0
+    """Safety poll for new jobs when no wake-up arrives."""
+    sweep_interval_seconds: float = 30.0
+    """How often expired leases are reaped and expired jobs deleted."""
+    max_job_attempts: int = 3
+    """Claims of one job (crashes included) before it fails for good."""
+    shutdown_grace_seconds: float = 10.0
+    """On SIGTERM, how long running jobs may finish before they are released."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 50051
+    data_dir: Path = Path("data")
+    """Holds the SQLite database and upload staging files."""
+    default_ttl_seconds: int = 3600
+    """Result TTL when the caller sets none (or an invalid or negative one)."""
+    max_ttl_seconds: int = 7 * 24 * 3600
+    """Cap on any requested TTL."""
+    max_image_bytes: int = 50 * MB
+    """Per image (and mask) size limit."""
+    max_images: int = 16
+    max_image_pixels: int = 64 * 1024 * 1024
+    """Width x height above which an image is refused as a decompression bomb."""
+    max_message_bytes: int = 64 * MB
+    """Largest unary gRPC message; bigger uploads use UploadImageEditJob."""
+    require_virtual_key: bool = False
+    """Refuse requests that carry no virtual key."""
+    url_signing_secret: str | None = None
+    """HMAC key for result image capabilities; generated in data_dir when unset.
+    Set it (the same on every replica) when several servers share a store."""
+    virtual_keys: tuple[VirtualKey, ...] = ()
+    providers: Mapping[str, ProviderSettings] = field(default_factory=dict)
+    retry: RetrySettings = field(default_factory=RetrySettings)
+    dispatcher: DispatcherSettings = field(default_factory=DispatcherSettings)
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "asyncgate.sqlite3"
+
+    @property
+    def staging_dir(self) -> Path:
+        return self.data_dir / "staging"
+
+
+# Provider environment variables understood out of the box.
+PROVIDER_ENV: dict[str, dict[str, str]] = {
+    "openai": {"api_key": "OPENAI_API_KEY", "base_url": "OPENAI_BASE_URL"},
+}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _secret(table: Mapping[str, Any], name: str, env: Mapping[str, str]) -> str | None:
+    """A secret given inline, by environment variable (`name_env`) or by file (`name_file`)."""
+    if table.get(name) is not None:
+        return str(table[name])
+    if (var := table.get(f"{name}_env")) is not None:
+        return env.get(str(var))
+    if (path := table.get(f"{name}_file")) is not None:
+        return Path(str(path)).read_text().strip()
+    return None
+
+
+def _dataclass_from(cls: type[Any], table: Mapping[str, Any], where: str) -> Any:
+    known = {f.name for f in fields(cls)}
+    unknown = set(table) - known
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}")
+    return cls(**table)
+
+
+def _providers(table: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, ProviderSettings]:
+    providers: dict[str, ProviderSettings] = {}
+    for name in set(table) | set(PROVIDER_ENV):
+        entry = dict(table.get(name, {}))
+        env_names = PROVIDER_ENV.get(name, {})
+        api_key = _secret(entry, "api_key", env) or env.get(env_names.get("api_key", ""))
+        base_url = entry.get("base_url") or env.get(env_names.get("base_url", ""))
+        timeout = entry.get("timeout_seconds")
+        extra = set(entry) - {"api_key", "api_key_env", "api_key_file", "base_url", "timeout_seconds"}
+        if extra:
+            raise ConfigError(f"providers.{name}: unknown setting(s) {', '.join(sorted(extra))}")
+        providers[name] = ProviderSettings(api_key=api_key, base_url=base_url, timeout_seconds=timeout)
+    return providers
+
+
+def _virtual_keys(entries: list[Mapping[str, Any]], env: Mapping[str, str]) -> tuple[VirtualKey, ...]:
+    keys = []
+    for i, entry in enumerate(entries):
+        value = _secret(entry, "value", env)
+        if not entry.get("id") or not value:
+            raise ConfigError(f"virtual_keys[{i}]: id and value (or value_env / value_file) are required")
+        keys.append(VirtualKey(str(entry["id"]), value, tuple(entry.get("allowed_models", ()))))
+    if len({k.id for k in keys}) != len(keys) or len({k.value for k in keys}) != len(keys):
+        raise ConfigError("virtual_keys: ids and values must be unique")
+    return tuple(keys)
+
+
+def config_from_mapping(doc: Mapping[str, Any], env: Mapping[str, str] | None = None) -> ServerConfig:
+    """Build a ServerConfig from a parsed TOML document (see README for the keys)."""
+    env = os.environ if env is None else env
+    doc = dict(doc)
+    nested = {
+        "retry": _dataclass_from(RetrySettings, doc.pop("retry", {}), "retry"),
+        "dispatcher": _dataclass_from(DispatcherSettings, doc.pop("dispatcher", {}), "dispatcher"),
+        "providers": _providers(doc.pop("providers", {}), env),
+        "virtual_keys": _virtual_keys(doc.pop("virtual_keys", []), env),
+    }
+    signing = _secret(doc, "url_signing_secret", env)
+    for key in ("url_signing_secret", "url_signing_secret_env", "url_signing_secret_file"):
+        doc.pop(key, None)
+    if "data_dir" in doc:
+        doc["data_dir"] = Path(doc["data_dir"])
+    config: ServerConfig = _dataclass_from(ServerConfig, doc, "server")
+    return replace(config, url_signing_secret=signing, **nested)
+
+
+def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> ServerConfig:
+    doc: dict[str, Any] = {}
+    if path is not None:
+        with path.open("rb") as f:
+            doc = tomllib.load(f)
+    return config_from_mapping(doc, env)

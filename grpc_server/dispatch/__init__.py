@@ -1,0 +1,1 @@
+"""Running jobs against providers: the retry and fallback chain."""

@@ -1,0 +1,186 @@
+"""The dispatcher: claims jobs under renewable leases and runs them, bounded.
+
+Each running job has a heartbeat that renews its lease every third of the lease
+time; if a renewal finds the lease gone (another replica's reaper took it back),
+the run is cancelled and writes nothing. Outcomes are compare-and-set writes on
+the lease holder, so a late worker can never overwrite a result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import tempfile
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from grpc_server.config import ServerConfig
+from grpc_server.dispatch.chain import ChainFailed, run_chain
+from grpc_server.dispatch.outcome import image_result, job_error
+from grpc_server.domain.jobs import Job
+from grpc_server.providers.base import ImageEditCall, ImageInput, ImageOutcome, Provider
+from grpc_server.providers.registry import ProviderRegistry
+from grpc_server.store.base import JobStore, StagedFile, StoreUnavailable
+
+log = logging.getLogger("asyncgate.dispatcher")
+
+
+def _inputs(staged: list[StagedFile]) -> tuple[list[ImageInput], ImageInput | None]:
+    def as_input(s: StagedFile) -> ImageInput:
+        return ImageInput(s.path, s.info.filename, s.info.content_type, s.info.width, s.info.height)
+
+    images = [as_input(s) for s in sorted(staged, key=lambda s: s.info.index) if s.info.role == "image"]
+    mask = next((as_input(s) for s in staged if s.info.role == "mask"), None)
+    return images, mask
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        config: ServerConfig,
+        store: JobStore,
+        registry: ProviderRegistry,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._config = config
+        self._settings = config.dispatcher
+        self._store = store
+        self._registry = registry
+        self._clock = clock
+        self.worker_id = f"worker-{uuid.uuid4()}"
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._slot_free = asyncio.Event()
+
+    def wake(self) -> None:
+        """A job was submitted: claim now rather than at the next safety poll."""
+        self._wake.set()
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    async def run(self) -> None:
+        """Claim and start jobs until stop() is called."""
+        while not self._stopping.is_set():
+            free = self._settings.concurrency - len(self._running)
+            claimed = await self._claim(free) if free > 0 else []
+            for job in claimed:
+                self._start(job)
+            if len(claimed) == free and free > 0:
+                continue  # there may be more waiting
+            await self._idle()
+
+    async def _claim(self, limit: int) -> list[Job]:
+        now = self._clock()
+        try:
+            return await self._store.claim_jobs(self.worker_id, limit, now, self._lease_until(now))
+        except StoreUnavailable as exc:
+            log.warning("cannot claim jobs: %s", exc)
+            return []
+
+    async def _idle(self) -> None:
+        """Wait for a submit, a free slot, a stop, or the safety poll."""
+        self._wake.clear()
+        self._slot_free.clear()
+        waits = [asyncio.ensure_future(e.wait()) for e in (self._wake, self._slot_free, self._stopping)]
+        try:
+            await asyncio.wait(
+                waits, timeout=self._settings.poll_interval_seconds, return_when="FIRST_COMPLETED"
+            )
+        finally:
+            for w in waits:
+                w.cancel()
+
+    def _lease_until(self, now: datetime) -> datetime:
+        return now + timedelta(seconds=self._settings.lease_seconds)
+
+    def _start(self, job: Job) -> None:
+        task = asyncio.create_task(self._run_job(job), name=f"job-{job.id}")
+        self._running[job.id] = task
+
+        def done(_: asyncio.Task[None]) -> None:
+            self._running.pop(job.id, None)
+            self._slot_free.set()
+
+        task.add_done_callback(done)
+
+    async def _run_job(self, job: Job) -> None:
+        run = asyncio.current_task()
+        assert run is not None
+        heartbeat = asyncio.create_task(self._heartbeat(job.id, run))
+        work_dir = Path(tempfile.mkdtemp(prefix=f"job-{job.id}-", dir=self._staging_root()))
+        try:
+            await self._execute(job, work_dir)
+        except asyncio.CancelledError:
+            if not heartbeat.done():  # cancelled by shutdown, not by a lost lease: hand the job back
+                await asyncio.shield(self._release(job.id))
+            raise
+        except Exception:
+            log.exception("job %s: unexpected failure; its lease will expire and it will be retried", job.id)
+        finally:
+            heartbeat.cancel()
+            shutil.rmtree(work_dir, ignore_errors=True)
+
+    def _staging_root(self) -> Path:
+        root = self._config.staging_dir
+        root.mkdir(parents=True, exist_ok=True)
+        return root
+
+    async def _execute(self, job: Job, work_dir: Path) -> None:
+        images, mask = _inputs(await self._store.export_inputs(job.id, work_dir))
+
+        def attempt(provider: Provider, model: str) -> Awaitable[ImageOutcome]:
+            return provider.edit_image(
+                ImageEditCall(model=model, params=job.params, images=images, mask=mask)
+            )
+
+        try:
+            success = await run_chain(
+                job.params.models(),
+                attempt,
+                registry=self._registry,
+                retry=self._config.retry,
+                provider_timeouts={n: s.timeout_seconds for n, s in self._config.providers.items()},
+            )
+        except ChainFailed as failed:
+            written = await self._store.fail_job(
+                job.id, self.worker_id, job_error(job, failed.error), self._clock()
+            )
+            log.info("job %s failed: %s (written: %s)", job.id, failed.error.message, written)
+            return
+        result, outputs = image_result(job, success.value, success.model)
+        written = await self._store.complete_job(job.id, self.worker_id, result, outputs, self._clock())
+        log.info("job %s completed by %s (written: %s)", job.id, success.model, written)
+
+    async def _heartbeat(self, job_id: str, run: asyncio.Task[None]) -> None:
+        interval = self._settings.lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                held = await self._store.renew_lease(job_id, self.worker_id, self._lease_until(self._clock()))
+            except StoreUnavailable:
+                continue  # the lease may still be ours; try again next beat
+            if not held:
+                log.warning("job %s: lease lost; abandoning this run", job_id)
+                run.cancel()
+                return
+
+    async def _release(self, job_id: str) -> None:
+        with contextlib.suppress(StoreUnavailable):
+            await self._store.release_job(job_id, self.worker_id)
+
+    async def stop(self, grace_seconds: float) -> None:
+        """Stop claiming; let running jobs finish for `grace_seconds`, then release them."""
+        self._stopping.set()
+        tasks = list(self._running.values())
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=grace_seconds)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)

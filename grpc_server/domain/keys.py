@@ -1,0 +1,39 @@
+"""Which virtual key a caller presents (CONTRACT section 4).
+
+Checked in this order: `x-bf-vk`; `Authorization: Bearer sk-bf-...`; `x-api-key`
+or `x-goog-api-key` starting with `sk-bf-` (prefix case-insensitive). A bearer
+token that is not a virtual key (an admin JWT, say) is not a virtual key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+VIRTUAL_KEY_PREFIX = "sk-bf-"
+KEY_HEADERS = ("x-bf-vk", "authorization", "x-api-key", "x-goog-api-key")
+
+
+def _is_virtual_key(value: str) -> bool:
+    return value.lower().startswith(VIRTUAL_KEY_PREFIX)
+
+
+def presented_key(headers: Mapping[str, str]) -> str | None:
+    """The virtual key among lower-cased request headers, or None."""
+    if value := headers.get("x-bf-vk", "").strip():
+        return value
+    scheme, _, token = headers.get("authorization", "").strip().partition(" ")
+    if scheme.lower() == "bearer" and _is_virtual_key(token.strip()):
+        return token.strip()
+    for header in ("x-api-key", "x-goog-api-key"):
+        value = headers.get(header, "").strip()
+        if _is_virtual_key(value):
+            return value
+    return None
+
+
+def model_allowed(model: str, allowed: tuple[str, ...]) -> bool:
+    """Whether `provider/model` matches a key's allow-list (empty = anything; `provider/*`)."""
+    if not allowed:
+        return True
+    provider = model.partition("/")[0]
+    return model in allowed or f"{provider}/*" in allowed

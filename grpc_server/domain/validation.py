@@ -1,0 +1,117 @@
+"""Field rules of an image edit request (CONTRACT section 5), as pure functions.
+
+Every refusal is an InvalidArgument naming the offending field in `param` and
+saying what was wrong in its message. The checks run in a fixed order so that a
+request with several faults is always refused for the same one. Image bytes are
+checked elsewhere (grpc_server.images); here only their count matters.
+
+Absent optional fields are None; an empty string is a value like any other, and
+is refused where it is not one of the allowed values.
+"""
+
+from __future__ import annotations
+
+import re
+
+from grpc_server.domain.jobs import ImageEditParams, split_model
+from grpc_server.errors import InvalidArgument
+
+# Allowed values, in the order the contract lists them (the order shows in messages).
+EDIT_TYPES: tuple[str, ...] = ("inpainting", "outpainting", "background_removal")
+IMAGE_SIZES: tuple[str, ...] = ("256x256", "512x512", "1024x1024", "1536x1024", "1024x1536", "auto")
+RESPONSE_FORMATS: tuple[str, ...] = ("url", "b64_json")
+BACKGROUNDS: tuple[str, ...] = ("transparent", "opaque", "auto")
+INPUT_FIDELITIES: tuple[str, ...] = ("low", "high")
+QUALITIES: tuple[str, ...] = ("auto", "high", "medium", "low", "standard")
+OUTPUT_FORMATS: tuple[str, ...] = ("png", "webp", "jpeg")
+
+N_RANGE = (1, 10)
+PARTIAL_IMAGES_RANGE = (0, 3)
+OUTPUT_COMPRESSION_RANGE = (0, 100)
+
+_PROMPTLESS_TYPE = "background_removal"
+_INT_TEXT = re.compile(r"[+-]?[0-9]+")
+_BOOL_TEXT = {"true": True, "1": True, "false": False, "0": False}
+
+
+def validate_image_edit(
+    params: ImageEditParams, *, image_count: int, has_mask: bool, stream: bool, max_images: int
+) -> None:
+    """Refuse the first rule an image edit breaks; return quietly when it breaks none.
+
+    `has_mask` is accepted so callers pass the whole shape of the request; the
+    mask's own rules (PNG, same size as the first image) need its bytes and live
+    in grpc_server.images.check_mask.
+    """
+    if stream:
+        raise InvalidArgument("stream is not supported for async image edits", "stream")
+    _check_model("model", params.model, required=True)
+    if not params.prompt.strip() and params.type != _PROMPTLESS_TYPE:
+        raise InvalidArgument("prompt is required", "prompt")
+    if image_count < 1:
+        raise InvalidArgument("at least one image is required", "image")
+    if image_count > max_images:
+        raise InvalidArgument(f"too many images: {image_count} (at most {max_images})", "image")
+
+    _check_choice("type", params.type, EDIT_TYPES)
+    _check_choice("size", params.size, IMAGE_SIZES)
+    _check_choice("response_format", params.response_format, RESPONSE_FORMATS)
+    _check_choice("background", params.background, BACKGROUNDS)
+    _check_choice("input_fidelity", params.input_fidelity, INPUT_FIDELITIES)
+    _check_choice("quality", params.quality, QUALITIES)
+    _check_choice("output_format", params.output_format, OUTPUT_FORMATS)
+
+    _check_range("n", params.n, N_RANGE)
+    _check_range("partial_images", params.partial_images, PARTIAL_IMAGES_RANGE)
+    _check_range("output_compression", params.output_compression, OUTPUT_COMPRESSION_RANGE)
+    if params.num_inference_steps is not None and params.num_inference_steps < 0:
+        raise InvalidArgument(
+            f"invalid num_inference_steps value: {params.num_inference_steps} (expected 0 or more)",
+            "num_inference_steps",
+        )
+    # seed: any integer; the provider decides what it makes of it.
+
+    for fallback in params.fallbacks:
+        _check_model("fallbacks", fallback, required=False)
+
+
+def _check_model(field: str, value: str, *, required: bool) -> None:
+    if required and not value.strip():
+        raise InvalidArgument(f"{field} is required", field)
+    if split_model(value) is None:
+        raise InvalidArgument(f"invalid {field} value: {value!r} (expected provider/model)", field)
+
+
+def _check_choice(field: str, value: str | None, allowed: tuple[str, ...]) -> None:
+    if value is not None and value not in allowed:
+        raise InvalidArgument(
+            f"invalid {field} value: {value!r} (expected one of {', '.join(allowed)})", field
+        )
+
+
+def _check_range(field: str, value: int | None, bounds: tuple[int, int]) -> None:
+    low, high = bounds
+    if value is not None and not low <= value <= high:
+        raise InvalidArgument(f"invalid {field} value: {value} (expected {low} to {high})", field)
+
+
+def parse_form_int(field: str, value: str) -> int:
+    """A form field's text as an integer: an optional sign and ASCII digits, nothing around them.
+
+    Stricter than int(), which also takes surrounding whitespace, underscores
+    ("1_0") and non-ASCII digits.
+    """
+    if _INT_TEXT.fullmatch(value):
+        try:
+            return int(value)
+        except ValueError:  # more digits than int() converts (sys.get_int_max_str_digits)
+            pass
+    raise InvalidArgument(f"invalid {field} value: {value!r} (expected an integer)", field)
+
+
+def parse_form_bool(field: str, value: str) -> bool:
+    """A form field's text as a boolean: true/false/1/0, in any case, nothing around them."""
+    parsed = _BOOL_TEXT.get(value.lower())
+    if parsed is None:
+        raise InvalidArgument(f"invalid {field} value: {value!r} (expected true or false)", field)
+    return parsed

@@ -1,0 +1,175 @@
+"""What callers can do with jobs, independent of gRPC: submit, read, read outputs.
+
+The servicer converts protos and calls these; every business rule of the
+request path lives here or in domain/: validation before anything is stored,
+the virtual key binding, expiry on read, capability checks on outputs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from grpc_server.capabilities import Capabilities
+from grpc_server.config import ServerConfig
+from grpc_server.domain.jobs import (
+    ImageEditParams,
+    InputFile,
+    Job,
+    JobStatus,
+    RequestType,
+    new_job_id,
+    split_model,
+)
+from grpc_server.domain.keys import model_allowed
+from grpc_server.domain.ttl import resolve_ttl
+from grpc_server.domain.validation import validate_image_edit
+from grpc_server.errors import InvalidArgument, NotFound, OperationTypeMismatch, PermissionDenied, Unavailable
+from grpc_server.images import check_mask, inspect_image
+from grpc_server.keyring import KeyRing
+from grpc_server.providers.registry import ProviderRegistry
+from grpc_server.staging import StagingFile
+from grpc_server.store.base import JobStore, OutputInfo, StagedFile, StoreUnavailable
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class OutputStream:
+    info: OutputInfo
+    chunks: AsyncIterator[bytes]
+
+
+class JobApi:
+    def __init__(
+        self,
+        config: ServerConfig,
+        store: JobStore,
+        registry: ProviderRegistry,
+        keyring: KeyRing,
+        capabilities: Capabilities,
+        on_submit: Callable[[], None] = lambda: None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.config = config
+        self._store = store
+        self._registry = registry
+        self._keyring = keyring
+        self.capabilities = capabilities
+        self._on_submit = on_submit
+        self._clock = clock
+
+    async def submit_image_edit(
+        self,
+        params: ImageEditParams,
+        files: list[StagingFile],
+        headers: Mapping[str, str],
+        *,
+        stream: bool,
+        ttl_seconds: int | None,
+    ) -> Job:
+        key = self._keyring.resolve(headers)
+        images = [f for f in files if f.role == "image"]
+        mask = next((f for f in files if f.role == "mask"), None)
+        validate_image_edit(
+            params,
+            image_count=len(images),
+            has_mask=mask is not None,
+            stream=stream,
+            max_images=self.config.max_images,
+        )
+        self._check_models(params, key.allowed_models if key else ())
+        inputs = await asyncio.to_thread(self._inspect_files, images, mask)
+        job = Job(
+            id=new_job_id(),
+            request_type=RequestType.IMAGE_EDIT,
+            status=JobStatus.PENDING,
+            params=params,
+            created_at=self._clock(),
+            ttl_seconds=resolve_ttl(
+                ttl_seconds, self.config.default_ttl_seconds, self.config.max_ttl_seconds
+            ),
+            owner_key_id=key.id if key else None,
+            inputs=tuple(s.info for s in inputs),
+        )
+        try:
+            await self._store.create_job(job, inputs)
+        except StoreUnavailable as exc:
+            raise Unavailable("the job store is unavailable; try again") from exc
+        self._on_submit()
+        return job
+
+    def _check_models(self, params: ImageEditParams, allowed: tuple[str, ...]) -> None:
+        for model in params.models():
+            if not model_allowed(model, allowed):
+                param = "model" if model == params.model else "fallbacks"
+                raise PermissionDenied(f"this virtual key may not use model {model!r}", param)
+        primary = split_model(params.model)
+        if primary is not None and self._registry.get(primary[0]) is None:
+            raise InvalidArgument(
+                f"provider {primary[0]!r} of model {params.model!r} is not configured", "model"
+            )
+
+    def _inspect_files(self, images: list[StagingFile], mask: StagingFile | None) -> list[StagedFile]:
+        staged = []
+        infos = []
+        for f in [*images, *([mask] if mask else [])]:
+            info = inspect_image(
+                f.path, param=f.param, label=f.label, max_pixels=self.config.max_image_pixels
+            )
+            infos.append(info)
+            staged.append(
+                StagedFile(
+                    InputFile(
+                        f.role, f.index, f.filename, info.content_type, f.size, info.width, info.height
+                    ),
+                    f.path,
+                )
+            )
+        if mask is not None:
+            check_mask(infos[-1], infos[0])
+        return staged
+
+    async def get_job(
+        self, job_id: str, headers: Mapping[str, str], request_type: RequestType | None = None
+    ) -> Job:
+        key = self._keyring.resolve(headers)
+        job = await self._readable_job(job_id, key.id if key else None)
+        if request_type is not None and job.request_type != request_type:
+            raise OperationTypeMismatch()
+        return job
+
+    async def open_output(
+        self, job_id: str, index: int, headers: Mapping[str, str], token: str
+    ) -> OutputStream:
+        if token:
+            if not self.capabilities.verify(job_id, index, token):
+                raise PermissionDenied("invalid image token", "token")
+            job = await self._live_job(job_id)
+        else:
+            key = self._keyring.resolve(headers)
+            job = await self._readable_job(job_id, key.id if key else None)
+        info = await self._store.output_info(job.id, index) if job.status == JobStatus.COMPLETED else None
+        if info is None:
+            raise NotFound(f"job {job_id} has no stored image {index}")
+        return OutputStream(info, self._store.read_output(job.id, index))
+
+    async def _live_job(self, job_id: str) -> Job:
+        try:
+            job = await self._store.get_job(job_id)
+        except StoreUnavailable as exc:
+            raise Unavailable("the job store is unavailable; try again") from exc
+        if job is None or job.is_expired(self._clock()):
+            raise NotFound(f"job {job_id} not found")
+        return job
+
+    async def _readable_job(self, job_id: str, key_id: str | None) -> Job:
+        """The job, if this caller may read it; otherwise exactly as if it did not exist."""
+        job = await self._live_job(job_id)
+        if job.owner_key_id is not None and job.owner_key_id != key_id:
+            raise NotFound(f"job {job_id} not found")
+        return job

@@ -1,0 +1,1 @@
+"""Provider adapters behind one protocol; `provider/model` picks the adapter."""

@@ -1,0 +1,1 @@
+"""Job stores: one protocol (base.py), several backends, one shared test suite."""

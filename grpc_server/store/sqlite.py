@@ -1,0 +1,394 @@
+"""The embedded store: one SQLite file in WAL mode, jobs and their blobs together.
+
+The stdlib driver runs on two dedicated threads, each with its own connection:
+one writer (SQLite allows a single writer at a time anyway) and one reader, so
+polls are not queued behind a 50 MB upload being written. Whole transactions
+run as plain functions on the writer thread, which keeps them atomic and costs
+one thread hop each, where a per-statement async driver would cost one per
+statement. Blobs are written and read in CHUNK_BYTES rows, never held whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from grpc_server.domain.jobs import (
+    ImageEditParams,
+    ImageResult,
+    InputFile,
+    Job,
+    JobError,
+    JobStatus,
+    OutputImage,
+    RequestType,
+)
+from grpc_server.domain.ttl import expiry
+from grpc_server.store.base import CHUNK_BYTES, OutputInfo, ReapResult, StagedFile, StoreUnavailable
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id            TEXT PRIMARY KEY,
+    request_type  TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    model         TEXT NOT NULL,
+    owner_key_id  TEXT,
+    params        TEXT NOT NULL,
+    inputs        TEXT NOT NULL,
+    ttl_seconds   INTEGER NOT NULL,
+    created_at    REAL NOT NULL,
+    completed_at  REAL,
+    expires_at    REAL,
+    status_code   INTEGER NOT NULL DEFAULT 0,
+    result        TEXT,
+    error         TEXT,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    lease_owner   TEXT,
+    lease_until   REAL
+);
+CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (status, created_at);
+CREATE INDEX IF NOT EXISTS jobs_leases ON jobs (status, lease_until);
+CREATE INDEX IF NOT EXISTS jobs_expiry ON jobs (expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS blob_chunks (
+    job_id  TEXT NOT NULL,
+    kind    TEXT NOT NULL,      -- image | mask | output
+    idx     INTEGER NOT NULL,
+    seq     INTEGER NOT NULL,
+    data    BLOB NOT NULL,
+    PRIMARY KEY (job_id, kind, idx, seq)
+);
+"""
+
+_OUTPUT = "output"
+
+
+def _ts(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+def _dt(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def _job_from_row(row: sqlite3.Row) -> Job:
+    created_at = _dt(row["created_at"])
+    assert created_at is not None
+    return Job(
+        id=row["id"],
+        request_type=RequestType(row["request_type"]),
+        status=JobStatus(row["status"]),
+        params=ImageEditParams.from_json(json.loads(row["params"])),
+        created_at=created_at,
+        ttl_seconds=row["ttl_seconds"],
+        owner_key_id=row["owner_key_id"],
+        inputs=tuple(InputFile(**f) for f in json.loads(row["inputs"])),
+        completed_at=_dt(row["completed_at"]),
+        expires_at=_dt(row["expires_at"]),
+        status_code=row["status_code"],
+        result=ImageResult.from_json(json.loads(row["result"])) if row["result"] else None,
+        error=JobError.from_json(json.loads(row["error"])) if row["error"] else None,
+        attempts=row["attempts"],
+    )
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+class SQLiteStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="sqlite-reader")
+        self._write_conn: sqlite3.Connection | None = None
+        self._read_conn: sqlite3.Connection | None = None
+
+    async def _on(self, executor: ThreadPoolExecutor, fn: Callable[[], T]) -> T:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(executor, fn)
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._on(self._writer, lambda: fn(self._wconn))
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._on(self._reader, lambda: fn(self._rconn))
+
+    @property
+    def _wconn(self) -> sqlite3.Connection:
+        assert self._write_conn is not None, "store not open"
+        return self._write_conn
+
+    @property
+    def _rconn(self) -> sqlite3.Connection:
+        assert self._read_conn is not None, "store not open"
+        return self._read_conn
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+        def open_writer() -> sqlite3.Connection:
+            conn = _connect(self.path)
+            conn.executescript(SCHEMA)
+            return conn
+
+        self._write_conn = await self._on(self._writer, open_writer)
+        self._read_conn = await self._on(self._reader, lambda: _connect(self.path))
+
+    async def close(self) -> None:
+        for executor, conn in ((self._writer, self._write_conn), (self._reader, self._read_conn)):
+            if conn is not None:
+                await asyncio.get_running_loop().run_in_executor(executor, conn.close)
+            executor.shutdown(wait=True)
+        self._write_conn = self._read_conn = None
+
+    async def ping(self) -> None:
+        await self._read(lambda c: c.execute("SELECT 1").fetchone())
+
+    async def create_job(self, job: Job, files: Sequence[StagedFile]) -> None:
+        def insert(conn: sqlite3.Connection) -> None:
+            with _Transaction(conn):
+                conn.execute(
+                    "INSERT INTO jobs (id, request_type, status, model, owner_key_id, params, inputs,"
+                    " ttl_seconds, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        job.id,
+                        job.request_type.value,
+                        job.status.value,
+                        job.params.model,
+                        job.owner_key_id,
+                        json.dumps(job.params.to_json()),
+                        json.dumps([vars(f.info) for f in files]),
+                        job.ttl_seconds,
+                        _ts(job.created_at),
+                    ),
+                )
+                for staged in files:
+                    _insert_file_chunks(conn, job.id, staged.info.role, staged.info.index, staged.path)
+
+        await self._write(insert)
+
+    async def get_job(self, job_id: str) -> Job | None:
+        row = await self._read(lambda c: c.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
+        return None if row is None else _job_from_row(row)
+
+    async def claim_jobs(self, worker: str, limit: int, now: datetime, lease_until: datetime) -> list[Job]:
+        def claim(conn: sqlite3.Connection) -> list[Job]:
+            rows = conn.execute(
+                "UPDATE jobs SET status = 'processing', lease_owner = ?, lease_until = ?,"
+                " attempts = attempts + 1"
+                " WHERE id IN (SELECT id FROM jobs WHERE status = 'pending' ORDER BY created_at LIMIT ?)"
+                " AND status = 'pending' RETURNING *",
+                (worker, _ts(lease_until), limit),
+            ).fetchall()
+            return [_job_from_row(r) for r in rows]
+
+        return await self._write(claim)
+
+    async def renew_lease(self, job_id: str, worker: str, lease_until: datetime) -> bool:
+        return await self._write(
+            lambda c: (
+                c.execute(
+                    "UPDATE jobs SET lease_until = ?"
+                    " WHERE id = ? AND status = 'processing' AND lease_owner = ?",
+                    (_ts(lease_until), job_id, worker),
+                ).rowcount
+                == 1
+            )
+        )
+
+    async def release_job(self, job_id: str, worker: str) -> bool:
+        # A release is not the job's fault: give the attempt back.
+        return await self._write(
+            lambda c: (
+                c.execute(
+                    "UPDATE jobs SET status = 'pending', lease_owner = NULL, lease_until = NULL,"
+                    " attempts = MAX(attempts - 1, 0)"
+                    " WHERE id = ? AND status = 'processing' AND lease_owner = ?",
+                    (job_id, worker),
+                ).rowcount
+                == 1
+            )
+        )
+
+    async def complete_job(
+        self, job_id: str, worker: str, result: ImageResult, outputs: Sequence[OutputImage], now: datetime
+    ) -> bool:
+        def complete(conn: sqlite3.Connection) -> bool:
+            with _Transaction(conn):
+                updated = conn.execute(
+                    "UPDATE jobs SET status = 'completed', status_code = 200, result = ?, completed_at = ?,"
+                    " expires_at = ? + ttl_seconds, lease_owner = NULL, lease_until = NULL"
+                    " WHERE id = ? AND status = 'processing' AND lease_owner = ?",
+                    (json.dumps(result.to_json()), _ts(now), _ts(now), job_id, worker),
+                ).rowcount
+                if updated != 1:
+                    return False
+                for index, output in enumerate(outputs):
+                    _insert_chunks(conn, job_id, _OUTPUT, index, _split(output.data))
+                return True
+
+        return await self._write(complete)
+
+    async def fail_job(self, job_id: str, worker: str | None, error: JobError, now: datetime) -> bool:
+        guard, args = (
+            ("status = 'processing' AND lease_owner = ?", (worker,))
+            if worker is not None
+            else ("status = 'pending'", ())
+        )
+        return await self._write(
+            lambda c: (
+                c.execute(
+                    "UPDATE jobs SET status = 'failed', status_code = ?, error = ?, completed_at = ?,"
+                    " expires_at = ? + ttl_seconds, lease_owner = NULL, lease_until = NULL"
+                    f" WHERE id = ? AND {guard}",
+                    (
+                        error.status_code or 500,
+                        json.dumps(error.to_json()),
+                        _ts(now),
+                        _ts(now),
+                        job_id,
+                        *args,
+                    ),
+                ).rowcount
+                == 1
+            )
+        )
+
+    async def export_inputs(self, job_id: str, dest: Path) -> list[StagedFile]:
+        job = await self.get_job(job_id)
+        if job is None:
+            return []
+
+        def export(conn: sqlite3.Connection) -> list[StagedFile]:
+            staged = []
+            for info in job.inputs:
+                path = dest / f"{info.role}-{info.index}"
+                with path.open("wb") as out:
+                    for (data,) in conn.execute(
+                        "SELECT data FROM blob_chunks WHERE job_id = ? AND kind = ? AND idx = ? ORDER BY seq",
+                        (job_id, info.role, info.index),
+                    ):
+                        out.write(data)
+                staged.append(StagedFile(info, path))
+            return staged
+
+        return await self._read(export)
+
+    async def output_info(self, job_id: str, index: int) -> OutputInfo | None:
+        job = await self.get_job(job_id)
+        if job is None or job.result is None:
+            return None
+        for image in job.result.images:
+            if image.stored_index == index:
+                return OutputInfo(image.content_type, image.size_bytes)
+        return None
+
+    async def read_output(self, job_id: str, index: int) -> AsyncIterator[bytes]:
+        for seq in itertools.count():
+
+            def chunk(conn: sqlite3.Connection, seq: int = seq) -> sqlite3.Row | None:
+                row: sqlite3.Row | None = conn.execute(
+                    "SELECT data FROM blob_chunks WHERE job_id = ? AND kind = ? AND idx = ? AND seq = ?",
+                    (job_id, _OUTPUT, index, seq),
+                ).fetchone()
+                return row
+
+            row = await self._read(chunk)
+            if row is None:
+                return
+            yield bytes(row[0])
+
+    async def reap_expired_leases(self, now: datetime, max_attempts: int, exhausted: JobError) -> ReapResult:
+        def reap(conn: sqlite3.Connection) -> ReapResult:
+            with _Transaction(conn):
+                stale = conn.execute(
+                    "SELECT id, attempts, ttl_seconds FROM jobs"
+                    " WHERE status = 'processing' AND lease_until < ?",
+                    (_ts(now),),
+                ).fetchall()
+                failed = 0
+                for row in stale:
+                    if row["attempts"] >= max_attempts:
+                        conn.execute(
+                            "UPDATE jobs SET status = 'failed', status_code = ?, error = ?, completed_at = ?,"
+                            " expires_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?",
+                            (
+                                exhausted.status_code,
+                                json.dumps(exhausted.to_json()),
+                                _ts(now),
+                                _ts(expiry(now, row["ttl_seconds"])),
+                                row["id"],
+                            ),
+                        )
+                        failed += 1
+                    else:
+                        conn.execute(
+                            "UPDATE jobs SET status = 'pending', lease_owner = NULL, lease_until = NULL"
+                            " WHERE id = ?",
+                            (row["id"],),
+                        )
+                return ReapResult(requeued=len(stale) - failed, failed=failed)
+
+        return await self._write(reap)
+
+    async def delete_expired(self, now: datetime, limit: int) -> int:
+        def delete(conn: sqlite3.Connection) -> int:
+            with _Transaction(conn):
+                ids = [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT id FROM jobs WHERE expires_at <= ? LIMIT ?", (_ts(now), limit)
+                    ).fetchall()
+                ]
+                for job_id in ids:
+                    conn.execute("DELETE FROM blob_chunks WHERE job_id = ?", (job_id,))
+                    conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+                return len(ids)
+
+        return await self._write(delete)
+
+
+def _split(data: bytes) -> list[bytes]:
+    return [data[i : i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)] or [b""]
+
+
+def _insert_chunks(conn: sqlite3.Connection, job_id: str, kind: str, index: int, chunks: Any) -> None:
+    conn.executemany(
+        "INSERT INTO blob_chunks (job_id, kind, idx, seq, data) VALUES (?, ?, ?, ?, ?)",
+        ((job_id, kind, index, seq, chunk) for seq, chunk in enumerate(chunks)),
+    )
+
+
+def _insert_file_chunks(conn: sqlite3.Connection, job_id: str, kind: str, index: int, path: Path) -> None:
+    with path.open("rb") as f:
+        _insert_chunks(conn, job_id, kind, index, iter(lambda: f.read(CHUNK_BYTES), b""))

@@ -1,0 +1,1 @@
+"""asyncgate REST bridge: the gateway's async-jobs HTTP API over the gRPC service."""

@@ -1,0 +1,101 @@
+"""A proto Job -> the JSON job envelope of CONTRACT section 2, keys in order."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from asyncgate.v1 import job_pb2 as job_pb
+
+STATUS = {
+    job_pb.JOB_STATUS_PENDING: "pending",
+    job_pb.JOB_STATUS_PROCESSING: "processing",
+    job_pb.JOB_STATUS_COMPLETED: "completed",
+    job_pb.JOB_STATUS_FAILED: "failed",
+}
+TERMINAL = (job_pb.JOB_STATUS_COMPLETED, job_pb.JOB_STATUS_FAILED)
+
+ReadImage = Callable[[str, job_pb.StoredImage], Awaitable[bytes]]
+
+
+def rfc3339(ts: Timestamp) -> str:
+    return ts.ToDatetime().strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def extra_fields(extra: job_pb.ExtraFields) -> dict[str, str]:
+    return {
+        "provider": extra.provider,
+        "model_requested": extra.model_requested,
+        "request_type": extra.request_type,
+    }
+
+
+def error_object(error: job_pb.JobError) -> dict[str, Any]:
+    inner: dict[str, Any] = {"type": error.error.type, "message": error.error.message}
+    if error.error.code:
+        inner["code"] = error.error.code
+    if error.error.param:
+        inner["param"] = error.error.param
+    inner["event_id"] = error.error.event_id
+    return {
+        "event_id": error.event_id,
+        "type": error.type,
+        "is_bifrost_error": error.is_gateway_error,
+        "status_code": error.status_code,
+        "error": inner,
+        "extra_fields": extra_fields(error.extra_fields),
+    }
+
+
+def image_url(base_url: str, job_id: str, stored: job_pb.StoredImage) -> str:
+    return f"{base_url}/v1/async/files/{job_id}/{stored.index}?token={stored.access_token}"
+
+
+async def image_result(job: job_pb.Job, base_url: str, read_image: ReadImage) -> dict[str, Any]:
+    result = job.image_result
+    data = []
+    for image in result.data:
+        item: dict[str, Any] = {}
+        if image.HasField("stored"):
+            if result.response_format == "b64_json":
+                item["b64_json"] = base64.b64encode(await read_image(job.id, image.stored)).decode()
+            else:
+                item["url"] = image_url(base_url, job.id, image.stored)
+        else:
+            item["url"] = image.url
+        if image.revised_prompt:
+            item["revised_prompt"] = image.revised_prompt
+        data.append(item)
+    body: dict[str, Any] = {"created": result.created, "data": data}
+    if result.HasField("usage"):
+        body["usage"] = json_format.MessageToDict(result.usage)
+    for key in ("background", "output_format", "quality", "size"):
+        if value := getattr(result, key):
+            body[key] = value
+    body["extra_fields"] = extra_fields(result.extra_fields)
+    return body
+
+
+async def envelope(job: job_pb.Job, base_url: str, read_image: ReadImage) -> dict[str, Any]:
+    body: dict[str, Any] = {"id": job.id, "status": STATUS[job.status]}
+    if job.HasField("expire_time"):
+        body["expires_at"] = rfc3339(job.expire_time)
+    body["created_at"] = rfc3339(job.create_time)
+    if job.HasField("complete_time"):
+        body["completed_at"] = rfc3339(job.complete_time)
+    if job.status_code:
+        body["status_code"] = job.status_code
+    if job.status == job_pb.JOB_STATUS_COMPLETED and job.HasField("image_result"):
+        body["result"] = await image_result(job, base_url, read_image)
+    if job.status == job_pb.JOB_STATUS_FAILED and job.HasField("error"):
+        body["error"] = error_object(job.error)
+    return body
+
+
+def accepted(job: job_pb.Job) -> dict[str, Any]:
+    """The submit answer: id, status, created_at."""
+    return {"id": job.id, "status": STATUS[job.status], "created_at": rfc3339(job.create_time)}

@@ -1,0 +1,112 @@
+"""Streams a multipart image edit form into the gRPC upload, one chunk at a time.
+
+File parts are forwarded as they are read (never held whole); text fields are
+collected (they are small, and bounded) and sent as the upload header at the
+end. Body limits are enforced as bytes arrive, so an oversized body is answered
+413 as soon as it crosses the limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+from aiohttp import BodyPartReader, MultipartReader, web
+
+from asyncgate.v1 import job_service_pb2 as pb
+from rest_bridge.config import BridgeConfig
+from rest_bridge.errors import BridgeError
+from rest_bridge.form import FILE_FIELDS, image_edit_request
+
+Send = Callable[[pb.UploadImageEditJobRequest], Awaitable[None]]
+
+_ROLE = {
+    "image": pb.UPLOAD_FILE_ROLE_IMAGE,
+    "image[]": pb.UPLOAD_FILE_ROLE_IMAGE,
+    "mask": pb.UPLOAD_FILE_ROLE_MASK,
+}
+
+
+def _malformed(detail: object) -> BridgeError:
+    return BridgeError(400, f"failed to parse multipart form: {detail}")
+
+
+class _Budget:
+    """Counts body bytes against the limit."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.used = limit, 0
+
+    def spend(self, n: int, param: str) -> None:
+        self.used += n
+        if self.used > self.limit:
+            raise BridgeError(413, f"request body larger than the limit of {self.limit} bytes", param)
+
+
+async def open_form(request: web.Request, config: BridgeConfig) -> MultipartReader:
+    if request.content_length is not None and request.content_length > config.max_body_bytes:
+        raise BridgeError(413, f"request body larger than the limit of {config.max_body_bytes} bytes")
+    if request.content_type != "multipart/form-data":
+        raise _malformed(f"expected multipart/form-data, got {request.content_type or 'no content type'}")
+    try:
+        return await request.multipart()
+    except (ValueError, AssertionError, KeyError) as exc:
+        raise _malformed(exc) from exc
+
+
+async def forward_form(
+    reader: MultipartReader, config: BridgeConfig, send: Send, options: pb.JobOptions
+) -> None:
+    """Send every part of the form, then the header with the text fields."""
+    budget = _Budget(config.max_body_bytes)
+    fields: dict[str, list[str]] = {}
+    try:
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                raise _malformed("nested multipart bodies are not supported")
+            name = part.name
+            if not name:
+                raise _malformed("a part has no name")
+            if name in FILE_FIELDS:
+                await _forward_file(part, name, config, budget, send)
+            elif part.filename is not None:
+                raise BridgeError(
+                    400, f"unexpected file field {name!r} (expected image, image[] or mask)", name
+                )
+            else:
+                fields.setdefault(name, []).append(await _read_text(part, name, config, budget))
+    except (ValueError, AssertionError, aiohttp.ClientPayloadError) as exc:
+        raise _malformed(exc) from exc
+    await send(
+        pb.UploadImageEditJobRequest(
+            header=pb.UploadHeader(request=image_edit_request(fields), options=options)
+        )
+    )
+
+
+async def _forward_file(
+    part: BodyPartReader, name: str, config: BridgeConfig, budget: _Budget, send: Send
+) -> None:
+    param = "mask" if name == "mask" else "image"
+    content_type = part.headers.get(aiohttp.hdrs.CONTENT_TYPE, "application/octet-stream")
+    await send(
+        pb.UploadImageEditJobRequest(
+            file=pb.UploadFile(role=_ROLE[name], filename=part.filename or "", content_type=content_type)
+        )
+    )
+    while chunk := await part.read_chunk(config.upload_chunk_bytes):
+        budget.spend(len(chunk), param)
+        await send(pb.UploadImageEditJobRequest(chunk=chunk))
+
+
+async def _read_text(part: BodyPartReader, name: str, config: BridgeConfig, budget: _Budget) -> str:
+    data = bytearray()
+    while chunk := await part.read_chunk(64 * 1024):
+        budget.spend(len(chunk), name)
+        data += chunk
+        if len(data) > config.max_field_bytes:
+            raise BridgeError(413, f"field {name} is larger than {config.max_field_bytes} bytes", name)
+    try:
+        return data.decode(part.get_charset(default="utf-8"))
+    except (UnicodeDecodeError, LookupError) as exc:
+        raise BridgeError(400, f"field {name} is not valid text: {exc}", name) from exc

@@ -1,0 +1,167 @@
+"""The REST routes: HTTP in, proto out; proto in, HTTP out. No business rules."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import grpc
+from aiohttp import web
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from asyncgate.v1 import job_pb2 as job_pb
+from asyncgate.v1 import job_service_pb2 as pb
+from rest_bridge.config import BridgeConfig
+from rest_bridge.envelope import TERMINAL, accepted, envelope
+from rest_bridge.errors import BridgeError, error_response, from_rpc_error
+from rest_bridge.multipart import forward_form, open_form
+from rest_bridge.ttl import TTL_HEADER, parse_ttl_header
+
+if TYPE_CHECKING:  # the async stub type exists only in the generated .pyi
+    from asyncgate.v1.job_service_pb2_grpc import JobServiceAsyncStub
+
+CONFIG = web.AppKey("config", BridgeConfig)
+JOBS: web.AppKey[JobServiceAsyncStub] = web.AppKey("jobs")
+HEALTH = web.AppKey("health", health_pb2_grpc.HealthStub)  # untyped: grpcio-health ships no stubs
+
+# Headers that may carry a virtual key; the server decides what they mean.
+KEY_HEADERS = ("x-bf-vk", "authorization", "x-api-key", "x-goog-api-key")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Metadata = tuple[tuple[str, str], ...]
+
+
+def forwarded_metadata(request: web.Request) -> Metadata:
+    metadata = []
+    for header in KEY_HEADERS:
+        value = request.headers.get(header)
+        if value is None:
+            continue
+        if not value.isascii() or not value.isprintable():
+            raise BridgeError(400, f"invalid {header} header: only printable ASCII is allowed", header)
+        metadata.append((header, value))
+    return tuple(metadata)
+
+
+def handles_errors(request_type: str) -> Callable[[Handler], Handler]:
+    """Answer BridgeError and gRPC failures with the error object."""
+
+    def decorate(handler: Handler) -> Handler:
+        async def wrapper(request: web.Request) -> web.StreamResponse:
+            try:
+                return await handler(request)
+            except BridgeError as error:
+                return error_response(error, request_type)
+            except grpc.aio.AioRpcError as error:
+                return error_response(from_rpc_error(error), request_type)
+
+        return wrapper
+
+    return decorate
+
+
+async def _read_image(request: web.Request, job_id: str, stored: job_pb.StoredImage) -> bytes:
+    stream = request.app[JOBS].ReadJobOutput(
+        pb.ReadJobOutputRequest(job_id=job_id, index=stored.index, access_token=stored.access_token),
+        timeout=request.app[CONFIG].grpc_timeout_seconds,
+    )
+    return b"".join([message.chunk async for message in stream])
+
+
+def base_url(request: web.Request) -> str:
+    """Where result image URLs point: the configured public URL, else where the caller reached us."""
+    configured = request.app[CONFIG].public_url
+    return (configured or str(request.url.origin())).rstrip("/")
+
+
+@handles_errors("image_edit")
+async def submit_image_edit(request: web.Request) -> web.StreamResponse:
+    config = request.app[CONFIG]
+    metadata = forwarded_metadata(request)
+    options = pb.JobOptions()
+    if (ttl := parse_ttl_header(request.headers.get(TTL_HEADER))) is not None:
+        options.result_ttl_seconds = ttl
+    reader = await open_form(request, config)
+    call = request.app[JOBS].UploadImageEditJob(None, metadata=metadata, timeout=config.grpc_timeout_seconds)
+
+    async def send(message: pb.UploadImageEditJobRequest) -> None:
+        try:
+            await call.write(message)
+        except asyncio.InvalidStateError:
+            await call  # the server ended the call early: raise its status
+            raise
+
+    try:
+        await forward_form(reader, config, send, options)
+        await call.done_writing()
+        response: pb.UploadImageEditJobResponse = await call
+    except BaseException:
+        call.cancel()
+        raise
+    return web.json_response(accepted(response.job), status=202)
+
+
+def poll(request_type: int, name: str) -> Handler:
+    @handles_errors(name)
+    async def get_job(request: web.Request) -> web.StreamResponse:
+        config = request.app[CONFIG]
+        response = await request.app[JOBS].GetJob(
+            pb.GetJobRequest(id=request.match_info["job_id"], request_type=request_type),  # type: ignore[arg-type]
+            metadata=forwarded_metadata(request),
+            timeout=config.grpc_timeout_seconds,
+        )
+        job = response.job
+        body = await envelope(
+            job, base_url(request), lambda job_id, stored: _read_image(request, job_id, stored)
+        )
+        return web.json_response(body, status=200 if job.status in TERMINAL else 202)
+
+    return get_job
+
+
+@handles_errors("")
+async def read_file(request: web.Request) -> web.StreamResponse:
+    try:
+        index = int(request.match_info["index"])
+    except ValueError:
+        raise BridgeError(404, "not found") from None
+    stream = request.app[JOBS].ReadJobOutput(
+        pb.ReadJobOutputRequest(
+            job_id=request.match_info["job_id"], index=index, access_token=request.query.get("token", "")
+        ),
+        metadata=forwarded_metadata(request),
+        timeout=request.app[CONFIG].grpc_timeout_seconds,
+    )
+    messages = aiter(stream)
+    first = await anext(messages)  # errors surface here, before any byte is sent
+    response = web.StreamResponse(
+        headers={"Content-Type": first.content_type, "Cache-Control": "private, max-age=300"}
+    )
+    response.content_length = first.size_bytes
+    await response.prepare(request)
+    await response.write(first.chunk)
+    async for message in messages:
+        await response.write(message.chunk)
+    await response.write_eof()
+    return response
+
+
+async def health(request: web.Request) -> web.StreamResponse:
+    try:
+        reply = await request.app[HEALTH].Check(health_pb2.HealthCheckRequest(service=""), timeout=2)
+        serving = reply.status == health_pb2.HealthCheckResponse.SERVING
+    except grpc.aio.AioRpcError:
+        serving = False
+    return web.json_response({"status": "ok" if serving else "unavailable"}, status=200 if serving else 503)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/async/images/edits", submit_image_edit)
+    app.router.add_get(
+        "/v1/async/images/edits/{job_id}",
+        poll(job_pb.REQUEST_TYPE_IMAGE_EDIT, "image_edit"),
+        allow_head=False,
+    )
+    app.router.add_get("/v1/async/files/{job_id}/{index}", read_file, allow_head=False)
+    app.router.add_get("/health", health, allow_head=False)

@@ -1,0 +1,96 @@
+"""Fixtures that run the real parts: a grpc.aio server on a free port with a real
+SQLite file, and the real aiohttp bridge in front of it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import grpc
+import pytest
+from aiohttp import web
+
+from asyncgate.v1 import job_service_pb2_grpc as pb_grpc
+from grpc_server.config import DispatcherSettings, RetrySettings, ServerConfig, VirtualKey
+from grpc_server.server import AsyncGateServer
+from rest_bridge.app import create_app
+from rest_bridge.config import BridgeConfig
+
+if TYPE_CHECKING:
+    from asyncgate.v1.job_service_pb2_grpc import JobServiceAsyncStub
+
+KEY_A = VirtualKey(id="vk-team-a", value="sk-bf-team-a-secret")
+KEY_B = VirtualKey(id="vk-team-b", value="sk-bf-team-b-secret")
+
+
+def test_config(data_dir: Path, **overrides: Any) -> ServerConfig:
+    """Fast timings so that tests do not wait on production defaults."""
+    config = ServerConfig(
+        port=0,
+        data_dir=data_dir,
+        virtual_keys=(KEY_A, KEY_B),
+        retry=RetrySettings(
+            max_attempts=3, base_delay_seconds=0.01, max_delay_seconds=5, attempt_timeout_seconds=10
+        ),
+        dispatcher=DispatcherSettings(
+            concurrency=4,
+            lease_seconds=3,
+            poll_interval_seconds=0.2,
+            sweep_interval_seconds=0.3,
+            shutdown_grace_seconds=2,
+        ),
+    )
+    return replace(config, **overrides)
+
+
+@dataclass
+class Stack:
+    server: AsyncGateServer
+    grpc_target: str
+    base_url: str
+    http: aiohttp.ClientSession
+    channel: grpc.aio.Channel
+
+    @property
+    def stub(self) -> JobServiceAsyncStub:
+        return pb_grpc.JobServiceStub(self.channel)
+
+
+StackFactory = Callable[..., Awaitable[Stack]]
+
+
+@pytest.fixture
+async def make_stack(tmp_path: Path) -> AsyncIterator[StackFactory]:
+    """Start server + bridge with config overrides; everything is torn down after the test."""
+    cleanups: list[Callable[[], Awaitable[None]]] = []
+
+    async def start(bridge: BridgeConfig | None = None, **overrides: Any) -> Stack:
+        server = AsyncGateServer(test_config(tmp_path / f"data{len(cleanups)}", **overrides))
+        port = await server.start()
+        cleanups.append(lambda: server.stop(grace=1.0))
+        target = f"127.0.0.1:{port}"
+        bridge_config = replace(bridge or BridgeConfig(), grpc_target=target, port=0)
+        runner = web.AppRunner(create_app(bridge_config))
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        http_port = runner.addresses[0][1]
+        base_url = f"http://127.0.0.1:{http_port}"
+        cleanups.append(runner.cleanup)
+        http = aiohttp.ClientSession(base_url)
+        cleanups.append(http.close)
+        channel = grpc.aio.insecure_channel(target)
+        cleanups.append(lambda: channel.close(grace=None))
+        return Stack(server, target, base_url, http, channel)
+
+    yield start
+    for cleanup in reversed(cleanups):
+        await cleanup()
+
+
+@pytest.fixture
+async def stack(make_stack: StackFactory) -> Stack:
+    return await make_stack()
