@@ -66,20 +66,23 @@ def parse_bool(field: str, value: str) -> bool:
     raise BridgeError(400, f"invalid {field} value: {value!r} (expected true or false)", field)
 
 
-def _single(field: str, values: Sequence[str]) -> str:
-    if len(values) != 1:
-        raise BridgeError(400, f"{field} was given {len(values)} times (expected once)", field)
-    return values[0]
+class ImageEditForm:
+    """Builds the typed request field by field, refusing a bad value as soon as it arrives
+    (so a refused form is answered before the files that follow it are streamed)."""
 
+    def __init__(self) -> None:
+        self.request = edit_pb.ImageEditRequest()
+        self._seen: set[str] = set()
 
-def image_edit_request(fields: Mapping[str, Sequence[str]]) -> edit_pb.ImageEditRequest:
-    """The typed request for the text fields of an image edit form."""
-    request = edit_pb.ImageEditRequest()
-    for field, values in fields.items():
+    def add(self, field: str, value: str) -> None:
+        request = self.request
         if field in FALLBACK_FIELDS:
-            request.fallbacks.extend(v.strip() for v in values if v.strip())
-            continue
-        value = _single(field, values)
+            if value.strip():
+                request.fallbacks.append(value.strip())
+            return
+        if field in self._seen:
+            raise BridgeError(400, f"{field} was given more than once (expected once)", field)
+        self._seen.add(field)
         if field in STRING_FIELDS:
             setattr(request, field, value)
         elif field in ENUM_FIELDS:
@@ -92,4 +95,12 @@ def image_edit_request(fields: Mapping[str, Sequence[str]]) -> edit_pb.ImageEdit
             request.stream = parse_bool(field, value)
         else:
             request.extra_params[field] = value
-    return request
+
+
+def image_edit_request(fields: Mapping[str, Sequence[str]]) -> edit_pb.ImageEditRequest:
+    """The typed request for the text fields of an image edit form."""
+    form = ImageEditForm()
+    for field, values in fields.items():
+        for value in values:
+            form.add(field, value)
+    return form.request

@@ -9,6 +9,7 @@ end. Body limits are enforced as bytes arrive, so an oversized body is answered
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import aiohttp
 from aiohttp import BodyPartReader, MultipartReader, web
@@ -16,8 +17,9 @@ from aiohttp import BodyPartReader, MultipartReader, web
 from asyncgate.v1 import job_service_pb2 as pb
 from rest_bridge.config import BridgeConfig
 from rest_bridge.errors import BridgeError
-from rest_bridge.form import FILE_FIELDS, image_edit_request
+from rest_bridge.form import FILE_FIELDS, ImageEditForm
 
+T = TypeVar("T")
 Send = Callable[[pb.UploadImageEditJobRequest], Awaitable[None]]
 
 _ROLE = {
@@ -48,10 +50,7 @@ async def open_form(request: web.Request, config: BridgeConfig) -> MultipartRead
         raise BridgeError(413, f"request body larger than the limit of {config.max_body_bytes} bytes")
     if request.content_type != "multipart/form-data":
         raise _malformed(f"expected multipart/form-data, got {request.content_type or 'no content type'}")
-    try:
-        return await request.multipart()
-    except (ValueError, AssertionError, KeyError) as exc:
-        raise _malformed(exc) from exc
+    return await _parse(request.multipart())
 
 
 async def forward_form(
@@ -59,29 +58,30 @@ async def forward_form(
 ) -> None:
     """Send every part of the form, then the header with the text fields."""
     budget = _Budget(config.max_body_bytes)
-    fields: dict[str, list[str]] = {}
+    form = ImageEditForm()
+    while (part := await _parse(reader.next())) is not None:
+        if not isinstance(part, BodyPartReader):
+            raise _malformed("nested multipart bodies are not supported")
+        name = part.name
+        if not name:
+            raise _malformed("a part has no name")
+        if name in FILE_FIELDS:
+            await _forward_file(part, name, config, budget, send)
+        elif part.filename is not None:
+            raise BridgeError(400, f"unexpected file field {name!r} (expected image, image[] or mask)", name)
+        else:
+            form.add(name, await _read_text(part, name, config, budget))
+    await send(pb.UploadImageEditJobRequest(header=pb.UploadHeader(request=form.request, options=options)))
+
+
+async def _parse(step: Awaitable[T]) -> T:
+    """Await one step of the multipart parser; whatever it raises means a malformed body."""
     try:
-        while (part := await reader.next()) is not None:
-            if not isinstance(part, BodyPartReader):
-                raise _malformed("nested multipart bodies are not supported")
-            name = part.name
-            if not name:
-                raise _malformed("a part has no name")
-            if name in FILE_FIELDS:
-                await _forward_file(part, name, config, budget, send)
-            elif part.filename is not None:
-                raise BridgeError(
-                    400, f"unexpected file field {name!r} (expected image, image[] or mask)", name
-                )
-            else:
-                fields.setdefault(name, []).append(await _read_text(part, name, config, budget))
-    except (ValueError, AssertionError, aiohttp.ClientPayloadError) as exc:
+        return await step
+    except BridgeError:
+        raise
+    except Exception as exc:  # the parser raises ValueError, AssertionError, HttpProcessingError, ...
         raise _malformed(exc) from exc
-    await send(
-        pb.UploadImageEditJobRequest(
-            header=pb.UploadHeader(request=image_edit_request(fields), options=options)
-        )
-    )
 
 
 async def _forward_file(
@@ -94,14 +94,14 @@ async def _forward_file(
             file=pb.UploadFile(role=_ROLE[name], filename=part.filename or "", content_type=content_type)
         )
     )
-    while chunk := await part.read_chunk(config.upload_chunk_bytes):
+    while chunk := await _parse(part.read_chunk(config.upload_chunk_bytes)):
         budget.spend(len(chunk), param)
         await send(pb.UploadImageEditJobRequest(chunk=chunk))
 
 
 async def _read_text(part: BodyPartReader, name: str, config: BridgeConfig, budget: _Budget) -> str:
     data = bytearray()
-    while chunk := await part.read_chunk(64 * 1024):
+    while chunk := await _parse(part.read_chunk(64 * 1024)):
         budget.spend(len(chunk), name)
         data += chunk
         if len(data) > config.max_field_bytes:

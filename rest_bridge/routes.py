@@ -88,8 +88,10 @@ async def submit_image_edit(request: web.Request) -> web.StreamResponse:
     async def send(message: pb.UploadImageEditJobRequest) -> None:
         try:
             await call.write(message)
-        except asyncio.InvalidStateError:
-            await call  # the server ended the call early: raise its status
+        except (asyncio.InvalidStateError, grpc.aio.AioRpcError):
+            # The server ended the call early (a refusal mid-upload); the failed write
+            # only says "Internal error from Core": the call itself has the real status.
+            await call
             raise
 
     try:

@@ -3,6 +3,9 @@ SQLite file, and the real aiohttp bridge in front of it."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -53,6 +56,25 @@ class Stack:
     base_url: str
     http: aiohttp.ClientSession
     channel: grpc.aio.Channel
+
+    def stored_jobs(self) -> int:
+        """Jobs in the SQLite file, read through a separate connection."""
+        with contextlib.closing(sqlite3.connect(self.server.config.database_path)) as conn:
+            count: int = conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
+            blobs: int = conn.execute("SELECT COUNT(*) FROM blob_chunks").fetchone()[0]
+        assert count or not blobs, "blobs stored without a job"
+        return count
+
+    def staged_files(self) -> list[Path]:
+        root = self.server.config.staging_dir
+        return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+
+    async def no_staged_files(self) -> None:
+        """Wait until the staging area is empty. A refusal the bridge answers mid-upload
+        cancels the gRPC call; the server then discards the staged files as it sees the
+        cancellation, a moment after the client has its answer."""
+        while self.staged_files():
+            await asyncio.sleep(0.01)
 
     @property
     def stub(self) -> JobServiceAsyncStub:

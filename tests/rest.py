@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 from typing import Any
 
 import aiohttp
@@ -19,12 +20,12 @@ def edit_form(
     image_field: str = "image",
 ) -> aiohttp.FormData:
     """A multipart image edit form; defaults to a local background removal."""
-    form = aiohttp.FormData()
+    form = aiohttp.FormData(default_to_multipart=True)
     base = {"model": "local/pillow", "type": "background_removal"}
     for name, value in {**base, **(fields or {})}.items():
         form.add_field(name, value)
     for filename, data in images if images is not None else [("photo.png", subject_on_background())]:
-        form.add_field(image_field, data, filename=filename, content_type="image/png")
+        form.add_field(image_field, io.BytesIO(data), filename=filename, content_type="image/png")
     if mask is not None:
         form.add_field("mask", mask, filename="mask.png", content_type="image/png")
     return form

@@ -58,6 +58,8 @@ class RecordedRequest:
     files: list[RecordedFile]
     body: bytes = b""
     """The raw body of a request that is not multipart."""
+    received_at: float = 0.0
+    """time.monotonic() when the request arrived, to check waits between retries."""
 
     def field(self, name: str) -> str | None:
         """The first value of a text part, or None when it was not sent."""
@@ -198,6 +200,7 @@ class FakeOpenAI:
         )
 
     async def _record(self, request: web.Request) -> tuple[RecordedRequest, bytes | None]:
+        arrived = time.monotonic()
         fields: dict[str, list[str]] = {}
         files: list[RecordedFile] = []
         body = b""
@@ -220,7 +223,9 @@ class FakeOpenAI:
         else:
             body = await request.read()
         headers = {k.lower(): v for k, v in request.headers.items()}
-        recorded = RecordedRequest(request.method, request.path, headers, fields, files, body)
+        recorded = RecordedRequest(
+            request.method, request.path, headers, fields, files, body, received_at=arrived
+        )
         return recorded, first_image
 
     def _check_key(self, request: web.Request) -> web.Response | None:
