@@ -164,12 +164,12 @@ class JobApi:
         except StoreUnavailable as exc:
             raise Unavailable("the job store is unavailable; try again") from exc
         if job is None or job.is_expired(self._clock()):
-            raise NotFound(f"job {job_id} not found")
+            raise NotFound("job not found")
         return job
 
     async def _readable_job(self, job_id: str, key_id: str | None) -> Job:
         """The job, if this caller may read it; otherwise exactly as if it did not exist."""
         job = await self._live_job(job_id)
         if job.owner_key_id is not None and job.owner_key_id != key_id:
-            raise NotFound(f"job {job_id} not found")
+            raise NotFound("job not found")
         return job

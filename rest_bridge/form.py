@@ -15,7 +15,7 @@ from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 from asyncgate.v1 import image_edit_pb2 as edit_pb
 from rest_bridge.errors import BridgeError
 
-_INTEGER = re.compile(r"[+-]?\d+")
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 
 ENUM_FIELDS: dict[str, EnumTypeWrapper] = {
     "type": edit_pb.EditType,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 TTL_HEADER = "x-bf-async-job-result-ttl"
-_INTEGER = re.compile(r"[+-]?\d{1,18}")
+_INTEGER = re.compile(r"[+-]?[0-9]{1,18}")
 
 
 def parse_ttl_header(value: str | None) -> int | None:

@@ -65,6 +65,7 @@ FIELD_REFUSALS: list[tuple[str, dict[str, str], str, str]] = [
     ("n zero", {"n": "0"}, "n", "invalid n value"),
     ("n eleven", {"n": "11"}, "n", "invalid n value"),
     ("n not a number", {"n": "two"}, "n", "invalid n value"),
+    ("n fullwidth digit", {"n": "\uff15"}, "n", "invalid n value"),
     ("partial_images 4", {"partial_images": "4"}, "partial_images", "invalid partial_images value"),
     (
         "output_compression 101",
