@@ -166,7 +166,7 @@ async def test_reaper_requeues_expired_leases_and_fails_exhausted_jobs(
 ) -> None:
     job = await _create(store, tmp_path)
     later = T0 + 2 * LEASE
-    [claimed] = await store.claim_jobs("dead", 1, T0, T0 + LEASE)
+    [_claimed] = await store.claim_jobs("dead", 1, T0, T0 + LEASE)
     assert (await store.reap_expired_leases(T0, 2, ERROR)).requeued == 0  # lease still valid
     reaped = await store.reap_expired_leases(later, 2, ERROR)
     assert (reaped.requeued, reaped.failed) == (1, 0)
