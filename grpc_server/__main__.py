@@ -30,7 +30,10 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
     return replace(config, **{k: v for k, v in overrides.items() if v is not None})
 
 
-async def run_until_signalled(server: AsyncGateServer) -> None:
+async def run_until_signalled(config: ServerConfig) -> None:
+    """Serve until SIGTERM or SIGINT, then shut down gracefully. The server is built
+    here, inside the running loop: grpc.aio binds to the loop it is created in."""
+    server = AsyncGateServer(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -46,7 +49,7 @@ def main() -> None:
     add_server_arguments(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(run_until_signalled(AsyncGateServer(server_config(args))))
+    asyncio.run(run_until_signalled(server_config(args)))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,53 @@
+"""`python -m bench [--quick] [--duration S] [--concurrency N] [--only rest,grpc,memory]`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from bench.report import format_report, write_json
+from bench.runner import PARTS, Settings
+
+
+def settings_from_args(argv: list[str] | None = None) -> Settings:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description="asyncgate submit throughput and upload memory, against baselines"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="3 s per side, 2 rounds, shorter warm-up (under a minute)"
+    )
+    parser.add_argument("--duration", type=float, help="measured seconds per side (default 10, --quick 3)")
+    parser.add_argument("--warmup", type=float, help="warm-up seconds per side (default 1, --quick 0.5)")
+    parser.add_argument("--concurrency", type=int, default=16, help="concurrent client workers (default 16)")
+    parser.add_argument("--rounds", type=int, help="alternating rounds per comparison (default 4, --quick 2)")
+    parser.add_argument(
+        "--only", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}"
+    )
+    args = parser.parse_args(argv)
+    parts = tuple(p for p in args.only.split(",") if p)
+    if unknown := set(parts) - set(PARTS):
+        parser.error(f"--only: unknown part(s) {', '.join(sorted(unknown))}")
+    for name in ("concurrency", "rounds", "duration"):
+        if (value := getattr(args, name)) is not None and value <= 0:
+            parser.error(f"--{name} must be positive")
+    return Settings(
+        duration=args.duration or (3.0 if args.quick else 10.0),
+        warmup=args.warmup if args.warmup is not None else (0.5 if args.quick else 1.0),
+        concurrency=args.concurrency,
+        rounds=args.rounds or (2 if args.quick else 4),
+        parts=parts,
+    )
+
+
+def main() -> None:
+    from bench.runner import run_all  # imported late: --help stays instant
+
+    settings = settings_from_args()
+    report = asyncio.run(run_all(settings, progress=lambda text: print(text, file=sys.stderr, flush=True)))
+    print(format_report(report))
+    print(f"\nJSON: {write_json(report)}")
+
+
+if __name__ == "__main__":
+    main()

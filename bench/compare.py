@@ -1,0 +1,55 @@
+"""Baseline against subject, interleaved so that machine noise falls on both.
+
+After a warm-up of each, the measured time is cut into rounds run in the order
+B S, S B, B S, ... (each side's rounds spread evenly over the whole run). CPU time
+of every process involved is read around each round, so the report can say which
+process spends what per request.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+from bench.load import LoadResult
+from bench.procfs import cpu_seconds
+
+CLIENT = "bench-client"
+
+
+@dataclass(frozen=True)
+class Side:
+    name: str
+    run: Callable[[float], Awaitable[LoadResult]]
+    """Load the target for this many seconds."""
+    pids: Mapping[str, int]
+    """Processes whose CPU time counts for this side (the bench client is added)."""
+
+
+@dataclass
+class SideResult:
+    load: LoadResult = field(default_factory=LoadResult)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
+    """Per process, over the measured rounds only."""
+
+
+async def _measured_round(side: Side, seconds: float, into: SideResult) -> None:
+    pids = {CLIENT: os.getpid(), **side.pids}
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    into.load.merge(await side.run(seconds))
+    for name, pid in pids.items():
+        into.cpu_seconds[name] = into.cpu_seconds.get(name, 0.0) + cpu_seconds(pid) - before[name]
+
+
+async def compare(
+    baseline: Side, subject: Side, *, duration: float, rounds: int, warmup: float
+) -> tuple[SideResult, SideResult]:
+    """Run both for `duration` seconds each, in `rounds` alternating slices; (baseline, subject)."""
+    for side in (baseline, subject):
+        await side.run(warmup)  # connections opened, caches and allocators warm; not counted
+    results = {baseline.name: SideResult(), subject.name: SideResult()}
+    for i in range(rounds):
+        for side in (baseline, subject) if i % 2 == 0 else (subject, baseline):
+            await _measured_round(side, duration / rounds, results[side.name])
+    return results[baseline.name], results[subject.name]

@@ -1,0 +1,148 @@
+"""Subprocesses under test: started with this interpreter, waited for, always stopped.
+
+Each process writes its output to a log file in the work directory; when one
+dies or never becomes ready, the tail of its log is in the exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import grpc
+
+ROOT = Path(__file__).resolve().parents[1]  # `-m grpc_server` etc. resolve from the repo root
+READY_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+
+
+class ProcessFailed(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Process:
+    """One `python -m ...` child; stop() is safe to call more than once."""
+
+    def __init__(self, name: str, args: list[str], workdir: Path) -> None:
+        self.name = name
+        self.log_path = workdir / f"{name}.log"
+        self._log = self.log_path.open("wb")
+        try:
+            self._popen = subprocess.Popen(
+                [sys.executable, *args], cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT
+            )
+        except BaseException:
+            self._log.close()
+            raise
+
+    @property
+    def pid(self) -> int:
+        return self._popen.pid
+
+    def check_alive(self) -> None:
+        if (code := self._popen.poll()) is not None:
+            raise ProcessFailed(f"{self.name} exited with {code}:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 20) -> str:
+        self._log.flush()
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self._popen.poll() is None:
+            self._popen.terminate()  # SIGTERM: the servers shut down cleanly on it
+            try:
+                self._popen.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self._popen.kill()
+                self._popen.wait()
+        self._log.close()
+
+
+def start(stack: contextlib.ExitStack, name: str, args: list[str], workdir: Path) -> Process:
+    """Start a child whose stop() runs when `stack` closes."""
+    process = Process(name, args, workdir)
+    stack.callback(process.stop)
+    return process
+
+
+def start_server(
+    stack: contextlib.ExitStack, workdir: Path, name: str = "grpc-server"
+) -> tuple[Process, str]:
+    """The real gRPC server, accept-only, its SQLite store in a directory of its own."""
+    data_dir = workdir / f"{name}-data"
+    config = workdir / f"{name}.toml"
+    # concurrency = 0: jobs are stored but never run, so no job competes for CPU or memory.
+    config.write_text(f'data_dir = "{data_dir}"\n\n[dispatcher]\nconcurrency = 0\n')
+    port = free_port()
+    args = [
+        "-m",
+        "grpc_server",
+        "--config",
+        str(config),
+        "--grpc-port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+    ]
+    return start(stack, name, args, workdir), f"127.0.0.1:{port}"
+
+
+def start_bridge(
+    stack: contextlib.ExitStack, workdir: Path, grpc_target: str, name: str = "rest-bridge"
+) -> tuple[Process, str]:
+    port = free_port()
+    args = ["-m", "rest_bridge", "--grpc-target", grpc_target, "--http-port", str(port)]
+    return start(stack, name, args, workdir), f"http://127.0.0.1:{port}"
+
+
+def start_rest_baseline(stack: contextlib.ExitStack, workdir: Path) -> tuple[Process, str]:
+    port = free_port()
+    process = start(stack, "rest-baseline", ["-m", "bench.baselines", "rest", "--port", str(port)], workdir)
+    return process, f"http://127.0.0.1:{port}"
+
+
+def start_grpc_baseline(stack: contextlib.ExitStack, workdir: Path) -> tuple[Process, str]:
+    port = free_port()
+    process = start(stack, "grpc-baseline", ["-m", "bench.baselines", "grpc", "--port", str(port)], workdir)
+    return process, f"127.0.0.1:{port}"
+
+
+async def wait_http_ready(process: Process, base_url: str, timeout: float = READY_TIMEOUT) -> None:
+    """Until GET /health answers 200 (the bridge answers 200 only once its gRPC server serves)."""
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while True:
+            process.check_alive()
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                async with session.get(f"{base_url}/health", timeout=aiohttp.ClientTimeout(total=2)) as r:
+                    if r.status == 200:
+                        return
+            if time.monotonic() > deadline:
+                raise ProcessFailed(f"{process.name} not ready after {timeout} s:\n{process.log_tail()}")
+            await asyncio.sleep(0.1)
+
+
+async def wait_grpc_ready(process: Process, target: str, timeout: float = READY_TIMEOUT) -> None:
+    """Until a channel to `target` connects."""
+    deadline = time.monotonic() + timeout
+    async with grpc.aio.insecure_channel(target) as channel:
+        while True:
+            process.check_alive()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(channel.channel_ready(), 0.5)
+                return
+            if time.monotonic() > deadline:
+                raise ProcessFailed(f"{process.name} not ready after {timeout} s:\n{process.log_tail()}")

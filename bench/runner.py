@@ -1,0 +1,128 @@
+"""The three measurements, each with its own processes, and the whole run."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import procs
+from bench.compare import Side, compare
+from bench.load import GrpcTarget, RestTarget
+from bench.memory import measure_upload
+from bench.payloads import BIG_SIDE, create_request, multipart_form, small_png, write_big_png
+from bench.procfs import load_average
+from bench.report import goals
+from bench.stats import comparison
+
+PARTS = ("rest", "grpc", "memory")
+ACCEPT_ONLY_NOTE = (
+    "gRPC server runs accept-only ([dispatcher] concurrency = 0): jobs are validated and stored, "
+    "never run, so no job steals CPU from the submit path or decodes the large image"
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    duration: float = 10.0
+    """Measured seconds per side of each comparison."""
+    warmup: float = 1.0
+    concurrency: int = 16
+    rounds: int = 4
+    """Alternating slices the measured time is cut into."""
+    parts: tuple[str, ...] = PARTS
+
+
+async def rest_comparison(workdir: Path, settings: Settings) -> dict[str, Any]:
+    """POST /v1/async/images/edits: bridge + server against a bare aiohttp multipart reader."""
+    body = multipart_form(small_png())
+    with contextlib.ExitStack() as stack:
+        server, target = procs.start_server(stack, workdir, "rest-grpc-server")
+        baseline, baseline_url = procs.start_rest_baseline(stack, workdir)
+        await procs.wait_grpc_ready(server, target)
+        bridge, bridge_url = procs.start_bridge(stack, workdir, target)
+        await asyncio.gather(
+            procs.wait_http_ready(bridge, bridge_url), procs.wait_http_ready(baseline, baseline_url)
+        )
+        async with (
+            RestTarget(baseline_url, body, settings.concurrency) as bare,
+            RestTarget(bridge_url, body, settings.concurrency) as real,
+        ):
+            results = await compare(
+                Side("baseline", bare.run, {"rest-baseline": baseline.pid}),
+                Side("asyncgate", real.run, {"rest-bridge": bridge.pid, "grpc-server": server.pid}),
+                duration=settings.duration,
+                rounds=settings.rounds,
+                warmup=settings.warmup,
+            )
+    return {"body_bytes": len(body.data), **comparison(*results)}
+
+
+async def grpc_comparison(workdir: Path, settings: Settings) -> dict[str, Any]:
+    """CreateImageEditJob (unary, image inline): the server against a bare grpc.aio handler."""
+    request = create_request(small_png())
+    with contextlib.ExitStack() as stack:
+        server, target = procs.start_server(stack, workdir, "grpc-grpc-server")
+        baseline, baseline_target = procs.start_grpc_baseline(stack, workdir)
+        await asyncio.gather(
+            procs.wait_grpc_ready(server, target), procs.wait_grpc_ready(baseline, baseline_target)
+        )
+        async with (
+            GrpcTarget(baseline_target, request, settings.concurrency) as bare,
+            GrpcTarget(target, request, settings.concurrency) as real,
+        ):
+            results = await compare(
+                Side("baseline", bare.run, {"grpc-baseline": baseline.pid}),
+                Side("asyncgate", real.run, {"grpc-server": server.pid}),
+                duration=settings.duration,
+                rounds=settings.rounds,
+                warmup=settings.warmup,
+            )
+    return {"message_bytes": request.ByteSize(), **comparison(*results)}
+
+
+async def memory_measurement(workdir: Path) -> dict[str, Any]:
+    image = workdir / "big.png"
+    write_big_png(image)  # before any process starts, so it disturbs nothing measured
+    result = await measure_upload(workdir, image, multipart_form(small_png()))
+    return {"image": f"{BIG_SIDE}x{BIG_SIDE} RGB noise PNG, stored uncompressed", **result}
+
+
+def _meta(settings: Settings) -> dict[str, Any]:
+    return {
+        "settings": asdict(settings),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "note": ACCEPT_ONLY_NOTE,
+    }
+
+
+async def run_all(settings: Settings, progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+    """Every part asked for, in a temporary directory removed afterwards."""
+    report: dict[str, Any] = {"meta": _meta(settings)}
+    report["meta"]["load_average_start"] = load_average()
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="asyncgate-bench-") as tmp:
+        workdir = Path(tmp)
+        if "rest" in settings.parts:
+            progress("REST submit: bridge + server against bare aiohttp ...")
+            report["rest"] = await rest_comparison(workdir, settings)
+        if "grpc" in settings.parts:
+            progress("gRPC submit: server against bare grpc.aio ...")
+            report["grpc"] = await grpc_comparison(workdir, settings)
+        if "memory" in settings.parts:
+            progress("Memory: a ~50 MB PNG through the bridge ...")
+            report["memory"] = await memory_measurement(workdir)
+    report["meta"]["load_average_end"] = load_average()
+    report["meta"]["total_seconds"] = round(time.perf_counter() - started, 1)
+    report["goals"] = goals(report)
+    return report
