@@ -16,7 +16,7 @@ from aiohttp import web
 
 from grpc_server.__main__ import add_server_arguments, server_config
 from grpc_server.server import AsyncGateServer
-from rest_bridge.__main__ import add_bridge_arguments, bridge_config
+from rest_bridge.__main__ import access_logger, add_bridge_arguments, bridge_config
 from rest_bridge.app import create_app
 
 log = logging.getLogger("asyncgate")
@@ -26,7 +26,7 @@ async def serve(args: argparse.Namespace) -> None:
     server = AsyncGateServer(server_config(args))
     port = await server.start()
     config = bridge_config(args, f"{server.config.host}:{port}")
-    runner = web.AppRunner(create_app(config))
+    runner = web.AppRunner(create_app(config), access_log=access_logger(args.access_log))
     await runner.setup()
     await web.TCPSite(runner, config.host, config.port).start()
     log.info("REST bridge listening on http://%s:%d", config.host, config.port)
@@ -36,8 +36,10 @@ async def serve(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down")
-    await runner.cleanup()
+    # The server first: health turns NOT_SERVING at once (the bridge's /health answers
+    # 503 while running jobs finish), then the bridge closes once the server is done.
     await server.stop()
+    await runner.cleanup()
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ the JPEG it starts with; Image.open would have called it "MPO".
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -47,7 +48,7 @@ class ImageInfo:
 
 
 def inspect_image(
-    path: Path,
+    source: Path | bytes,
     *,
     param: str,
     label: str,
@@ -62,7 +63,7 @@ def inspect_image(
     if not allowed_formats <= SUPPORTED_FORMATS:
         raise ValueError(f"unsupported formats: {sorted(allowed_formats - SUPPORTED_FORMATS)}")
     upload = _Upload(param, label, max_pixels)
-    with path.open("rb") as fp:
+    with io.BytesIO(source) if isinstance(source, bytes) else source.open("rb") as fp:
         head = fp.read(_HEAD_BYTES)
         fmt = _identify(head, upload, allowed_formats)
         try:

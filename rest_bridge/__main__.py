@@ -19,6 +19,13 @@ def add_bridge_arguments(parser: argparse.ArgumentParser) -> None:
         help="absolute base URL of result image links (default: the origin each request came to)",
     )
     parser.add_argument("--max-body-mb", type=int, help="largest request body in MiB (default 801)")
+    parser.add_argument(
+        "--access-log", action="store_true", help="log every request (off by default: hot path)"
+    )
+
+
+def access_logger(enabled: bool) -> logging.Logger | None:
+    return logging.getLogger("aiohttp.access") if enabled else None
 
 
 def bridge_config(args: argparse.Namespace, grpc_target: str) -> BridgeConfig:
@@ -39,7 +46,9 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = bridge_config(args, args.grpc_target)
-    web.run_app(create_app(config), host=config.host, port=config.port)
+    web.run_app(
+        create_app(config), host=config.host, port=config.port, access_log=access_logger(args.access_log)
+    )
 
 
 if __name__ == "__main__":

@@ -19,6 +19,9 @@ class BridgeConfig:
     """Largest request body; answered 413 as soon as it is crossed."""
     max_field_bytes: int = MB
     """Largest text form field (prompts are at most 32000 characters)."""
+    unary_max_body_bytes: int = MB
+    """Bodies up to this size (with a Content-Length) go to the server in one unary call;
+    larger or chunked ones are streamed through UploadImageEditJob."""
     upload_chunk_bytes: int = 256 * 1024
     """Size of the chunks a multipart file is forwarded in (well under 4 MiB)."""
     grpc_timeout_seconds: float = 60.0

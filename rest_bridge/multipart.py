@@ -14,6 +14,7 @@ from typing import TypeVar
 import aiohttp
 from aiohttp import BodyPartReader, MultipartReader, web
 
+from asyncgate.v1 import image_edit_pb2 as edit_pb
 from asyncgate.v1 import job_service_pb2 as pb
 from rest_bridge.config import BridgeConfig
 from rest_bridge.errors import BridgeError
@@ -110,3 +111,37 @@ async def _read_text(part: BodyPartReader, name: str, config: BridgeConfig, budg
         return data.decode(part.get_charset(default="utf-8"))
     except (UnicodeDecodeError, LookupError) as exc:
         raise BridgeError(400, f"field {name} is not valid text: {exc}", name) from exc
+
+
+class UnaryRequest:
+    """Collects what forward_form sends into one CreateImageEditJobRequest.
+
+    For small bodies one unary call costs far less than a client-streaming call
+    (one round trip, one message); the body is small, so holding it is cheap.
+    """
+
+    def __init__(self) -> None:
+        self.request = pb.CreateImageEditJobRequest()
+        self._files: list[tuple[pb.UploadFile, list[bytes]]] = []
+
+    async def send(self, message: pb.UploadImageEditJobRequest) -> None:
+        part = message.WhichOneof("part")
+        if part == "file":
+            self._files.append((message.file, []))
+        elif part == "chunk":
+            self._files[-1][1].append(message.chunk)
+        elif part == "header":
+            self.request.request.MergeFrom(message.header.request)
+            self.request.options.CopyFrom(message.header.options)
+
+    def build(self) -> pb.CreateImageEditJobRequest:
+        edit = self.request.request
+        for file, chunks in self._files:
+            image = edit_pb.InputImage(
+                data=b"".join(chunks), filename=file.filename, content_type=file.content_type
+            )
+            if file.role == pb.UPLOAD_FILE_ROLE_MASK:
+                edit.mask.CopyFrom(image)
+            else:
+                edit.images.append(image)
+        return self.request

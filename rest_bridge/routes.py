@@ -15,7 +15,7 @@ from asyncgate.v1 import job_service_pb2 as pb
 from rest_bridge.config import BridgeConfig
 from rest_bridge.envelope import TERMINAL, accepted, envelope
 from rest_bridge.errors import BridgeError, error_response, from_rpc_error
-from rest_bridge.multipart import forward_form, open_form
+from rest_bridge.multipart import UnaryRequest, forward_form, open_form
 from rest_bridge.ttl import TTL_HEADER, parse_ttl_header
 
 if TYPE_CHECKING:  # the async stub type exists only in the generated .pyi
@@ -83,6 +83,13 @@ async def submit_image_edit(request: web.Request) -> web.StreamResponse:
     if (ttl := parse_ttl_header(request.headers.get(TTL_HEADER))) is not None:
         options.result_ttl_seconds = ttl
     reader = await open_form(request, config)
+    if request.content_length is not None and request.content_length <= config.unary_max_body_bytes:
+        unary = UnaryRequest()
+        await forward_form(reader, config, unary.send, options)
+        created = await request.app[JOBS].CreateImageEditJob(
+            unary.build(), metadata=metadata, timeout=config.grpc_timeout_seconds
+        )
+        return web.json_response(accepted(created.job), status=202)
     call = request.app[JOBS].UploadImageEditJob(None, metadata=metadata, timeout=config.grpc_timeout_seconds)
 
     async def send(message: pb.UploadImageEditJobRequest) -> None:

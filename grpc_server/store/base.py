@@ -21,10 +21,17 @@ CHUNK_BYTES = 1024 * 1024
 
 @dataclass(frozen=True)
 class StagedFile:
-    """An input file on local disk, validated, waiting to be stored with its job."""
+    """An input file, validated, waiting to be stored with its job: on local disk
+    (large uploads, and inputs exported for a provider) or in memory (small ones)."""
 
     info: InputFile
-    path: Path
+    source: Path | bytes
+
+    @property
+    def path(self) -> Path:
+        """The file on disk; only for files exported from the store."""
+        assert isinstance(self.source, Path), "an in-memory input has no path"
+        return self.source
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,9 @@ import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -130,6 +132,8 @@ class SQLiteStore:
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="sqlite-reader")
         self._write_conn: sqlite3.Connection | None = None
         self._read_conn: sqlite3.Connection | None = None
+        self._pending_creates: list[_PendingCreate] = []
+        self._flushing: asyncio.Task[None] | None = None
 
     async def _on(self, executor: ThreadPoolExecutor, fn: Callable[[], T]) -> T:
         try:
@@ -175,27 +179,35 @@ class SQLiteStore:
         await self._read(lambda c: c.execute("SELECT 1").fetchone())
 
     async def create_job(self, job: Job, files: Sequence[StagedFile]) -> None:
-        def insert(conn: sqlite3.Connection) -> None:
-            with _Transaction(conn):
-                conn.execute(
-                    "INSERT INTO jobs (id, request_type, status, model, owner_key_id, params, inputs,"
-                    " ttl_seconds, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        job.id,
-                        job.request_type.value,
-                        job.status.value,
-                        job.params.model,
-                        job.owner_key_id,
-                        json.dumps(job.params.to_json()),
-                        json.dumps([vars(f.info) for f in files]),
-                        job.ttl_seconds,
-                        _ts(job.created_at),
-                    ),
-                )
-                for staged in files:
-                    _insert_file_chunks(conn, job.id, staged.info.role, staged.info.index, staged.path)
+        """Group commit: submits that arrive while a transaction is being written wait
+        for the next one, which inserts them all (each under its own savepoint, so one
+        failure does not touch the others). Each caller returns after the COMMIT that
+        holds its job, so durability is unchanged; under load many jobs share a commit."""
+        done = asyncio.get_running_loop().create_future()
+        self._pending_creates.append(_PendingCreate(job, files, done))
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.create_task(self._flush_creates())
+        await done
 
-        await self._write(insert)
+    async def _flush_creates(self) -> None:
+        while self._pending_creates:
+            batch, self._pending_creates = self._pending_creates, []
+            try:
+                failures = await self._write(partial(_insert_jobs, batch=batch))
+            except BaseException as exc:  # the whole transaction failed: every caller learns why
+                for pending in batch:
+                    if not pending.done.done():
+                        pending.done.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            for pending, failure in zip(batch, failures, strict=True):
+                if pending.done.done():
+                    continue
+                if failure is None:
+                    pending.done.set_result(None)
+                else:
+                    pending.done.set_exception(failure)
 
     async def get_job(self, job_id: str) -> Job | None:
         row = await self._read(lambda c: c.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
@@ -378,6 +390,56 @@ class SQLiteStore:
         return await self._write(delete)
 
 
+@dataclass
+class _PendingCreate:
+    job: Job
+    files: Sequence[StagedFile]
+    done: asyncio.Future[None]
+
+
+def _insert_jobs(conn: sqlite3.Connection, *, batch: Sequence[_PendingCreate]) -> list[Exception | None]:
+    """Insert a batch of new jobs in one transaction. Should one fail (a staged file
+    unreadable, say), the batch is rolled back and each job is inserted on its own,
+    so that only the failing one fails."""
+    try:
+        with _Transaction(conn):
+            for pending in batch:
+                _insert_job(conn, pending.job, pending.files)
+        return [None] * len(batch)
+    except (sqlite3.IntegrityError, OSError):
+        if len(batch) == 1:
+            raise
+    failures: list[Exception | None] = []
+    for pending in batch:
+        try:
+            with _Transaction(conn):
+                _insert_job(conn, pending.job, pending.files)
+            failures.append(None)
+        except (sqlite3.IntegrityError, OSError) as exc:
+            failures.append(exc)
+    return failures
+
+
+def _insert_job(conn: sqlite3.Connection, job: Job, files: Sequence[StagedFile]) -> None:
+    conn.execute(
+        "INSERT INTO jobs (id, request_type, status, model, owner_key_id, params, inputs,"
+        " ttl_seconds, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            job.id,
+            job.request_type.value,
+            job.status.value,
+            job.params.model,
+            job.owner_key_id,
+            json.dumps(job.params.to_json()),
+            json.dumps([vars(f.info) for f in files]),
+            job.ttl_seconds,
+            _ts(job.created_at),
+        ),
+    )
+    for staged in files:
+        _insert_file_chunks(conn, job.id, staged.info.role, staged.info.index, staged.source)
+
+
 def _split(data: bytes) -> list[bytes]:
     return [data[i : i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)] or [b""]
 
@@ -389,6 +451,11 @@ def _insert_chunks(conn: sqlite3.Connection, job_id: str, kind: str, index: int,
     )
 
 
-def _insert_file_chunks(conn: sqlite3.Connection, job_id: str, kind: str, index: int, path: Path) -> None:
-    with path.open("rb") as f:
+def _insert_file_chunks(
+    conn: sqlite3.Connection, job_id: str, kind: str, index: int, source: Path | bytes
+) -> None:
+    if isinstance(source, bytes):
+        _insert_chunks(conn, job_id, kind, index, _split(source))
+        return
+    with source.open("rb") as f:
         _insert_chunks(conn, job_id, kind, index, iter(lambda: f.read(CHUNK_BYTES), b""))

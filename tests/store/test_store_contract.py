@@ -3,6 +3,7 @@ compare-and-set outcomes, reaping, sweeping, chunked blobs."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -202,3 +203,19 @@ async def test_sweeper_works_in_bounded_batches(store: JobStore, tmp_path: Path)
     assert await store.delete_expired(T0 + LEASE, 2) == 2
     assert await store.delete_expired(T0 + LEASE, 10) == 3
     assert await store.delete_expired(T0 + LEASE, 10) == 0
+
+
+async def test_concurrent_creates_are_independent(store: JobStore, tmp_path: Path) -> None:
+    """Creates that arrive together (and may share a transaction) fail or succeed alone."""
+    good = [_job() for _ in range(5)]
+    bad = _job()
+    missing = StagedFile(_staged(tmp_path, 10).info, tmp_path / "vanished")
+    results = await asyncio.gather(
+        *[store.create_job(job, [_staged(tmp_path, 1000 + i)]) for i, job in enumerate(good)],
+        store.create_job(bad, [missing]),
+        return_exceptions=True,
+    )
+    assert results[:5] == [None] * 5
+    assert isinstance(results[5], OSError)
+    assert all([await store.get_job(job.id) is not None for job in good])
+    assert await store.get_job(bad.id) is None
