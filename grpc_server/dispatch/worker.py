@@ -52,14 +52,15 @@ class Dispatcher:
         self._registry = registry
         self._clock = clock
         self.worker_id = f"worker-{uuid.uuid4()}"
-        self._wake = asyncio.Event()
-        self._stopping = asyncio.Event()
+        # Set by a submit, a finished job or stop(): whatever may change what to do next.
+        self._attention = asyncio.Event()
+        self._stopping = False
         self._running: dict[str, asyncio.Task[None]] = {}
-        self._slot_free = asyncio.Event()
 
     def wake(self) -> None:
         """A job was submitted: claim now rather than at the next safety poll."""
-        self._wake.set()
+        if self._settings.concurrency > 0:  # an accept-only server has nothing to claim
+            self._attention.set()
 
     @property
     def running(self) -> int:
@@ -67,7 +68,8 @@ class Dispatcher:
 
     async def run(self) -> None:
         """Claim and start jobs until stop() is called."""
-        while not self._stopping.is_set():
+        while not self._stopping:
+            self._attention.clear()  # before claiming: a submit from now on is not missed
             free = self._settings.concurrency - len(self._running)
             claimed = await self._claim(free) if free > 0 else []
             for job in claimed:
@@ -86,16 +88,9 @@ class Dispatcher:
 
     async def _idle(self) -> None:
         """Wait for a submit, a free slot, a stop, or the safety poll."""
-        self._wake.clear()
-        self._slot_free.clear()
-        waits = [asyncio.ensure_future(e.wait()) for e in (self._wake, self._slot_free, self._stopping)]
-        try:
-            await asyncio.wait(
-                waits, timeout=self._settings.poll_interval_seconds, return_when="FIRST_COMPLETED"
-            )
-        finally:
-            for w in waits:
-                w.cancel()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._settings.poll_interval_seconds):
+                await self._attention.wait()
 
     def _lease_until(self, now: datetime) -> datetime:
         return now + timedelta(seconds=self._settings.lease_seconds)
@@ -106,7 +101,7 @@ class Dispatcher:
 
         def done(_: asyncio.Task[None]) -> None:
             self._running.pop(job.id, None)
-            self._slot_free.set()
+            self._attention.set()
 
         task.add_done_callback(done)
 
@@ -177,7 +172,8 @@ class Dispatcher:
 
     async def stop(self, grace_seconds: float) -> None:
         """Stop claiming; let running jobs finish for `grace_seconds`, then release them."""
-        self._stopping.set()
+        self._stopping = True
+        self._attention.set()
         tasks = list(self._running.values())
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=grace_seconds)
