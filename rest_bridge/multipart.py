@@ -13,6 +13,7 @@ from typing import TypeVar
 
 import aiohttp
 from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.multipart import content_disposition_filename, parse_content_disposition
 
 from asyncgate.v1 import image_edit_pb2 as edit_pb
 from asyncgate.v1 import job_service_pb2 as pb
@@ -63,12 +64,12 @@ async def forward_form(
     while (part := await _parse(reader.next())) is not None:
         if not isinstance(part, BodyPartReader):
             raise _malformed("nested multipart bodies are not supported")
-        name = part.name
+        name, filename = _disposition(part)
         if not name:
             raise _malformed("a part has no name")
         if name in FILE_FIELDS:
-            await _forward_file(part, name, config, budget, send)
-        elif part.filename is not None:
+            await _forward_file(part, name, filename, config, budget, send)
+        elif filename is not None:
             raise BridgeError(400, f"unexpected file field {name!r} (expected image, image[] or mask)", name)
         else:
             form.add(name, await _read_text(part, name, config, budget))
@@ -85,14 +86,21 @@ async def _parse(step: Awaitable[T]) -> T:
         raise _malformed(exc) from exc
 
 
+def _disposition(part: BodyPartReader) -> tuple[str | None, str | None]:
+    """The part's name and filename from one parse of its Content-Disposition header
+    (BodyPartReader.name and .filename parse it once each, and the parse is costly)."""
+    _, params = parse_content_disposition(part.headers.get(aiohttp.hdrs.CONTENT_DISPOSITION))
+    return content_disposition_filename(params, "name"), content_disposition_filename(params, "filename")
+
+
 async def _forward_file(
-    part: BodyPartReader, name: str, config: BridgeConfig, budget: _Budget, send: Send
+    part: BodyPartReader, name: str, filename: str | None, config: BridgeConfig, budget: _Budget, send: Send
 ) -> None:
     param = "mask" if name == "mask" else "image"
     content_type = part.headers.get(aiohttp.hdrs.CONTENT_TYPE, "application/octet-stream")
     await send(
         pb.UploadImageEditJobRequest(
-            file=pb.UploadFile(role=_ROLE[name], filename=part.filename or "", content_type=content_type)
+            file=pb.UploadFile(role=_ROLE[name], filename=filename or "", content_type=content_type)
         )
     )
     while chunk := await _parse(part.read_chunk(config.upload_chunk_bytes)):
