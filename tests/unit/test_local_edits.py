@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image, ImageDraw, ImageStat
@@ -23,13 +24,13 @@ def _input(tmp_path: Path, image: Image.Image, name: str) -> ImageInput:
     return ImageInput(path, path.name, "image/png", image.width, image.height)
 
 
-def _call(images: list[ImageInput], mask: ImageInput | None = None, **params: object) -> ImageEditCall:
-    return ImageEditCall("pillow", ImageEditParams(model="local/pillow", **params), images, mask)  # type: ignore[arg-type]
+def _call(images: list[ImageInput], mask: ImageInput | None = None, **params: Any) -> ImageEditCall:
+    return ImageEditCall("pillow", ImageEditParams(model="local/pillow", **params), images, mask)
 
 
 async def _run(call: ImageEditCall) -> list[Image.Image]:
     outcome = await LocalProvider().edit_image(call)
-    images = []
+    images: list[Image.Image] = []
     for produced in outcome.images:
         assert produced.data is not None
         image = Image.open(io.BytesIO(produced.data))
@@ -42,7 +43,7 @@ def _disc_with_hole(size: int = 128) -> Image.Image:
     """A red ring on slightly noisy grey: the grey hole in the middle is enclosed."""
     rng = random.Random(7)
     image = Image.new("RGB", (size, size), GREY)
-    image.putdata([tuple(c + rng.randint(-3, 3) for c in GREY) for _ in range(size * size)])  # type: ignore[misc]
+    image.putdata([tuple(c + rng.randint(-3, 3) for c in GREY) for _ in range(size * size)])
     draw = ImageDraw.Draw(image)
     draw.ellipse((24, 24, size - 24, size - 24), fill=RED)
     draw.ellipse((54, 54, size - 54, size - 54), fill=GREY)
@@ -118,7 +119,7 @@ async def test_n_formats_and_size(tmp_path: Path) -> None:
         ({}, "type"),
     ],
 )
-async def test_refusals_name_the_field(tmp_path: Path, params: dict[str, object], param: str) -> None:
+async def test_refusals_name_the_field(tmp_path: Path, params: dict[str, Any], param: str) -> None:
     with pytest.raises(ProviderError) as raised:
         await _run(_call([_input(tmp_path, _disc_with_hole(), "ring")], **params))
     assert raised.value.status_code == 400 and not raised.value.retryable
