@@ -79,6 +79,9 @@ class ServerConfig:
     """Result TTL when the caller sets none (or an invalid or negative one)."""
     max_ttl_seconds: int = 7 * 24 * 3600
     """Cap on any requested TTL."""
+    sqlite_synchronous: str = "NORMAL"
+    """SQLite's synchronous setting (WAL). NORMAL: a submit survives a crash or kill of the
+    process; the last commits before a power loss may be lost. FULL: fsync on every commit."""
     max_image_bytes: int = 50 * MB
     """Per image (and mask) size limit."""
     max_images: int = 16
@@ -177,6 +180,8 @@ def config_from_mapping(doc: Mapping[str, Any], env: Mapping[str, str] | None = 
     if "data_dir" in doc:
         doc["data_dir"] = Path(doc["data_dir"])
     config: ServerConfig = _dataclass_from(ServerConfig, doc, "server")
+    if config.sqlite_synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
+        raise ConfigError("sqlite_synchronous must be NORMAL, FULL or EXTRA")
     return replace(config, url_signing_secret=signing, **nested)
 
 

@@ -53,7 +53,7 @@ def build_registry(config: ServerConfig, session: aiohttp.ClientSession) -> Prov
 class AsyncGateServer:
     def __init__(self, config: ServerConfig, store: JobStore | None = None) -> None:
         self.config = config
-        self.store: JobStore = store or SQLiteStore(config.database_path)
+        self.store: JobStore = store or SQLiteStore(config.database_path, config.sqlite_synchronous)
         self._server = aio.server(
             options=[
                 ("grpc.max_receive_message_length", config.max_message_bytes),

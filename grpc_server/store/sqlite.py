@@ -102,11 +102,12 @@ def _job_from_row(row: sqlite3.Row) -> Job:
     )
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
+    # WAL + NORMAL: durable across process crashes; FULL adds an fsync per commit.
+    conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
     conn.execute("PRAGMA foreign_keys=ON")
     return conn
 
@@ -126,8 +127,9 @@ class _Transaction:
 
 
 class SQLiteStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, synchronous: str = "NORMAL") -> None:
         self.path = path
+        self._synchronous = synchronous
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="sqlite-reader")
         self._write_conn: sqlite3.Connection | None = None
@@ -161,12 +163,12 @@ class SQLiteStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
         def open_writer() -> sqlite3.Connection:
-            conn = _connect(self.path)
+            conn = _connect(self.path, self._synchronous)
             conn.executescript(SCHEMA)
             return conn
 
         self._write_conn = await self._on(self._writer, open_writer)
-        self._read_conn = await self._on(self._reader, lambda: _connect(self.path))
+        self._read_conn = await self._on(self._reader, lambda: _connect(self.path, self._synchronous))
 
     async def close(self) -> None:
         for executor, conn in ((self._writer, self._write_conn), (self._reader, self._read_conn)):
