@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,17 +22,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from grpc_server.domain.jobs import (
-    ImageEditParams,
     ImageResult,
-    InputFile,
     Job,
     JobError,
-    JobStatus,
     OutputImage,
-    RequestType,
 )
 from grpc_server.domain.ttl import expiry
 from grpc_server.store.base import CHUNK_BYTES, OutputInfo, ReapResult, StagedFile, StoreUnavailable
+from grpc_server.store.codec import error_json, inputs_json, job_from_row, params_json, result_json
 
 T = TypeVar("T")
 
@@ -84,22 +80,7 @@ def _dt(value: float | None) -> datetime | None:
 def _job_from_row(row: sqlite3.Row) -> Job:
     created_at = _dt(row["created_at"])
     assert created_at is not None
-    return Job(
-        id=row["id"],
-        request_type=RequestType(row["request_type"]),
-        status=JobStatus(row["status"]),
-        params=ImageEditParams.from_json(json.loads(row["params"])),
-        created_at=created_at,
-        ttl_seconds=row["ttl_seconds"],
-        owner_key_id=row["owner_key_id"],
-        inputs=tuple(InputFile(**f) for f in json.loads(row["inputs"])),
-        completed_at=_dt(row["completed_at"]),
-        expires_at=_dt(row["expires_at"]),
-        status_code=row["status_code"],
-        result=ImageResult.from_json(json.loads(row["result"])) if row["result"] else None,
-        error=JobError.from_json(json.loads(row["error"])) if row["error"] else None,
-        attempts=row["attempts"],
-    )
+    return job_from_row(dict(row), created_at, _dt(row["completed_at"]), _dt(row["expires_at"]))
 
 
 def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
@@ -263,7 +244,7 @@ class SQLiteStore:
                     "UPDATE jobs SET status = 'completed', status_code = 200, result = ?, completed_at = ?,"
                     " expires_at = ? + ttl_seconds, lease_owner = NULL, lease_until = NULL"
                     " WHERE id = ? AND status = 'processing' AND lease_owner = ?",
-                    (json.dumps(result.to_json()), _ts(now), _ts(now), job_id, worker),
+                    (result_json(result), _ts(now), _ts(now), job_id, worker),
                 ).rowcount
                 if updated != 1:
                     return False
@@ -287,7 +268,7 @@ class SQLiteStore:
                     f" WHERE id = ? AND {guard}",
                     (
                         error.status_code or 500,
-                        json.dumps(error.to_json()),
+                        error_json(error),
                         _ts(now),
                         _ts(now),
                         job_id,
@@ -358,7 +339,7 @@ class SQLiteStore:
                             " expires_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?",
                             (
                                 exhausted.status_code,
-                                json.dumps(exhausted.to_json()),
+                                error_json(exhausted),
                                 _ts(now),
                                 _ts(expiry(now, row["ttl_seconds"])),
                                 row["id"],
@@ -432,8 +413,8 @@ def _insert_job(conn: sqlite3.Connection, job: Job, files: Sequence[StagedFile])
             job.status.value,
             job.params.model,
             job.owner_key_id,
-            json.dumps(job.params.to_json()),
-            json.dumps([vars(f.info) for f in files]),
+            params_json(job),
+            inputs_json(files),
             job.ttl_seconds,
             _ts(job.created_at),
         ),

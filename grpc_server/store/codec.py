@@ -1,0 +1,63 @@
+"""How a job's documents are stored: the same JSON text in every backend.
+
+Backends keep the scalar columns (ids, status, times, counters) natively and
+the structured parts (request parameters, inputs, result, error) as JSON
+documents produced and read here, so a change to a document's shape is made
+once for all of them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from grpc_server.domain.jobs import (
+    ImageEditParams,
+    ImageResult,
+    InputFile,
+    Job,
+    JobError,
+    JobStatus,
+    RequestType,
+)
+from grpc_server.store.base import StagedFile
+
+
+def params_json(job: Job) -> str:
+    return json.dumps(job.params.to_json())
+
+
+def inputs_json(files: Sequence[StagedFile]) -> str:
+    return json.dumps([vars(f.info) for f in files])
+
+
+def result_json(result: ImageResult) -> str:
+    return json.dumps(result.to_json())
+
+
+def error_json(error: JobError) -> str:
+    return json.dumps(error.to_json())
+
+
+def job_from_row(
+    row: Mapping[str, Any], created_at: datetime, completed_at: datetime | None, expires_at: datetime | None
+) -> Job:
+    """A Job from a row whose timestamps the backend has already turned into datetimes."""
+    return Job(
+        id=str(row["id"]),
+        request_type=RequestType(row["request_type"]),
+        status=JobStatus(row["status"]),
+        params=ImageEditParams.from_json(json.loads(row["params"])),
+        created_at=created_at,
+        ttl_seconds=row["ttl_seconds"],
+        owner_key_id=row["owner_key_id"],
+        inputs=tuple(InputFile(**f) for f in json.loads(row["inputs"])),
+        completed_at=completed_at,
+        expires_at=expires_at,
+        status_code=row["status_code"],
+        result=ImageResult.from_json(json.loads(row["result"])) if row["result"] else None,
+        error=JobError.from_json(json.loads(row["error"])) if row["error"] else None,
+        attempts=row["attempts"],
+    )
