@@ -79,6 +79,11 @@ class ServerConfig:
     """Result TTL when the caller sets none (or an invalid or negative one)."""
     max_ttl_seconds: int = 7 * 24 * 3600
     """Cap on any requested TTL."""
+    database_url: str | None = None
+    """PostgreSQL DSN (postgresql://user@host/db; or database_url_env / _file). When set, jobs live in PostgreSQL and
+    several server replicas may share them; otherwise in SQLite under data_dir."""
+    migrate_on_start: bool = True
+    """Apply pending PostgreSQL schema migrations at start (safe with many replicas)."""
     sqlite_synchronous: str = "NORMAL"
     """SQLite's synchronous setting (WAL). NORMAL: a submit survives a crash or kill of the
     process; the last commits before a power loss may be lost. FULL: fsync on every commit."""
@@ -174,15 +179,16 @@ def config_from_mapping(doc: Mapping[str, Any], env: Mapping[str, str] | None = 
         "providers": _providers(doc.pop("providers", {}), env),
         "virtual_keys": _virtual_keys(doc.pop("virtual_keys", []), env),
     }
-    signing = _secret(doc, "url_signing_secret", env)
-    for key in ("url_signing_secret", "url_signing_secret_env", "url_signing_secret_file"):
-        doc.pop(key, None)
+    secrets = {name: _secret(doc, name, env) for name in ("url_signing_secret", "database_url")}
+    for name in secrets:
+        for key in (name, f"{name}_env", f"{name}_file"):
+            doc.pop(key, None)
     if "data_dir" in doc:
         doc["data_dir"] = Path(doc["data_dir"])
     config: ServerConfig = _dataclass_from(ServerConfig, doc, "server")
     if config.sqlite_synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
         raise ConfigError("sqlite_synchronous must be NORMAL, FULL or EXTRA")
-    return replace(config, url_signing_secret=signing, **nested)
+    return replace(config, **secrets, **nested)
 
 
 def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> ServerConfig:
