@@ -188,7 +188,12 @@ def config_from_mapping(doc: Mapping[str, Any], env: Mapping[str, str] | None = 
     config: ServerConfig = _dataclass_from(ServerConfig, doc, "server")
     if config.sqlite_synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
         raise ConfigError("sqlite_synchronous must be NORMAL, FULL or EXTRA")
-    return replace(config, **secrets, **nested)
+    return replace(
+        config,
+        url_signing_secret=secrets["url_signing_secret"],
+        database_url=secrets["database_url"],
+        **nested,
+    )
 
 
 def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> ServerConfig:
