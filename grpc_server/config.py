@@ -19,15 +19,41 @@ MB = 1024 * 1024
 
 
 @dataclass(frozen=True)
-class ProviderSettings:
-    """How to reach one provider."""
+class ApiKey:
+    """One provider key; several spread the load by weight."""
 
-    api_key: str | None = None
-    """The provider's API key (resolved from api_key, api_key_env or api_key_file)."""
+    value: str
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class ProviderSettings:
+    """How to reach one provider (a `[providers.NAME]` table)."""
+
+    kind: str = ""
+    """Which adapter: openai, azure, gemini, stability, openai-compatible, local.
+    Defaults to the table's name, so `[providers.openai]` needs none."""
+    keys: tuple[ApiKey, ...] = ()
+    """The provider's API keys (from api_key / api_key_env / api_key_file, or a `keys`
+    array of tables with value / value_env / value_file and weight)."""
     base_url: str | None = None
     """Override of the provider's API root, e.g. a proxy or a compatible server."""
     timeout_seconds: float | None = None
     """Per-attempt timeout for this provider; the server-wide one when unset."""
+    max_concurrency: int | None = None
+    """Calls to this provider in flight at once (across jobs); unlimited when unset."""
+    api_version: str | None = None
+    """Azure OpenAI's api-version query parameter."""
+    deployments: Mapping[str, str] = field(default_factory=dict)
+    """Azure OpenAI: model name -> deployment name; a model not listed is its own deployment."""
+    operations: tuple[str, ...] = ()
+    """openai-compatible: the operations the server offers (image_edit, image_generation,
+    embedding); empty = all three."""
+
+    @property
+    def api_key(self) -> str | None:
+        """The first key (for providers that take one)."""
+        return self.keys[0].value if self.keys else None
 
 
 @dataclass(frozen=True)
@@ -80,8 +106,8 @@ class ServerConfig:
     max_ttl_seconds: int = 7 * 24 * 3600
     """Cap on any requested TTL."""
     database_url: str | None = None
-    """PostgreSQL DSN (postgresql://user@host/db; or database_url_env / _file). When set, jobs live in PostgreSQL and
-    several server replicas may share them; otherwise in SQLite under data_dir."""
+    """PostgreSQL DSN (postgresql://user@host/db; or database_url_env / _file). When set,
+    jobs live in PostgreSQL and several replicas may share them; else SQLite in data_dir."""
     migrate_on_start: bool = True
     """Apply pending PostgreSQL schema migrations at start (safe with many replicas)."""
     sqlite_synchronous: str = "NORMAL"
@@ -116,6 +142,27 @@ class ServerConfig:
 # Provider environment variables understood out of the box.
 PROVIDER_ENV: dict[str, dict[str, str]] = {
     "openai": {"api_key": "OPENAI_API_KEY", "base_url": "OPENAI_BASE_URL"},
+    "azure": {
+        "api_key": "AZURE_OPENAI_API_KEY",
+        "base_url": "AZURE_OPENAI_ENDPOINT",
+        "api_version": "OPENAI_API_VERSION",
+    },
+    "gemini": {"api_key": "GEMINI_API_KEY"},
+    "stability": {"api_key": "STABILITY_API_KEY"},
+}
+_PROVIDER_SETTINGS = {
+    "kind",
+    "api_key",
+    "api_key_env",
+    "api_key_file",
+    "keys",
+    "base_url",
+    "endpoint",
+    "timeout_seconds",
+    "max_concurrency",
+    "api_version",
+    "deployments",
+    "operations",
 }
 
 
@@ -146,15 +193,44 @@ def _providers(table: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Pr
     providers: dict[str, ProviderSettings] = {}
     for name in set(table) | set(PROVIDER_ENV):
         entry = dict(table.get(name, {}))
-        env_names = PROVIDER_ENV.get(name, {})
-        api_key = _secret(entry, "api_key", env) or env.get(env_names.get("api_key", ""))
-        base_url = entry.get("base_url") or env.get(env_names.get("base_url", ""))
-        timeout = entry.get("timeout_seconds")
-        extra = set(entry) - {"api_key", "api_key_env", "api_key_file", "base_url", "timeout_seconds"}
+        where = f"providers.{name}"
+        extra = set(entry) - _PROVIDER_SETTINGS
         if extra:
-            raise ConfigError(f"providers.{name}: unknown setting(s) {', '.join(sorted(extra))}")
-        providers[name] = ProviderSettings(api_key=api_key, base_url=base_url, timeout_seconds=timeout)
+            raise ConfigError(f"{where}: unknown setting(s) {', '.join(sorted(extra))}")
+        kind = str(entry.get("kind", name))
+        env_names = PROVIDER_ENV.get(kind, {}) if kind == name else {}  # env vars serve the default table
+        keys = _api_keys(entry, env, env_names.get("api_key"), where)
+        base_url = entry.get("base_url") or entry.get("endpoint") or env.get(env_names.get("base_url", ""))
+        providers[name] = ProviderSettings(
+            kind=kind,
+            keys=keys,
+            base_url=base_url,
+            timeout_seconds=entry.get("timeout_seconds"),
+            max_concurrency=entry.get("max_concurrency"),
+            api_version=entry.get("api_version") or env.get(env_names.get("api_version", "")),
+            deployments=dict(entry.get("deployments", {})),
+            operations=tuple(entry.get("operations", ())),
+        )
     return providers
+
+
+def _api_keys(
+    entry: Mapping[str, Any], env: Mapping[str, str], env_var: str | None, where: str
+) -> tuple[ApiKey, ...]:
+    keys = []
+    if (single := _secret(entry, "api_key", env)) is not None:
+        keys.append(ApiKey(single))
+    for i, key in enumerate(entry.get("keys", [])):
+        value = _secret(key, "value", env)
+        if not value:
+            raise ConfigError(f"{where}.keys[{i}]: value (or value_env / value_file) is required")
+        weight = float(key.get("weight", 1.0))
+        if weight <= 0:
+            raise ConfigError(f"{where}.keys[{i}]: weight must be positive")
+        keys.append(ApiKey(value, weight))
+    if not keys and env_var and env.get(env_var):
+        keys.append(ApiKey(env[env_var]))
+    return tuple(keys)
 
 
 def _virtual_keys(entries: list[Mapping[str, Any]], env: Mapping[str, str]) -> tuple[VirtualKey, ...]:

@@ -8,13 +8,26 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from google.protobuf import struct_pb2, timestamp_pb2
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 
+from asyncgate.v1 import embedding_pb2 as emb_pb
 from asyncgate.v1 import image_edit_pb2 as edit_pb
+from asyncgate.v1 import image_generation_pb2 as gen_pb
 from asyncgate.v1 import job_pb2 as job_pb
 from grpc_server.capabilities import Capabilities
-from grpc_server.domain.jobs import ExtraFields, ImageEditParams, ImageResult, Job, JobError, RequestType
+from grpc_server.domain.jobs import (
+    EmbeddingInput,
+    EmbeddingParams,
+    EmbeddingResult,
+    ExtraFields,
+    ImageEditParams,
+    ImageGenerationParams,
+    ImageResult,
+    Job,
+    JobError,
+    RequestType,
+)
 
 _STATUS = {
     "pending": job_pb.JOB_STATUS_PENDING,
@@ -74,6 +87,54 @@ def image_edit_params(request: edit_pb.ImageEditRequest) -> ImageEditParams:
     )
 
 
+def image_generation_params(request: gen_pb.ImageGenerationRequest) -> ImageGenerationParams:
+    return ImageGenerationParams(
+        model=request.model.strip(),
+        prompt=request.prompt,
+        n=_optional(request, "n"),
+        size=enum_to_str(edit_pb.ImageSize, request.size),
+        quality=enum_to_str(edit_pb.Quality, request.quality),
+        style=enum_to_str(gen_pb.Style, request.style),
+        response_format=enum_to_str(edit_pb.ResponseFormat, request.response_format) or "url",
+        background=enum_to_str(edit_pb.Background, request.background),
+        moderation=enum_to_str(gen_pb.Moderation, request.moderation),
+        output_format=enum_to_str(edit_pb.OutputFormat, request.output_format),
+        output_compression=_optional(request, "output_compression"),
+        partial_images=_optional(request, "partial_images"),
+        seed=_optional(request, "seed"),
+        negative_prompt=request.negative_prompt or None,
+        num_inference_steps=_optional(request, "num_inference_steps"),
+        user=request.user or None,
+        fallbacks=tuple(f.strip() for f in request.fallbacks),
+        extra_params=json_format.MessageToDict(request.extra_params),
+    )
+
+
+def embedding_input(value: emb_pb.EmbeddingInput) -> EmbeddingInput:
+    kind = value.WhichOneof("kind")
+    if kind == "text":
+        return value.text
+    if kind == "texts":
+        return list(value.texts.values)
+    if kind == "tokens":
+        return list(value.tokens.values)
+    if kind == "token_lists":
+        return [list(tokens.values) for tokens in value.token_lists.values]
+    return ""
+
+
+def embedding_params(request: emb_pb.EmbeddingRequest) -> EmbeddingParams:
+    return EmbeddingParams(
+        model=request.model.strip(),
+        input=embedding_input(request.input),
+        encoding_format=enum_to_str(emb_pb.EncodingFormat, request.encoding_format) or "float",
+        dimensions=_optional(request, "dimensions"),
+        user=request.user or None,
+        fallbacks=tuple(f.strip() for f in request.fallbacks),
+        extra_params=json_format.MessageToDict(request.extra_params),
+    )
+
+
 def _timestamp(value: datetime) -> timestamp_pb2.Timestamp:
     ts = timestamp_pb2.Timestamp()
     ts.FromDatetime(value)
@@ -121,7 +182,7 @@ def image_result_to_proto(job_id: str, result: ImageResult, capabilities: Capabi
         item = proto.data.add(revised_prompt=image.revised_prompt or "")
         if image.stored_index is not None:
             item.stored.CopyFrom(
-                job_pb.StoredImage(
+                job_pb.StoredOutput(
                     index=image.stored_index,
                     content_type=image.content_type,
                     size_bytes=image.size_bytes,
@@ -131,6 +192,28 @@ def image_result_to_proto(job_id: str, result: ImageResult, capabilities: Capabi
         elif image.url is not None:
             item.url = image.url
     return proto
+
+
+def embedding_result_to_proto(
+    job_id: str, result: EmbeddingResult, capabilities: Capabilities
+) -> job_pb.EmbeddingResult:
+    info = result.stored_output(0)
+    assert info is not None
+    return job_pb.EmbeddingResult(
+        model=result.model,
+        count=result.count,
+        dimensions=result.dimensions,
+        prompt_tokens=result.prompt_tokens,
+        total_tokens=result.total_tokens,
+        vectors=job_pb.StoredOutput(
+            index=0,
+            content_type=info.content_type,
+            size_bytes=info.size_bytes,
+            access_token=capabilities.token(job_id, 0),
+        ),
+        encoding_format=result.encoding_format,
+        extra_fields=_extra_fields(result.extra_fields),
+    )
 
 
 def job_to_proto(job: Job, capabilities: Capabilities) -> job_pb.Job:
@@ -146,8 +229,10 @@ def job_to_proto(job: Job, capabilities: Capabilities) -> job_pb.Job:
         proto.complete_time.CopyFrom(_timestamp(job.completed_at))
     if job.expires_at is not None:
         proto.expire_time.CopyFrom(_timestamp(job.expires_at))
-    if job.result is not None:
+    if isinstance(job.result, ImageResult):
         proto.image_result.CopyFrom(image_result_to_proto(job.id, job.result, capabilities))
+    elif isinstance(job.result, EmbeddingResult):
+        proto.embedding_result.CopyFrom(embedding_result_to_proto(job.id, job.result, capabilities))
     if job.error is not None:
         proto.error.CopyFrom(job_error_to_proto(job.error))
     return proto

@@ -13,25 +13,28 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from grpc_server.capabilities import Capabilities
-from grpc_server.config import ServerConfig
+from grpc_server.config import ServerConfig, VirtualKey
 from grpc_server.domain.jobs import (
+    EmbeddingParams,
     ImageEditParams,
+    ImageGenerationParams,
     InputFile,
     Job,
+    JobParams,
     JobStatus,
+    OutputInfo,
     RequestType,
     new_job_id,
-    split_model,
 )
 from grpc_server.domain.keys import model_allowed
 from grpc_server.domain.ttl import resolve_ttl
-from grpc_server.domain.validation import validate_image_edit
+from grpc_server.domain.validation import validate_embedding, validate_image_edit, validate_image_generation
 from grpc_server.errors import InvalidArgument, NotFound, OperationTypeMismatch, PermissionDenied, Unavailable
 from grpc_server.images import check_mask, inspect_image
 from grpc_server.keyring import KeyRing
 from grpc_server.providers.registry import ProviderRegistry
 from grpc_server.staging import StagingFile
-from grpc_server.store.base import JobStore, OutputInfo, StagedFile, StoreUnavailable
+from grpc_server.store.base import JobStore, StagedFile, StoreUnavailable
 
 INLINE_INSPECTION_BYTES = 256 * 1024
 """Requests with at most this many image bytes are checked on the event loop."""
@@ -85,14 +88,46 @@ class JobApi:
             stream=stream,
             max_images=self.config.max_images,
         )
-        self._check_models(params, key.allowed_models if key else ())
+        self._check_models(params, RequestType.IMAGE_EDIT, key)
         if sum(f.size for f in files) <= INLINE_INSPECTION_BYTES:
             inputs = self._inspect_files(images, mask)  # a fraction of a millisecond: not worth a thread
         else:
             inputs = await asyncio.to_thread(self._inspect_files, images, mask)
+        return await self._accept(RequestType.IMAGE_EDIT, params, key, ttl_seconds, inputs)
+
+    async def submit_image_generation(
+        self,
+        params: ImageGenerationParams,
+        headers: Mapping[str, str],
+        *,
+        stream: bool,
+        ttl_seconds: int | None,
+    ) -> Job:
+        key = self._keyring.resolve(headers)
+        validate_image_generation(params, stream=stream)
+        self._check_models(params, RequestType.IMAGE_GENERATION, key)
+        return await self._accept(RequestType.IMAGE_GENERATION, params, key, ttl_seconds, [])
+
+    async def submit_embedding(
+        self, params: EmbeddingParams, headers: Mapping[str, str], *, ttl_seconds: int | None
+    ) -> Job:
+        key = self._keyring.resolve(headers)
+        validate_embedding(params)
+        self._check_models(params, RequestType.EMBEDDING, key)
+        return await self._accept(RequestType.EMBEDDING, params, key, ttl_seconds, [])
+
+    async def _accept(
+        self,
+        request_type: RequestType,
+        params: JobParams,
+        key: VirtualKey | None,
+        ttl_seconds: int | None,
+        inputs: list[StagedFile],
+    ) -> Job:
+        """Persist a validated job with its inputs, then wake the dispatcher."""
         job = Job(
             id=new_job_id(),
-            request_type=RequestType.IMAGE_EDIT,
+            request_type=request_type,
             status=JobStatus.PENDING,
             params=params,
             created_at=self._clock(),
@@ -109,15 +144,18 @@ class JobApi:
         self._on_submit()
         return job
 
-    def _check_models(self, params: ImageEditParams, allowed: tuple[str, ...]) -> None:
+    def _check_models(self, params: JobParams, request_type: RequestType, key: VirtualKey | None) -> None:
+        """The key may use every model of the chain, and at least one of them can run the job."""
+        allowed = key.allowed_models if key else ()
         for model in params.models():
             if not model_allowed(model, allowed):
                 param = "model" if model == params.model else "fallbacks"
                 raise PermissionDenied(f"this virtual key may not use model {model!r}", param)
-        primary = split_model(params.model)
-        if primary is not None and self._registry.get(primary[0]) is None:
+        if not any(self._registry.supports(model, request_type) for model in params.models()):
             raise InvalidArgument(
-                f"provider {primary[0]!r} of model {params.model!r} is not configured", "model"
+                f"model {params.model!r} cannot run {request_type.value}: its provider is not configured"
+                " or does not offer it (and no fallback does)",
+                "model",
             )
 
     def _inspect_files(self, images: list[StagingFile], mask: StagingFile | None) -> list[StagedFile]:
@@ -160,7 +198,7 @@ class JobApi:
         else:
             key = self._keyring.resolve(headers)
             job = await self._readable_job(job_id, key.id if key else None)
-        info = await self._store.output_info(job.id, index) if job.status == JobStatus.COMPLETED else None
+        info = job.result.stored_output(index) if job.result is not None else None
         if info is None:
             raise NotFound(f"job {job_id} has no stored image {index}")
         return OutputStream(info, self._store.read_output(job.id, index))

@@ -27,13 +27,10 @@ from grpc_server.dispatch.sweeper import run_sweeper
 from grpc_server.dispatch.worker import Dispatcher
 from grpc_server.job_api import JobApi, utcnow
 from grpc_server.keyring import KeyRing
-from grpc_server.providers.base import Provider
-from grpc_server.providers.local import LocalProvider
-from grpc_server.providers.openai import OpenAIProvider
-from grpc_server.providers.registry import ProviderRegistry
+from grpc_server.providers.factory import build_registry
 from grpc_server.service import JobServicer
 from grpc_server.store.base import JobStore, StoreUnavailable
-from grpc_server.store.sqlite import SQLiteStore
+from grpc_server.store.factory import make_store, prepare_store
 
 log = logging.getLogger("asyncgate.server")
 
@@ -41,19 +38,10 @@ SERVICE_NAME = job_service_pb2.DESCRIPTOR.services_by_name["JobService"].full_na
 HEALTH_CHECK_INTERVAL = 2.0
 
 
-def build_registry(config: ServerConfig, session: aiohttp.ClientSession) -> ProviderRegistry:
-    """The local provider always; others when they have a key configured."""
-    providers: dict[str, Provider] = {"local": LocalProvider()}
-    openai = config.providers.get("openai")
-    if openai is not None and openai.api_key:
-        providers["openai"] = OpenAIProvider(session, openai)
-    return ProviderRegistry(providers)
-
-
 class AsyncGateServer:
     def __init__(self, config: ServerConfig, store: JobStore | None = None) -> None:
         self.config = config
-        self.store: JobStore = store or SQLiteStore(config.database_path, config.sqlite_synchronous)
+        self.store: JobStore = store or make_store(config)
         self._server = aio.server(
             options=[
                 ("grpc.max_receive_message_length", config.max_message_bytes),
@@ -69,10 +57,11 @@ class AsyncGateServer:
 
     async def start(self) -> int:
         config = self.config
-        await self.store.open()
+        await prepare_store(self.store, config)
         self._session = aiohttp.ClientSession()
         registry = build_registry(config, self._session)
         self.dispatcher = Dispatcher(config, self.store, registry, utcnow)
+        await self.store.subscribe(self.dispatcher.on_store_event)
         api = JobApi(
             config,
             self.store,

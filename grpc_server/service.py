@@ -118,6 +118,27 @@ class JobServicer(pb_grpc.JobServiceServicer):
         return pb.UploadImageEditJobResponse(job=convert.job_to_proto(job, self._api.capabilities))
 
     @_aborts_on_errors
+    async def CreateImageGenerationJob(
+        self, request: pb.CreateImageGenerationJobRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.CreateImageGenerationJobResponse:
+        job = await self._api.submit_image_generation(
+            convert.image_generation_params(request.request),
+            headers_of(context),
+            stream=request.request.stream,
+            ttl_seconds=_ttl(request.options),
+        )
+        return pb.CreateImageGenerationJobResponse(job=convert.job_to_proto(job, self._api.capabilities))
+
+    @_aborts_on_errors
+    async def CreateEmbeddingJob(
+        self, request: pb.CreateEmbeddingJobRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.CreateEmbeddingJobResponse:
+        job = await self._api.submit_embedding(
+            convert.embedding_params(request.request), headers_of(context), ttl_seconds=_ttl(request.options)
+        )
+        return pb.CreateEmbeddingJobResponse(job=convert.job_to_proto(job, self._api.capabilities))
+
+    @_aborts_on_errors
     async def GetJob(
         self, request: pb.GetJobRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.GetJobResponse:

@@ -17,6 +17,8 @@ class BridgeConfig:
     """Absolute base of result image URLs; when unset, the origin the request came to."""
     max_body_bytes: int = 16 * 50 * MB + MB
     """Largest request body; answered 413 as soon as it is crossed."""
+    max_json_bytes: int = 32 * MB
+    """Largest JSON body (image generations, embeddings)."""
     max_field_bytes: int = MB
     """Largest text form field (prompts are at most 32000 characters)."""
     unary_max_body_bytes: int = MB

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import struct
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,7 +20,7 @@ STATUS = {
 }
 TERMINAL = (job_pb.JOB_STATUS_COMPLETED, job_pb.JOB_STATUS_FAILED)
 
-ReadImage = Callable[[str, job_pb.StoredImage], Awaitable[bytes]]
+ReadOutput = Callable[[str, job_pb.StoredOutput], Awaitable[bytes]]
 
 
 def rfc3339(ts: Timestamp) -> str:
@@ -51,18 +52,18 @@ def error_object(error: job_pb.JobError) -> dict[str, Any]:
     }
 
 
-def image_url(base_url: str, job_id: str, stored: job_pb.StoredImage) -> str:
+def image_url(base_url: str, job_id: str, stored: job_pb.StoredOutput) -> str:
     return f"{base_url}/v1/async/files/{job_id}/{stored.index}?token={stored.access_token}"
 
 
-async def image_result(job: job_pb.Job, base_url: str, read_image: ReadImage) -> dict[str, Any]:
+async def image_result(job: job_pb.Job, base_url: str, read_output: ReadOutput) -> dict[str, Any]:
     result = job.image_result
     data = []
     for image in result.data:
         item: dict[str, Any] = {}
         if image.HasField("stored"):
             if result.response_format == "b64_json":
-                item["b64_json"] = base64.b64encode(await read_image(job.id, image.stored)).decode()
+                item["b64_json"] = base64.b64encode(await read_output(job.id, image.stored)).decode()
             else:
                 item["url"] = image_url(base_url, job.id, image.stored)
         else:
@@ -80,7 +81,34 @@ async def image_result(job: job_pb.Job, base_url: str, read_image: ReadImage) ->
     return body
 
 
-async def envelope(job: job_pb.Job, base_url: str, read_image: ReadImage) -> dict[str, Any]:
+def _float32(value: float) -> float:
+    """The shortest decimal that reads back as the same float32 (as OpenAI prints them)."""
+    return float(f"{value:.9g}")
+
+
+async def embedding_result(job: job_pb.Job, read_output: ReadOutput) -> dict[str, Any]:
+    """OpenAI's embeddings list, vectors as JSON numbers or base64 of little-endian float32."""
+    result = job.embedding_result
+    raw = await read_output(job.id, result.vectors)
+    width = result.dimensions * 4
+    data = []
+    for index in range(result.count):
+        row = raw[index * width : (index + 1) * width]
+        if result.encoding_format == "base64":
+            embedding: Any = base64.b64encode(row).decode()
+        else:
+            embedding = [_float32(x) for x in struct.unpack(f"<{result.dimensions}f", row)]
+        data.append({"object": "embedding", "index": index, "embedding": embedding})
+    return {
+        "object": "list",
+        "data": data,
+        "model": result.model,
+        "usage": {"prompt_tokens": result.prompt_tokens, "total_tokens": result.total_tokens},
+        "extra_fields": extra_fields(result.extra_fields),
+    }
+
+
+async def envelope(job: job_pb.Job, base_url: str, read_output: ReadOutput) -> dict[str, Any]:
     body: dict[str, Any] = {"id": job.id, "status": STATUS[job.status]}
     if job.HasField("expire_time"):
         body["expires_at"] = rfc3339(job.expire_time)
@@ -89,8 +117,12 @@ async def envelope(job: job_pb.Job, base_url: str, read_image: ReadImage) -> dic
         body["completed_at"] = rfc3339(job.complete_time)
     if job.status_code:
         body["status_code"] = job.status_code
-    if job.status == job_pb.JOB_STATUS_COMPLETED and job.HasField("image_result"):
-        body["result"] = await image_result(job, base_url, read_image)
+    if job.status == job_pb.JOB_STATUS_COMPLETED:
+        kind = job.WhichOneof("result")
+        if kind == "image_result":
+            body["result"] = await image_result(job, base_url, read_output)
+        elif kind == "embedding_result":
+            body["result"] = await embedding_result(job, read_output)
     if job.status == job_pb.JOB_STATUS_FAILED and job.HasField("error"):
         body["error"] = error_object(job.error)
     return body

@@ -15,6 +15,7 @@ from asyncgate.v1 import job_service_pb2 as pb
 from rest_bridge.config import BridgeConfig
 from rest_bridge.envelope import TERMINAL, accepted, envelope
 from rest_bridge.errors import BridgeError, error_response, from_rpc_error
+from rest_bridge.json_body import embedding_request, image_generation_request, read_json_object
 from rest_bridge.multipart import UnaryRequest, forward_form, open_form
 from rest_bridge.ttl import TTL_HEADER, parse_ttl_header
 
@@ -61,7 +62,7 @@ def handles_errors(request_type: str) -> Callable[[Handler], Handler]:
     return decorate
 
 
-async def _read_image(request: web.Request, job_id: str, stored: job_pb.StoredImage) -> bytes:
+async def _read_output(request: web.Request, job_id: str, stored: job_pb.StoredOutput) -> bytes:
     stream = request.app[JOBS].ReadJobOutput(
         pb.ReadJobOutputRequest(job_id=job_id, index=stored.index, access_token=stored.access_token),
         timeout=request.app[CONFIG].grpc_timeout_seconds,
@@ -79,9 +80,7 @@ def base_url(request: web.Request) -> str:
 async def submit_image_edit(request: web.Request) -> web.StreamResponse:
     config = request.app[CONFIG]
     metadata = forwarded_metadata(request)
-    options = pb.JobOptions()
-    if (ttl := parse_ttl_header(request.headers.get(TTL_HEADER))) is not None:
-        options.result_ttl_seconds = ttl
+    options = _ttl_options(request)
     reader = await open_form(request, config)
     if request.content_length is not None and request.content_length <= config.unary_max_body_bytes:
         unary = UnaryRequest()
@@ -111,6 +110,39 @@ async def submit_image_edit(request: web.Request) -> web.StreamResponse:
     return web.json_response(accepted(response.job), status=202)
 
 
+def _ttl_options(request: web.Request) -> pb.JobOptions:
+    options = pb.JobOptions()
+    if (ttl := parse_ttl_header(request.headers.get(TTL_HEADER))) is not None:
+        options.result_ttl_seconds = ttl
+    return options
+
+
+@handles_errors("image_generation")
+async def submit_image_generation(request: web.Request) -> web.StreamResponse:
+    config = request.app[CONFIG]
+    metadata = forwarded_metadata(request)
+    body = await read_json_object(request, config)
+    create = pb.CreateImageGenerationJobRequest(
+        request=image_generation_request(body), options=_ttl_options(request)
+    )
+    created = await request.app[JOBS].CreateImageGenerationJob(
+        create, metadata=metadata, timeout=config.grpc_timeout_seconds
+    )
+    return web.json_response(accepted(created.job), status=202)
+
+
+@handles_errors("embedding")
+async def submit_embedding(request: web.Request) -> web.StreamResponse:
+    config = request.app[CONFIG]
+    metadata = forwarded_metadata(request)
+    body = await read_json_object(request, config)
+    create = pb.CreateEmbeddingJobRequest(request=embedding_request(body), options=_ttl_options(request))
+    created = await request.app[JOBS].CreateEmbeddingJob(
+        create, metadata=metadata, timeout=config.grpc_timeout_seconds
+    )
+    return web.json_response(accepted(created.job), status=202)
+
+
 def poll(request_type: int, name: str) -> Handler:
     @handles_errors(name)
     async def get_job(request: web.Request) -> web.StreamResponse:
@@ -122,7 +154,7 @@ def poll(request_type: int, name: str) -> Handler:
         )
         job = response.job
         body = await envelope(
-            job, base_url(request), lambda job_id, stored: _read_image(request, job_id, stored)
+            job, base_url(request), lambda job_id, stored: _read_output(request, job_id, stored)
         )
         return web.json_response(body, status=200 if job.status in TERMINAL else 202)
 
@@ -171,6 +203,16 @@ def add_routes(app: web.Application) -> None:
         "/v1/async/images/edits/{job_id}",
         poll(job_pb.REQUEST_TYPE_IMAGE_EDIT, "image_edit"),
         allow_head=False,
+    )
+    app.router.add_post("/v1/async/images/generations", submit_image_generation)
+    app.router.add_get(
+        "/v1/async/images/generations/{job_id}",
+        poll(job_pb.REQUEST_TYPE_IMAGE_GENERATION, "image_generation"),
+        allow_head=False,
+    )
+    app.router.add_post("/v1/async/embeddings", submit_embedding)
+    app.router.add_get(
+        "/v1/async/embeddings/{job_id}", poll(job_pb.REQUEST_TYPE_EMBEDDING, "embedding"), allow_head=False
     )
     app.router.add_get("/v1/async/files/{job_id}/{index}", read_file, allow_head=False)
     app.router.add_get("/health", health, allow_head=False)

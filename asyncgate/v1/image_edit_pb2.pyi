@@ -24,6 +24,8 @@ class ImageSize(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     IMAGE_SIZE_1536X1024: _ClassVar[ImageSize]
     IMAGE_SIZE_1024X1536: _ClassVar[ImageSize]
     IMAGE_SIZE_AUTO: _ClassVar[ImageSize]
+    IMAGE_SIZE_1792X1024: _ClassVar[ImageSize]
+    IMAGE_SIZE_1024X1792: _ClassVar[ImageSize]
 
 class ResponseFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -52,6 +54,7 @@ class Quality(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     QUALITY_MEDIUM: _ClassVar[Quality]
     QUALITY_LOW: _ClassVar[Quality]
     QUALITY_STANDARD: _ClassVar[Quality]
+    QUALITY_HD: _ClassVar[Quality]
 
 class OutputFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -70,6 +73,8 @@ IMAGE_SIZE_1024X1024: ImageSize
 IMAGE_SIZE_1536X1024: ImageSize
 IMAGE_SIZE_1024X1536: ImageSize
 IMAGE_SIZE_AUTO: ImageSize
+IMAGE_SIZE_1792X1024: ImageSize
+IMAGE_SIZE_1024X1792: ImageSize
 RESPONSE_FORMAT_UNSPECIFIED: ResponseFormat
 RESPONSE_FORMAT_URL: ResponseFormat
 RESPONSE_FORMAT_B64_JSON: ResponseFormat
@@ -86,6 +91,7 @@ QUALITY_HIGH: Quality
 QUALITY_MEDIUM: Quality
 QUALITY_LOW: Quality
 QUALITY_STANDARD: Quality
+QUALITY_HD: Quality
 OUTPUT_FORMAT_UNSPECIFIED: OutputFormat
 OUTPUT_FORMAT_PNG: OutputFormat
 OUTPUT_FORMAT_WEBP: OutputFormat

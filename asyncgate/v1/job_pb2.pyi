@@ -37,7 +37,7 @@ REQUEST_TYPE_IMAGE_GENERATION: RequestType
 REQUEST_TYPE_EMBEDDING: RequestType
 
 class Job(_message.Message):
-    __slots__ = ("id", "status", "request_type", "model", "create_time", "complete_time", "expire_time", "status_code", "image_result", "error")
+    __slots__ = ("id", "status", "request_type", "model", "create_time", "complete_time", "expire_time", "status_code", "image_result", "embedding_result", "error")
     ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -47,6 +47,7 @@ class Job(_message.Message):
     EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
     STATUS_CODE_FIELD_NUMBER: _ClassVar[int]
     IMAGE_RESULT_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_RESULT_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     id: str
     status: JobStatus
@@ -57,8 +58,9 @@ class Job(_message.Message):
     expire_time: _timestamp_pb2.Timestamp
     status_code: int
     image_result: ImageResult
+    embedding_result: EmbeddingResult
     error: JobError
-    def __init__(self, id: _Optional[str] = ..., status: _Optional[_Union[JobStatus, str]] = ..., request_type: _Optional[_Union[RequestType, str]] = ..., model: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status_code: _Optional[int] = ..., image_result: _Optional[_Union[ImageResult, _Mapping]] = ..., error: _Optional[_Union[JobError, _Mapping]] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., status: _Optional[_Union[JobStatus, str]] = ..., request_type: _Optional[_Union[RequestType, str]] = ..., model: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status_code: _Optional[int] = ..., image_result: _Optional[_Union[ImageResult, _Mapping]] = ..., embedding_result: _Optional[_Union[EmbeddingResult, _Mapping]] = ..., error: _Optional[_Union[JobError, _Mapping]] = ...) -> None: ...
 
 class ImageResult(_message.Message):
     __slots__ = ("created", "data", "usage", "background", "output_format", "quality", "size", "response_format", "extra_fields")
@@ -88,11 +90,11 @@ class ResultImage(_message.Message):
     STORED_FIELD_NUMBER: _ClassVar[int]
     REVISED_PROMPT_FIELD_NUMBER: _ClassVar[int]
     url: str
-    stored: StoredImage
+    stored: StoredOutput
     revised_prompt: str
-    def __init__(self, url: _Optional[str] = ..., stored: _Optional[_Union[StoredImage, _Mapping]] = ..., revised_prompt: _Optional[str] = ...) -> None: ...
+    def __init__(self, url: _Optional[str] = ..., stored: _Optional[_Union[StoredOutput, _Mapping]] = ..., revised_prompt: _Optional[str] = ...) -> None: ...
 
-class StoredImage(_message.Message):
+class StoredOutput(_message.Message):
     __slots__ = ("index", "content_type", "size_bytes", "access_token")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -103,6 +105,26 @@ class StoredImage(_message.Message):
     size_bytes: int
     access_token: str
     def __init__(self, index: _Optional[int] = ..., content_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., access_token: _Optional[str] = ...) -> None: ...
+
+class EmbeddingResult(_message.Message):
+    __slots__ = ("model", "count", "dimensions", "prompt_tokens", "total_tokens", "vectors", "encoding_format", "extra_fields")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    DIMENSIONS_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    VECTORS_FIELD_NUMBER: _ClassVar[int]
+    ENCODING_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    EXTRA_FIELDS_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    count: int
+    dimensions: int
+    prompt_tokens: int
+    total_tokens: int
+    vectors: StoredOutput
+    encoding_format: str
+    extra_fields: ExtraFields
+    def __init__(self, model: _Optional[str] = ..., count: _Optional[int] = ..., dimensions: _Optional[int] = ..., prompt_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ..., vectors: _Optional[_Union[StoredOutput, _Mapping]] = ..., encoding_format: _Optional[str] = ..., extra_fields: _Optional[_Union[ExtraFields, _Mapping]] = ...) -> None: ...
 
 class ExtraFields(_message.Message):
     __slots__ = ("provider", "model_requested", "request_type")

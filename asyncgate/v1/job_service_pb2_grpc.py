@@ -53,6 +53,16 @@ class JobServiceStub:
                 request_serializer=asyncgate_dot_v1_dot_job__service__pb2.UploadImageEditJobRequest.SerializeToString,
                 response_deserializer=asyncgate_dot_v1_dot_job__service__pb2.UploadImageEditJobResponse.FromString,
                 _registered_method=True)
+        self.CreateImageGenerationJob = channel.unary_unary(
+                '/asyncgate.v1.JobService/CreateImageGenerationJob',
+                request_serializer=asyncgate_dot_v1_dot_job__service__pb2.CreateImageGenerationJobRequest.SerializeToString,
+                response_deserializer=asyncgate_dot_v1_dot_job__service__pb2.CreateImageGenerationJobResponse.FromString,
+                _registered_method=True)
+        self.CreateEmbeddingJob = channel.unary_unary(
+                '/asyncgate.v1.JobService/CreateEmbeddingJob',
+                request_serializer=asyncgate_dot_v1_dot_job__service__pb2.CreateEmbeddingJobRequest.SerializeToString,
+                response_deserializer=asyncgate_dot_v1_dot_job__service__pb2.CreateEmbeddingJobResponse.FromString,
+                _registered_method=True)
         self.GetJob = channel.unary_unary(
                 '/asyncgate.v1.JobService/GetJob',
                 request_serializer=asyncgate_dot_v1_dot_job__service__pb2.GetJobRequest.SerializeToString,
@@ -95,6 +105,20 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateImageGenerationJob(self, request, context):
+        """Creates an image generation job.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateEmbeddingJob(self, request, context):
+        """Creates an embeddings job.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetJob(self, request, context):
         """Gets a job. A job that does not exist, has expired, or belongs to another
         virtual key is NOT_FOUND, all alike.
@@ -104,8 +128,8 @@ class JobServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ReadJobOutput(self, request, context):
-        """Streams the bytes of one stored result image: the first message carries its
-        content type and size, every message a chunk.
+        """Streams the bytes of one stored output (a result image, or an embedding job's
+        vectors): the first message carries its content type and size, every message a chunk.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -123,6 +147,16 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.UploadImageEditJob,
                     request_deserializer=asyncgate_dot_v1_dot_job__service__pb2.UploadImageEditJobRequest.FromString,
                     response_serializer=asyncgate_dot_v1_dot_job__service__pb2.UploadImageEditJobResponse.SerializeToString,
+            ),
+            'CreateImageGenerationJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateImageGenerationJob,
+                    request_deserializer=asyncgate_dot_v1_dot_job__service__pb2.CreateImageGenerationJobRequest.FromString,
+                    response_serializer=asyncgate_dot_v1_dot_job__service__pb2.CreateImageGenerationJobResponse.SerializeToString,
+            ),
+            'CreateEmbeddingJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateEmbeddingJob,
+                    request_deserializer=asyncgate_dot_v1_dot_job__service__pb2.CreateEmbeddingJobRequest.FromString,
+                    response_serializer=asyncgate_dot_v1_dot_job__service__pb2.CreateEmbeddingJobResponse.SerializeToString,
             ),
             'GetJob': grpc.unary_unary_rpc_method_handler(
                     servicer.GetJob,
@@ -198,6 +232,60 @@ class JobService:
             '/asyncgate.v1.JobService/UploadImageEditJob',
             asyncgate_dot_v1_dot_job__service__pb2.UploadImageEditJobRequest.SerializeToString,
             asyncgate_dot_v1_dot_job__service__pb2.UploadImageEditJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateImageGenerationJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/asyncgate.v1.JobService/CreateImageGenerationJob',
+            asyncgate_dot_v1_dot_job__service__pb2.CreateImageGenerationJobRequest.SerializeToString,
+            asyncgate_dot_v1_dot_job__service__pb2.CreateImageGenerationJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateEmbeddingJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/asyncgate.v1.JobService/CreateEmbeddingJob',
+            asyncgate_dot_v1_dot_job__service__pb2.CreateEmbeddingJobRequest.SerializeToString,
+            asyncgate_dot_v1_dot_job__service__pb2.CreateEmbeddingJobResponse.FromString,
             options,
             channel_credentials,
             insecure,

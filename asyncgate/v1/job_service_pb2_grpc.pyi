@@ -52,13 +52,17 @@ class JobServiceStub:
     The header may come before, between or after the files. The REST bridge
     maps its multipart `POST /v1/async/images/edits` onto this call.
     """
+    CreateImageGenerationJob: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.CreateImageGenerationJobRequest, _job_service_pb2.CreateImageGenerationJobResponse]
+    """Creates an image generation job."""
+    CreateEmbeddingJob: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.CreateEmbeddingJobRequest, _job_service_pb2.CreateEmbeddingJobResponse]
+    """Creates an embeddings job."""
     GetJob: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.GetJobRequest, _job_service_pb2.GetJobResponse]
     """Gets a job. A job that does not exist, has expired, or belongs to another
     virtual key is NOT_FOUND, all alike.
     """
     ReadJobOutput: _grpc.UnaryStreamMultiCallable[_job_service_pb2.ReadJobOutputRequest, _job_service_pb2.ReadJobOutputResponse]
-    """Streams the bytes of one stored result image: the first message carries its
-    content type and size, every message a chunk.
+    """Streams the bytes of one stored output (a result image, or an embedding job's
+    vectors): the first message carries its content type and size, every message a chunk.
     """
 
 @_typing.type_check_only
@@ -85,13 +89,17 @@ class JobServiceAsyncStub(JobServiceStub):
     The header may come before, between or after the files. The REST bridge
     maps its multipart `POST /v1/async/images/edits` onto this call.
     """
+    CreateImageGenerationJob: _aio.UnaryUnaryMultiCallable[_job_service_pb2.CreateImageGenerationJobRequest, _job_service_pb2.CreateImageGenerationJobResponse]  # type: ignore[assignment]
+    """Creates an image generation job."""
+    CreateEmbeddingJob: _aio.UnaryUnaryMultiCallable[_job_service_pb2.CreateEmbeddingJobRequest, _job_service_pb2.CreateEmbeddingJobResponse]  # type: ignore[assignment]
+    """Creates an embeddings job."""
     GetJob: _aio.UnaryUnaryMultiCallable[_job_service_pb2.GetJobRequest, _job_service_pb2.GetJobResponse]  # type: ignore[assignment]
     """Gets a job. A job that does not exist, has expired, or belongs to another
     virtual key is NOT_FOUND, all alike.
     """
     ReadJobOutput: _aio.UnaryStreamMultiCallable[_job_service_pb2.ReadJobOutputRequest, _job_service_pb2.ReadJobOutputResponse]  # type: ignore[assignment]
-    """Streams the bytes of one stored result image: the first message carries its
-    content type and size, every message a chunk.
+    """Streams the bytes of one stored output (a result image, or an embedding job's
+    vectors): the first message carries its content type and size, every message a chunk.
     """
 
 class JobServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -129,6 +137,22 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         """
 
     @_abc_1.abstractmethod
+    def CreateImageGenerationJob(
+        self,
+        request: _job_service_pb2.CreateImageGenerationJobRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_service_pb2.CreateImageGenerationJobResponse, _abc.Awaitable[_job_service_pb2.CreateImageGenerationJobResponse]]:
+        """Creates an image generation job."""
+
+    @_abc_1.abstractmethod
+    def CreateEmbeddingJob(
+        self,
+        request: _job_service_pb2.CreateEmbeddingJobRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_service_pb2.CreateEmbeddingJobResponse, _abc.Awaitable[_job_service_pb2.CreateEmbeddingJobResponse]]:
+        """Creates an embeddings job."""
+
+    @_abc_1.abstractmethod
     def GetJob(
         self,
         request: _job_service_pb2.GetJobRequest,
@@ -144,8 +168,8 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _job_service_pb2.ReadJobOutputRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_job_service_pb2.ReadJobOutputResponse], _abc.AsyncIterator[_job_service_pb2.ReadJobOutputResponse]]:
-        """Streams the bytes of one stored result image: the first message carries its
-        content type and size, every message a chunk.
+        """Streams the bytes of one stored output (a result image, or an embedding job's
+        vectors): the first message carries its content type and size, every message a chunk.
         """
 
 def add_JobServiceServicer_to_server(servicer: JobServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import math
+import struct
 import uuid
 
 from grpc_server.domain.jobs import (
+    VECTORS_CONTENT_TYPE,
+    EmbeddingParams,
+    EmbeddingResult,
     ExtraFields,
     ImageResult,
     Job,
     JobError,
-    OutputImage,
+    OutputBlob,
     ResultImage,
     split_model,
 )
-from grpc_server.providers.base import ImageOutcome, ProviderError
+from grpc_server.providers.base import EmbeddingOutcome, ImageOutcome, ProviderError
 
 
 def _extra_fields(job: Job, model: str) -> ExtraFields:
@@ -21,10 +26,12 @@ def _extra_fields(job: Job, model: str) -> ExtraFields:
     return ExtraFields(provider=provider, model_requested=name, request_type=job.request_type.value)
 
 
-def image_result(job: Job, outcome: ImageOutcome, served_by: str) -> tuple[ImageResult, list[OutputImage]]:
+def image_result(
+    job: Job, outcome: ImageOutcome, served_by: str, response_format: str
+) -> tuple[ImageResult, list[OutputBlob]]:
     """The neutral result (bytes referenced by output index) and the bytes to store."""
     images: list[ResultImage] = []
-    outputs: list[OutputImage] = []
+    outputs: list[OutputBlob] = []
     for produced in outcome.images:
         if produced.data is not None:
             images.append(
@@ -35,13 +42,13 @@ def image_result(job: Job, outcome: ImageOutcome, served_by: str) -> tuple[Image
                     revised_prompt=produced.revised_prompt,
                 )
             )
-            outputs.append(OutputImage(produced.data, produced.content_type))
+            outputs.append(OutputBlob(produced.data, produced.content_type))
         else:
             images.append(ResultImage(url=produced.url, revised_prompt=produced.revised_prompt))
     result = ImageResult(
         created=outcome.created,
         images=tuple(images),
-        response_format=job.params.response_format,
+        response_format=response_format,
         extra_fields=_extra_fields(job, served_by),
         usage=outcome.usage,
         background=outcome.background,
@@ -50,6 +57,52 @@ def image_result(job: Job, outcome: ImageOutcome, served_by: str) -> tuple[Image
         size=outcome.size,
     )
     return result, outputs
+
+
+def embedding_result(
+    job: Job, params: EmbeddingParams, outcome: EmbeddingOutcome, served_by: str
+) -> tuple[EmbeddingResult, list[OutputBlob]]:
+    """The neutral result and the vectors as one little-endian float32 blob.
+
+    Vectors longer than the `dimensions` asked for (a provider that ignores it)
+    are shortened and L2-normalised again, as OpenAI's own shortening does.
+    """
+    vectors = [list(v) for v in outcome.vectors]
+    if params.dimensions is not None:
+        vectors = [_shorten(v, params.dimensions) for v in vectors]
+    dimensions = len(vectors[0]) if vectors else 0
+    data = struct.pack(f"<{len(vectors) * dimensions}f", *(x for v in vectors for x in v))
+    result = EmbeddingResult(
+        model=outcome.model,
+        count=len(vectors),
+        dimensions=dimensions,
+        encoding_format=params.encoding_format,
+        extra_fields=_extra_fields(job, served_by),
+        prompt_tokens=outcome.prompt_tokens,
+        total_tokens=outcome.total_tokens,
+    )
+    return result, [OutputBlob(data, VECTORS_CONTENT_TYPE)]
+
+
+def check_vectors(outcome: EmbeddingOutcome, inputs: int) -> None:
+    """One vector per input, all of one non-zero length; otherwise the answer is bad (retryable)."""
+    lengths = {len(v) for v in outcome.vectors}
+    if len(outcome.vectors) != inputs or len(lengths) != 1 or 0 in lengths:
+        raise ProviderError(
+            f"provider returned {len(outcome.vectors)} vectors for {inputs} inputs"
+            f" (lengths {sorted(lengths)})",
+            status_code=502,
+            type="invalid_response",
+            retryable=True,
+        )
+
+
+def _shorten(vector: list[float], dimensions: int) -> list[float]:
+    if len(vector) <= dimensions:
+        return vector
+    head = vector[:dimensions]
+    norm = math.sqrt(sum(x * x for x in head))
+    return [x / norm for x in head] if norm else head
 
 
 def job_error(job: Job, error: ProviderError, model: str | None = None) -> JobError:

@@ -17,16 +17,25 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 from grpc_server.config import ServerConfig
-from grpc_server.dispatch.chain import ChainFailed, run_chain
-from grpc_server.dispatch.outcome import image_result, job_error
-from grpc_server.domain.jobs import Job
-from grpc_server.providers.base import ImageEditCall, ImageInput, ImageOutcome, Provider
+from grpc_server.dispatch.chain import ChainFailed, ChainSuccess, run_chain
+from grpc_server.dispatch.outcome import check_vectors, embedding_result, image_result, job_error
+from grpc_server.domain.jobs import ImageEditParams, ImageGenerationParams, Job, JobResult, OutputBlob
+from grpc_server.providers.base import (
+    EmbeddingCall,
+    EmbeddingOutcome,
+    ImageEditCall,
+    ImageGenerationCall,
+    ImageInput,
+    Provider,
+)
 from grpc_server.providers.registry import ProviderRegistry
-from grpc_server.store.base import JobStore, StagedFile, StoreUnavailable
+from grpc_server.store.base import JobStore, StagedFile, StoreEvent, StoreUnavailable
 
 log = logging.getLogger("asyncgate.dispatcher")
+T = TypeVar("T")
 
 
 def _inputs(staged: list[StagedFile]) -> tuple[list[ImageInput], ImageInput | None]:
@@ -61,6 +70,11 @@ class Dispatcher:
         """A job was submitted: claim now rather than at the next safety poll."""
         if self._settings.concurrency > 0:  # an accept-only server has nothing to claim
             self._attention.set()
+
+    def on_store_event(self, event: StoreEvent) -> None:
+        """Any replica's submit, or a job handed back to the queue: there is work to claim."""
+        if event.kind in ("submitted", "requeued"):
+            self.wake()
 
     @property
     def running(self) -> int:
@@ -128,30 +142,59 @@ class Dispatcher:
         return root
 
     async def _execute(self, job: Job, work_dir: Path) -> None:
-        images, mask = _inputs(await self._store.export_inputs(job.id, work_dir))
-
-        def attempt(provider: Provider, model: str) -> Awaitable[ImageOutcome]:
-            return provider.edit_image(
-                ImageEditCall(model=model, params=job.params, images=images, mask=mask)
-            )
-
         try:
-            success = await run_chain(
-                job.params.models(),
-                attempt,
-                registry=self._registry,
-                retry=self._config.retry,
-                provider_timeouts={n: s.timeout_seconds for n, s in self._config.providers.items()},
-            )
+            result, outputs, served_by = await self._run_operation(job, work_dir)
         except ChainFailed as failed:
             written = await self._store.fail_job(
                 job.id, self.worker_id, job_error(job, failed.error), self._clock()
             )
             log.info("job %s failed: %s (written: %s)", job.id, failed.error.message, written)
             return
-        result, outputs = image_result(job, success.value, success.model)
         written = await self._store.complete_job(job.id, self.worker_id, result, outputs, self._clock())
-        log.info("job %s completed by %s (written: %s)", job.id, success.model, written)
+        log.info("job %s completed by %s (written: %s)", job.id, served_by, written)
+
+    async def _run_operation(self, job: Job, work_dir: Path) -> tuple[JobResult, list[OutputBlob], str]:
+        """Run the job's operation through its provider chain; raises ChainFailed."""
+        params = job.params
+        if isinstance(params, ImageEditParams):
+            images, mask = _inputs(await self._store.export_inputs(job.id, work_dir))
+            edited = await self._chain(
+                job, lambda p, model: p.edit_image(ImageEditCall(model, params, images, mask))
+            )
+            return (*image_result(job, edited.value, edited.model, params.response_format), edited.model)
+        if isinstance(params, ImageGenerationParams):
+            generated = await self._chain(
+                job, lambda p, model: p.generate_image(ImageGenerationCall(model, params))
+            )
+            return (
+                *image_result(job, generated.value, generated.model, params.response_format),
+                generated.model,
+            )
+
+        async def embed(provider: Provider, model: str) -> EmbeddingOutcome:
+            outcome = await provider.embed(EmbeddingCall(model, params))
+            check_vectors(outcome, len(params.inputs()))  # inside the chain: a bad answer is retried
+            return outcome
+
+        embedded = await self._chain(job, embed)
+        return (*embedding_result(job, params, embedded.value, embedded.model), embedded.model)
+
+    async def _chain(self, job: Job, call: Callable[[Provider, str], Awaitable[T]]) -> ChainSuccess[T]:
+        """The chain of models that can run this operation (the others are skipped), each
+        call holding one of its provider's concurrency slots."""
+        capable = [m for m in job.params.models() if self._registry.supports(m, job.request_type)]
+
+        async def limited(provider: Provider, model: str) -> T:
+            async with self._registry.slot(provider.name):
+                return await call(provider, model)
+
+        return await run_chain(
+            capable or job.params.models(),  # none capable (config changed since submit): fail clearly
+            limited,
+            registry=self._registry,
+            retry=self._config.retry,
+            provider_timeouts={n: s.timeout_seconds for n, s in self._config.providers.items()},
+        )
 
     async def _heartbeat(self, job_id: str, run: asyncio.Task[None]) -> None:
         interval = self._settings.lease_seconds / 3

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, Self, cast
 
 
 class JobStatus(StrEnum):
@@ -32,8 +32,31 @@ def new_job_id() -> str:
     return str(uuid.uuid4())
 
 
+class _Params:
+    """JSON round trip and the model chain, shared by every request's parameters."""
+
+    model: str
+    fallbacks: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = asdict(self)  # type: ignore[call-overload]
+        doc["fallbacks"] = list(self.fallbacks)
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Self:
+        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        values = {k: v for k, v in doc.items() if k in known}
+        values["fallbacks"] = tuple(values.get("fallbacks", ()))
+        return cls(**values)
+
+    def models(self) -> tuple[str, ...]:
+        """The chain to try: the primary model, then each fallback in order."""
+        return (self.model, *self.fallbacks)
+
+
 @dataclass(frozen=True)
-class ImageEditParams:
+class ImageEditParams(_Params):
     """Every field of an image edit request except the image bytes."""
 
     model: str
@@ -55,22 +78,68 @@ class ImageEditParams:
     fallbacks: tuple[str, ...] = ()
     extra_params: dict[str, str] = field(default_factory=dict)
 
-    def to_json(self) -> dict[str, Any]:
-        doc = asdict(self)
-        doc["fallbacks"] = list(self.fallbacks)
-        return doc
 
-    @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> ImageEditParams:
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in doc.items() if k in known}
-        values["fallbacks"] = tuple(values.get("fallbacks", ()))
-        values["extra_params"] = dict(values.get("extra_params", {}))
-        return cls(**values)
+@dataclass(frozen=True)
+class ImageGenerationParams(_Params):
+    """Every field of an image generation request."""
 
-    def models(self) -> tuple[str, ...]:
-        """The chain to try: the primary model, then each fallback in order."""
-        return (self.model, *self.fallbacks)
+    model: str
+    prompt: str = ""
+    n: int | None = None
+    size: str | None = None
+    quality: str | None = None
+    style: str | None = None
+    response_format: str = "url"
+    background: str | None = None
+    moderation: str | None = None
+    output_format: str | None = None
+    output_compression: int | None = None
+    partial_images: int | None = None
+    seed: int | None = None
+    negative_prompt: str | None = None
+    num_inference_steps: int | None = None
+    user: str | None = None
+    fallbacks: tuple[str, ...] = ()
+    extra_params: dict[str, Any] = field(default_factory=dict)
+
+
+EmbeddingInput = str | list[str] | list[int] | list[list[int]]
+
+
+@dataclass(frozen=True)
+class EmbeddingParams(_Params):
+    """Every field of an embeddings request."""
+
+    model: str
+    input: EmbeddingInput = ""
+    encoding_format: str = "float"
+    dimensions: int | None = None
+    user: str | None = None
+    fallbacks: tuple[str, ...] = ()
+    extra_params: dict[str, Any] = field(default_factory=dict)
+
+    def inputs(self) -> list[str] | list[list[int]]:
+        """The input as a list of items: texts, or token-id lists."""
+        value = self.input
+        if isinstance(value, str):
+            return [value]
+        if value and all(isinstance(v, int) for v in value):
+            return [cast(list[int], value)]  # one input as token ids
+        return cast(list[str] | list[list[int]], value)
+
+
+JobParams = ImageEditParams | ImageGenerationParams | EmbeddingParams
+PARAMS_BY_TYPE: dict[
+    RequestType, type[ImageEditParams] | type[ImageGenerationParams] | type[EmbeddingParams]
+] = {
+    RequestType.IMAGE_EDIT: ImageEditParams,
+    RequestType.IMAGE_GENERATION: ImageGenerationParams,
+    RequestType.EMBEDDING: EmbeddingParams,
+}
+
+
+def params_from_json(request_type: RequestType, doc: dict[str, Any]) -> JobParams:
+    return PARAMS_BY_TYPE[request_type].from_json(doc)
 
 
 FileRole = Literal["image", "mask"]
@@ -119,6 +188,18 @@ class JobError:
 
 
 @dataclass(frozen=True)
+class OutputInfo:
+    """What a stored output is: its media type and length."""
+
+    content_type: str
+    size_bytes: int
+
+
+VECTORS_CONTENT_TYPE = "application/vnd.asyncgate.float32le"
+"""An embedding job's stored vectors: count x dimensions little-endian float32, row by row."""
+
+
+@dataclass(frozen=True)
 class ResultImage:
     """One image of a result: stored bytes (by output index) or a provider URL."""
 
@@ -141,13 +222,20 @@ class ImageResult:
     quality: str | None = None
     size: str | None = None
 
+    def stored_output(self, index: int) -> OutputInfo | None:
+        for image in self.images:
+            if image.stored_index == index:
+                return OutputInfo(image.content_type, image.size_bytes)
+        return None
+
     def to_json(self) -> dict[str, Any]:
-        doc = asdict(self)
+        doc = {"kind": "image", **asdict(self)}
         doc["images"] = [asdict(i) for i in self.images]
         return doc
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> ImageResult:
+        doc = {k: v for k, v in doc.items() if k != "kind"}
         return cls(
             **{
                 **doc,
@@ -158,11 +246,46 @@ class ImageResult:
 
 
 @dataclass(frozen=True)
+class EmbeddingResult:
+    """Vectors are stored as output 0: count x dimensions little-endian float32."""
+
+    model: str
+    count: int
+    dimensions: int
+    encoding_format: str
+    extra_fields: ExtraFields
+    prompt_tokens: int = 0
+    total_tokens: int = 0
+
+    def stored_output(self, index: int) -> OutputInfo | None:
+        if index != 0:
+            return None
+        return OutputInfo(VECTORS_CONTENT_TYPE, self.count * self.dimensions * 4)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": "embedding", **asdict(self)}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> EmbeddingResult:
+        values = {k: v for k, v in doc.items() if k != "kind"}
+        return cls(**{**values, "extra_fields": ExtraFields(**doc["extra_fields"])})
+
+
+JobResult = ImageResult | EmbeddingResult
+
+
+def result_from_json(doc: dict[str, Any]) -> JobResult:
+    if doc.get("kind") == "embedding":
+        return EmbeddingResult.from_json(doc)
+    return ImageResult.from_json(doc)
+
+
+@dataclass(frozen=True)
 class Job:
     id: str
     request_type: RequestType
     status: JobStatus
-    params: ImageEditParams
+    params: JobParams
     created_at: datetime
     ttl_seconds: int
     owner_key_id: str | None = None
@@ -170,7 +293,7 @@ class Job:
     completed_at: datetime | None = None
     expires_at: datetime | None = None
     status_code: int = 0
-    result: ImageResult | None = None
+    result: JobResult | None = None
     error: JobError | None = None
     attempts: int = 0
 
@@ -184,8 +307,8 @@ class Job:
 
 
 @dataclass(frozen=True)
-class OutputImage:
-    """Image bytes a provider produced, to be kept with the job."""
+class OutputBlob:
+    """Bytes a job produced (an image, or an embedding job's vectors), kept with the job."""
 
     data: bytes
     content_type: str

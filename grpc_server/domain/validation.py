@@ -1,4 +1,5 @@
-"""Field rules of an image edit request (CONTRACT section 5), as pure functions.
+"""Field rules of image edit, image generation and embeddings requests (CONTRACT
+section 5), as pure functions.
 
 Every refusal is an InvalidArgument naming the offending field in `param` and
 saying what was wrong in its message. The checks run in a fixed order so that a
@@ -12,8 +13,9 @@ is refused where it is not one of the allowed values.
 from __future__ import annotations
 
 import re
+from typing import cast
 
-from grpc_server.domain.jobs import ImageEditParams, split_model
+from grpc_server.domain.jobs import EmbeddingParams, ImageEditParams, ImageGenerationParams, split_model
 from grpc_server.errors import InvalidArgument
 
 # Allowed values, in the order the contract lists them (the order shows in messages).
@@ -25,7 +27,16 @@ INPUT_FIDELITIES: tuple[str, ...] = ("low", "high")
 QUALITIES: tuple[str, ...] = ("auto", "high", "medium", "low", "standard")
 OUTPUT_FORMATS: tuple[str, ...] = ("png", "webp", "jpeg")
 
+# Image generations take the dall-e-3 sizes and quality too.
+GENERATION_SIZES: tuple[str, ...] = (*IMAGE_SIZES[:-1], "1792x1024", "1024x1792", "auto")
+GENERATION_QUALITIES: tuple[str, ...] = (*QUALITIES, "hd")
+STYLES: tuple[str, ...] = ("vivid", "natural")
+MODERATIONS: tuple[str, ...] = ("low", "auto")
+ENCODING_FORMATS: tuple[str, ...] = ("float", "base64")
+
 N_RANGE = (1, 10)
+DIMENSIONS_RANGE = (1, 65536)
+MAX_EMBEDDING_INPUTS = 2048
 PARTIAL_IMAGES_RANGE = (0, 3)
 OUTPUT_COMPRESSION_RANGE = (0, 100)
 
@@ -71,6 +82,54 @@ def validate_image_edit(
         )
     # seed: any integer; the provider decides what it makes of it.
 
+    for fallback in params.fallbacks:
+        _check_model("fallbacks", fallback, required=False)
+
+
+def validate_image_generation(params: ImageGenerationParams, *, stream: bool) -> None:
+    """Refuse the first rule an image generation breaks."""
+    if stream:
+        raise InvalidArgument("stream is not supported for async image generations", "stream")
+    _check_model("model", params.model, required=True)
+    if not params.prompt.strip():
+        raise InvalidArgument("prompt is required", "prompt")
+    _check_choice("size", params.size, GENERATION_SIZES)
+    _check_choice("quality", params.quality, GENERATION_QUALITIES)
+    _check_choice("style", params.style, STYLES)
+    _check_choice("response_format", params.response_format, RESPONSE_FORMATS)
+    _check_choice("background", params.background, BACKGROUNDS)
+    _check_choice("moderation", params.moderation, MODERATIONS)
+    _check_choice("output_format", params.output_format, OUTPUT_FORMATS)
+    _check_range("n", params.n, N_RANGE)
+    _check_range("partial_images", params.partial_images, PARTIAL_IMAGES_RANGE)
+    _check_range("output_compression", params.output_compression, OUTPUT_COMPRESSION_RANGE)
+    if params.num_inference_steps is not None and params.num_inference_steps < 0:
+        raise InvalidArgument(
+            f"invalid num_inference_steps value: {params.num_inference_steps} (expected 0 or more)",
+            "num_inference_steps",
+        )
+    for fallback in params.fallbacks:
+        _check_model("fallbacks", fallback, required=False)
+
+
+def validate_embedding(params: EmbeddingParams) -> None:
+    """Refuse the first rule an embeddings request breaks."""
+    _check_model("model", params.model, required=True)
+    items = params.inputs()
+    if not items:
+        raise InvalidArgument("input is required and must not be empty", "input")
+    if len(items) > MAX_EMBEDDING_INPUTS:
+        raise InvalidArgument(f"too many inputs: {len(items)} (at most {MAX_EMBEDDING_INPUTS})", "input")
+    for index, item in enumerate(items):
+        if isinstance(item, str):
+            if not item:
+                raise InvalidArgument(f"input[{index}] is empty", "input")
+        elif not item:
+            raise InvalidArgument(f"input[{index}] has no tokens", "input")
+        elif min(cast(list[int], item)) < 0:
+            raise InvalidArgument(f"input[{index}] has a negative token id", "input")
+    _check_choice("encoding_format", params.encoding_format, ENCODING_FORMATS)
+    _check_range("dimensions", params.dimensions, DIMENSIONS_RANGE)
     for fallback in params.fallbacks:
         _check_model("fallbacks", fallback, required=False)
 

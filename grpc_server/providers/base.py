@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from grpc_server.domain.jobs import ImageEditParams, RequestType
+from grpc_server.domain.jobs import EmbeddingParams, ImageEditParams, ImageGenerationParams, RequestType
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 
@@ -38,6 +38,35 @@ class ImageEditCall:
     params: ImageEditParams
     images: Sequence[ImageInput]
     mask: ImageInput | None = None
+
+
+@dataclass(frozen=True)
+class ImageGenerationCall:
+    """One image generation as a provider receives it."""
+
+    model: str
+    """The bare model name, without the `provider/` prefix."""
+    params: ImageGenerationParams
+
+
+@dataclass(frozen=True)
+class EmbeddingCall:
+    """One embeddings request as a provider receives it."""
+
+    model: str
+    """The bare model name, without the `provider/` prefix."""
+    params: EmbeddingParams
+
+
+@dataclass(frozen=True)
+class EmbeddingOutcome:
+    """One vector per input, in input order."""
+
+    vectors: Sequence[Sequence[float]]
+    model: str
+    """The model as the provider named it in its answer (or as asked)."""
+    prompt_tokens: int = 0
+    total_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -103,10 +132,26 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 class Provider(Protocol):
-    """An adapter for one AI provider."""
+    """An adapter for one AI provider. It implements the operations `supports` names;
+    the others may raise `unsupported(...)` (the chain never calls them)."""
 
     name: str
 
     def supports(self, request_type: RequestType) -> bool: ...
 
     async def edit_image(self, call: ImageEditCall) -> ImageOutcome: ...
+
+    async def generate_image(self, call: ImageGenerationCall) -> ImageOutcome: ...
+
+    async def embed(self, call: EmbeddingCall) -> EmbeddingOutcome: ...
+
+
+def unsupported(provider: str, request_type: RequestType) -> ProviderError:
+    """For an operation a provider does not offer: a gateway error, never retried."""
+    return ProviderError(
+        f"provider {provider!r} does not support {request_type.value}",
+        status_code=400,
+        type="invalid_request_error",
+        code="unsupported_operation",
+        is_gateway_error=True,
+    )

@@ -9,6 +9,10 @@ plausible fills, not invented content. It accepts any model name
 - outpainting: grow the canvas and extend the image's edges into the new area.
 - inpainting: fill the mask's transparent pixels smoothly from their surroundings.
 
+It also answers image generations with a placeholder (a gradient with the prompt
+written on it: see placeholder_images) and embeddings with a feature-hashing
+model (see hashing_embeddings): similar wording gives similar vectors.
+
 Output encoding: png (lossless, output_compression ignored), webp or jpeg.
 For webp and jpeg, quality = 100 - output_compression, capped at 95 (higher
 only grows files); webp with output_compression 0 is encoded lossless; with no
@@ -27,7 +31,24 @@ from collections.abc import Callable
 from PIL import Image, ImageChops, ImageFilter, ImageOps, ImageStat, UnidentifiedImageError
 
 from grpc_server.domain.jobs import RequestType
-from grpc_server.providers.base import ImageEditCall, ImageInput, ImageOutcome, ProducedImage, ProviderError
+from grpc_server.providers.base import (
+    EmbeddingCall,
+    EmbeddingOutcome,
+    ImageEditCall,
+    ImageGenerationCall,
+    ImageInput,
+    ImageOutcome,
+    ProducedImage,
+    ProviderError,
+)
+from grpc_server.providers.hashing_embeddings import (
+    DEFAULT_DIMENSIONS,
+    MAX_DIMENSIONS,
+    count_tokens,
+    embed_text,
+    embed_tokens,
+)
+from grpc_server.providers.placeholder_images import placeholder_image
 
 WHITE = (255, 255, 255)
 MAX_SIDE = 4096
@@ -62,11 +83,69 @@ class LocalProvider:
         self.name = name
 
     def supports(self, request_type: RequestType) -> bool:
-        return request_type == RequestType.IMAGE_EDIT
+        return True
 
     async def edit_image(self, call: ImageEditCall) -> ImageOutcome:
         # Pillow work is CPU-bound; a thread keeps the event loop responsive.
         return await asyncio.to_thread(run_edit, call)
+
+    async def generate_image(self, call: ImageGenerationCall) -> ImageOutcome:
+        return await asyncio.to_thread(run_generation, call)
+
+    async def embed(self, call: EmbeddingCall) -> EmbeddingOutcome:
+        return await asyncio.to_thread(run_embedding, call)
+
+
+PLACEHOLDER_SIZE = (256, 256)
+"""A generation without a size (or `auto`) gets this small placeholder."""
+
+
+def run_generation(call: ImageGenerationCall) -> ImageOutcome:
+    params = call.params
+    fmt = params.output_format or "png"
+    if fmt not in CONTENT_TYPES:
+        raise _invalid(f"the local provider cannot write {fmt!r} images", "output_format")
+    width, height = _parse_size(params.size) or PLACEHOLDER_SIZE
+    images = [
+        ProducedImage(
+            data=encode(
+                placeholder_image(params.prompt, width, height, seed=_seed(params.seed, i)),
+                fmt,
+                params.output_compression,
+            ),
+            content_type=CONTENT_TYPES[fmt],
+        )
+        for i in range(max(1, params.n or 1))
+    ]
+    return ImageOutcome(
+        created=int(time.time()),
+        images=images,
+        size=f"{width}x{height}",
+        output_format=fmt,
+        background="opaque",
+    )
+
+
+def _seed(seed: int | None, index: int) -> int | None:
+    """n placeholders differ from each other, yet stay reproducible."""
+    return None if seed is None and index == 0 else (seed or 0) + index
+
+
+def run_embedding(call: EmbeddingCall) -> EmbeddingOutcome:
+    params = call.params
+    dimensions = params.dimensions or DEFAULT_DIMENSIONS
+    if not 1 <= dimensions <= MAX_DIMENSIONS:
+        raise _invalid(f"the local embedding model makes 1 to {MAX_DIMENSIONS} dimensions", "dimensions")
+    vectors: list[list[float]] = []
+    tokens = 0
+    for item in params.inputs():
+        if isinstance(item, str):
+            vectors.append(embed_text(item, dimensions))
+            tokens += count_tokens(item)
+        else:
+            vectors.append(embed_tokens(item, dimensions))
+            tokens += len(item)
+    return EmbeddingOutcome(vectors, model=call.model, prompt_tokens=tokens, total_tokens=tokens)
 
 
 def run_edit(call: ImageEditCall) -> ImageOutcome:

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 
-from grpc_server.domain.jobs import split_model
+from grpc_server.domain.jobs import RequestType, split_model
 from grpc_server.providers.base import Provider
 
 
 class ProviderRegistry:
     """Provider name -> adapter. Built once at start-up; read-only afterwards."""
 
-    def __init__(self, providers: Mapping[str, Provider]) -> None:
+    def __init__(
+        self, providers: Mapping[str, Provider], limits: Mapping[str, int | None] | None = None
+    ) -> None:
         # A private copy, so a caller mutating its mapping cannot change a running server.
         self._providers: dict[str, Provider] = dict(providers)
+        self._slots = {name: asyncio.Semaphore(n) for name, n in (limits or {}).items() if n}
 
     def get(self, name: str) -> Provider | None:
         return self._providers.get(name)
@@ -27,6 +33,16 @@ class ProviderRegistry:
         if provider is None:
             return None
         return provider, parts[1]
+
+    def supports(self, model: str, request_type: RequestType) -> bool:
+        """Whether `provider/model` names a configured provider that offers this operation."""
+        resolved = self.resolve(model)
+        return resolved is not None and resolved[0].supports(request_type)
+
+    def slot(self, name: str) -> AbstractAsyncContextManager[object]:
+        """Held around each call to a provider: bounds its calls in flight when configured."""
+        semaphore = self._slots.get(name)
+        return semaphore if semaphore is not None else contextlib.nullcontext()
 
     def names(self) -> tuple[str, ...]:
         """The configured provider names, sorted."""

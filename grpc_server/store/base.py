@@ -7,16 +7,19 @@ worker that lost its lease can never overwrite an outcome.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol, get_args
 
-from grpc_server.domain.jobs import ImageResult, InputFile, Job, JobError, OutputImage
+from grpc_server.domain.jobs import InputFile, Job, JobError, JobResult, OutputBlob
 
 CHUNK_BYTES = 1024 * 1024
 """Blobs are stored and streamed in chunks of this size, never held whole."""
+
+log = logging.getLogger("asyncgate.store")
 
 
 @dataclass(frozen=True)
@@ -35,12 +38,6 @@ class StagedFile:
 
 
 @dataclass(frozen=True)
-class OutputInfo:
-    content_type: str
-    size_bytes: int
-
-
-@dataclass(frozen=True)
 class ReapResult:
     requeued: int
     failed: int
@@ -50,10 +47,59 @@ class StoreUnavailable(Exception):
     """The store cannot be reached right now; the caller may retry."""
 
 
+EventKind = Literal["submitted", "completed", "failed", "requeued"]
+EVENT_KINDS: frozenset[str] = frozenset(get_args(EventKind))
+
+
+@dataclass(frozen=True)
+class StoreEvent:
+    """Something happened to a job, on this replica or another: "submitted" (new and pending),
+    "requeued" (pending again), "completed" or "failed" (terminal). An empty job_id means
+    "anything may have changed" (sent after events may have been lost): re-check the queue."""
+
+    kind: EventKind
+    job_id: str
+
+
+EventCallback = Callable[[StoreEvent], None]
+
+
+class Subscribers:
+    """The callbacks given to subscribe(). Each runs on the event loop, must not block, and
+    cannot break the write (or the other callbacks) that published the event: errors are logged."""
+
+    def __init__(self) -> None:
+        self._callbacks: list[EventCallback] = []
+
+    def add(self, on_event: EventCallback) -> None:
+        self._callbacks.append(on_event)
+
+    def clear(self) -> None:
+        self._callbacks.clear()
+
+    def publish(self, event: StoreEvent) -> None:
+        for on_event in list(self._callbacks):
+            try:
+                on_event(event)
+            except Exception:
+                log.exception("a store event subscriber failed on %s", event)
+
+
 class JobStore(Protocol):
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...
+
+    async def subscribe(self, on_event: EventCallback) -> None:
+        """Deliver events from every replica sharing this store until close(): a job submitted
+        (StoreEvent(kind="submitted", job_id)), a job that reached a terminal state or went back
+        to the queue (kind="completed" | "failed" | "requeued"). Best effort: a lost event only
+        delays work until the safety poll. Embedded stores deliver nothing across processes.
+
+        Events are published only for writes that committed, after the commit. on_event runs on
+        the event loop and must not block. StoreEvent("submitted", "") means events may have been
+        missed (the listener reconnected): re-check the queue."""
+        ...
 
     async def ping(self) -> None:
         """Raise StoreUnavailable when the store cannot serve requests."""
@@ -78,7 +124,7 @@ class JobStore(Protocol):
         ...
 
     async def complete_job(
-        self, job_id: str, worker: str, result: ImageResult, outputs: Sequence[OutputImage], now: datetime
+        self, job_id: str, worker: str, result: JobResult, outputs: Sequence[OutputBlob], now: datetime
     ) -> bool:
         """processing -> completed, with the output images; False if the lease was lost."""
         ...
@@ -90,8 +136,6 @@ class JobStore(Protocol):
     async def export_inputs(self, job_id: str, dest: Path) -> list[StagedFile]:
         """Write a job's input files into `dest`, chunk by chunk."""
         ...
-
-    async def output_info(self, job_id: str, index: int) -> OutputInfo | None: ...
 
     def read_output(self, job_id: str, index: int) -> AsyncIterator[bytes]:
         """The bytes of one output image, in chunks."""

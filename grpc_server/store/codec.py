@@ -14,13 +14,14 @@ from datetime import datetime
 from typing import Any
 
 from grpc_server.domain.jobs import (
-    ImageEditParams,
-    ImageResult,
     InputFile,
     Job,
     JobError,
+    JobResult,
     JobStatus,
     RequestType,
+    params_from_json,
+    result_from_json,
 )
 from grpc_server.store.base import StagedFile
 
@@ -33,7 +34,7 @@ def inputs_json(files: Sequence[StagedFile]) -> str:
     return json.dumps([vars(f.info) for f in files])
 
 
-def result_json(result: ImageResult) -> str:
+def result_json(result: JobResult) -> str:
     return json.dumps(result.to_json())
 
 
@@ -49,7 +50,7 @@ def job_from_row(
         id=str(row["id"]),
         request_type=RequestType(row["request_type"]),
         status=JobStatus(row["status"]),
-        params=ImageEditParams.from_json(json.loads(row["params"])),
+        params=params_from_json(RequestType(row["request_type"]), json.loads(row["params"])),
         created_at=created_at,
         ttl_seconds=row["ttl_seconds"],
         owner_key_id=row["owner_key_id"],
@@ -57,7 +58,7 @@ def job_from_row(
         completed_at=completed_at,
         expires_at=expires_at,
         status_code=row["status_code"],
-        result=ImageResult.from_json(json.loads(row["result"])) if row["result"] else None,
+        result=result_from_json(json.loads(row["result"])) if row["result"] else None,
         error=JobError.from_json(json.loads(row["error"])) if row["error"] else None,
         attempts=row["attempts"],
     )

@@ -22,13 +22,22 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from grpc_server.domain.jobs import (
-    ImageResult,
     Job,
     JobError,
-    OutputImage,
+    JobResult,
+    OutputBlob,
 )
 from grpc_server.domain.ttl import expiry
-from grpc_server.store.base import CHUNK_BYTES, OutputInfo, ReapResult, StagedFile, StoreUnavailable
+from grpc_server.store.base import (
+    CHUNK_BYTES,
+    EventCallback,
+    EventKind,
+    ReapResult,
+    StagedFile,
+    StoreEvent,
+    StoreUnavailable,
+    Subscribers,
+)
 from grpc_server.store.codec import error_json, inputs_json, job_from_row, params_json, result_json
 
 T = TypeVar("T")
@@ -117,6 +126,7 @@ class SQLiteStore:
         self._read_conn: sqlite3.Connection | None = None
         self._pending_creates: list[_PendingCreate] = []
         self._flushing: asyncio.Task[None] | None = None
+        self._subscribers = Subscribers()
 
     async def _on(self, executor: ThreadPoolExecutor, fn: Callable[[], T]) -> T:
         try:
@@ -157,6 +167,15 @@ class SQLiteStore:
                 await asyncio.get_running_loop().run_in_executor(executor, conn.close)
             executor.shutdown(wait=True)
         self._write_conn = self._read_conn = None
+        self._subscribers.clear()
+
+    async def subscribe(self, on_event: EventCallback) -> None:
+        """Events of this store's own writes only: an SQLite file has a single server."""
+        self._subscribers.add(on_event)
+
+    def _publish(self, kind: EventKind, job_id: str) -> None:
+        # Called after the write's transaction committed, on the event loop.
+        self._subscribers.publish(StoreEvent(kind, job_id))
 
     async def ping(self) -> None:
         await self._read(lambda c: c.execute("SELECT 1").fetchone())
@@ -189,6 +208,7 @@ class SQLiteStore:
                     continue
                 if failure is None:
                     pending.done.set_result(None)
+                    self._publish("submitted", pending.job.id)
                 else:
                     pending.done.set_exception(failure)
 
@@ -223,7 +243,7 @@ class SQLiteStore:
 
     async def release_job(self, job_id: str, worker: str) -> bool:
         # A release is not the job's fault: give the attempt back.
-        return await self._write(
+        released = await self._write(
             lambda c: (
                 c.execute(
                     "UPDATE jobs SET status = 'pending', lease_owner = NULL, lease_until = NULL,"
@@ -234,9 +254,12 @@ class SQLiteStore:
                 == 1
             )
         )
+        if released:
+            self._publish("requeued", job_id)
+        return released
 
     async def complete_job(
-        self, job_id: str, worker: str, result: ImageResult, outputs: Sequence[OutputImage], now: datetime
+        self, job_id: str, worker: str, result: JobResult, outputs: Sequence[OutputBlob], now: datetime
     ) -> bool:
         def complete(conn: sqlite3.Connection) -> bool:
             with _Transaction(conn):
@@ -252,7 +275,10 @@ class SQLiteStore:
                     _insert_chunks(conn, job_id, _OUTPUT, index, _split(output.data))
                 return True
 
-        return await self._write(complete)
+        completed = await self._write(complete)
+        if completed:
+            self._publish("completed", job_id)
+        return completed
 
     async def fail_job(self, job_id: str, worker: str | None, error: JobError, now: datetime) -> bool:
         guard, args = (
@@ -260,7 +286,7 @@ class SQLiteStore:
             if worker is not None
             else ("status = 'pending'", ())
         )
-        return await self._write(
+        failed = await self._write(
             lambda c: (
                 c.execute(
                     "UPDATE jobs SET status = 'failed', status_code = ?, error = ?, completed_at = ?,"
@@ -278,6 +304,9 @@ class SQLiteStore:
                 == 1
             )
         )
+        if failed:
+            self._publish("failed", job_id)
+        return failed
 
     async def export_inputs(self, job_id: str, dest: Path) -> list[StagedFile]:
         job = await self.get_job(job_id)
@@ -299,15 +328,6 @@ class SQLiteStore:
 
         return await self._read(export)
 
-    async def output_info(self, job_id: str, index: int) -> OutputInfo | None:
-        job = await self.get_job(job_id)
-        if job is None or job.result is None:
-            return None
-        for image in job.result.images:
-            if image.stored_index == index:
-                return OutputInfo(image.content_type, image.size_bytes)
-        return None
-
     async def read_output(self, job_id: str, index: int) -> AsyncIterator[bytes]:
         for seq in itertools.count():
 
@@ -324,6 +344,8 @@ class SQLiteStore:
             yield bytes(row[0])
 
     async def reap_expired_leases(self, now: datetime, max_attempts: int, exhausted: JobError) -> ReapResult:
+        reaped: list[StoreEvent] = []  # filled on the writer thread, published once committed
+
         def reap(conn: sqlite3.Connection) -> ReapResult:
             with _Transaction(conn):
                 stale = conn.execute(
@@ -346,15 +368,20 @@ class SQLiteStore:
                             ),
                         )
                         failed += 1
+                        reaped.append(StoreEvent("failed", row["id"]))
                     else:
                         conn.execute(
                             "UPDATE jobs SET status = 'pending', lease_owner = NULL, lease_until = NULL"
                             " WHERE id = ?",
                             (row["id"],),
                         )
+                        reaped.append(StoreEvent("requeued", row["id"]))
                 return ReapResult(requeued=len(stale) - failed, failed=failed)
 
-        return await self._write(reap)
+        result = await self._write(reap)
+        for event in reaped:
+            self._subscribers.publish(event)
+        return result
 
     async def delete_expired(self, now: datetime, limit: int) -> int:
         def delete(conn: sqlite3.Connection) -> int:

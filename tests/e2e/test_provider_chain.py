@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from grpc_server.config import ProviderSettings, RetrySettings
+from grpc_server.config import ApiKey, ProviderSettings, RetrySettings
 from tests.conftest import Stack, StackFactory
 from tests.fakes.openai_server import FakeOpenAI, FakeResponse
 from tests.images import decode
@@ -24,7 +24,9 @@ async def fake() -> AsyncIterator[FakeOpenAI]:
 
 @pytest.fixture
 async def openai_stack(make_stack: StackFactory, fake: FakeOpenAI) -> Stack:
-    return await make_stack(providers={"openai": ProviderSettings(api_key="sk-test", base_url=fake.base_url)})
+    return await make_stack(
+        providers={"openai": ProviderSettings(keys=(ApiKey("sk-test"),), base_url=fake.base_url)}
+    )
 
 
 async def test_openai_edit_completes_with_the_providers_image(openai_stack: Stack, fake: FakeOpenAI) -> None:
@@ -98,7 +100,7 @@ async def test_a_provider_that_hangs_is_timed_out_and_retried(
 ) -> None:
     stack = await make_stack(
         providers={
-            "openai": ProviderSettings(api_key="sk-test", base_url=fake.base_url, timeout_seconds=0.5)
+            "openai": ProviderSettings(keys=(ApiKey("sk-test"),), base_url=fake.base_url, timeout_seconds=0.5)
         },
         retry=RetrySettings(max_attempts=2, base_delay_seconds=0.01),
     )

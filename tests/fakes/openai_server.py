@@ -1,15 +1,29 @@
-"""A fake of OpenAI's images API: a real aiohttp server on 127.0.0.1, for any test.
+"""A fake of OpenAI's images and embeddings API: a real aiohttp server on 127.0.0.1.
 
     async with FakeOpenAI(api_key="sk-test") as fake:
         fake.enqueue(FakeResponse.error(429, headers={"Retry-After": "1"}), FakeResponse.success())
         ...  # point a client (or a server subprocess) at fake.base_url
         assert fake.requests[0].fields["model"] == ["gpt-image-1"]
 
-`POST /v1/images/edits` records the request, checks the bearer key (401 with
-OpenAI's error body if wrong), then answers with the next scripted response, or
-with a success when none is queued: `n` PNGs, each the first input image
-re-encoded (resized to `size` when that is `WxH`). Every other path answers 404
-like OpenAI. Every request is recorded, whatever the answer.
+Every request is recorded, whatever the answer. `POST /v1/images/edits`,
+`POST /v1/images/generations` and `POST /v1/embeddings` check the bearer key (401
+with OpenAI's error body if wrong), then answer with the next scripted response
+(one queue for every path), or with a success when none is queued:
+
+- edits: `n` PNGs, each the first input image re-encoded (resized to `size` when
+  that is `WxH`);
+- generations: `n` images of `size` (64x64 when unset or `auto`, not OpenAI's
+  large default) in one colour derived from the prompt (`prompt_colour`), encoded
+  as `output_format`; base64, except that dall-e models answer URLs unless asked for
+  `b64_json`, and GPT image models refuse `response_format` as OpenAI does;
+- embeddings: one vector per input (`embedding_vector`: seeded by the input, so
+  deterministic), `dimensions` long (8 by default), as base64 little-endian float32
+  or float lists per `encoding_format`; usage counts whitespace-separated words
+  (or token ids).
+
+Every other path answers 404 like OpenAI. Behaviours of compatible servers can be
+switched on: `ignore_encoding_format` (always float lists), `shuffle_embeddings`
+(data in reverse index order); `api_key=None` accepts any request, keyed or not.
 
 `FakeResponse.hang()` never answers; on close the handler is cancelled, so the
 connection drops unanswered and nothing is left running.
@@ -19,9 +33,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import io
 import json
+import random
 import re
+import struct
 import time
 from collections import deque
 from collections.abc import Mapping
@@ -33,7 +50,16 @@ from aiohttp import BodyPartReader, hdrs, web
 from PIL import Image
 
 EDITS_PATH = "/v1/images/edits"
+GENERATIONS_PATH = "/v1/images/generations"
+EMBEDDINGS_PATH = "/v1/embeddings"
+PATHS = frozenset({EDITS_PATH, GENERATIONS_PATH, EMBEDDINGS_PATH})
+DEFAULT_DIMENSIONS = 8
+DEFAULT_GENERATED_SIDE = 64
+"""Generated images are this square when no size is asked: small, unlike OpenAI's 1024."""
+MAX_SIDE = 4096
+MAX_DIMENSIONS = 4096
 _SIZE = re.compile(r"(\d+)x(\d+)")
+_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
 
 
 @dataclass(frozen=True)
@@ -60,6 +86,8 @@ class RecordedRequest:
     """The raw body of a request that is not multipart."""
     received_at: float = 0.0
     """time.monotonic() when the request arrived, to check waits between retries."""
+    json: Any = None
+    """A JSON body, parsed (None when the body is not JSON)."""
 
     def field(self, name: str) -> str | None:
         """The first value of a text part, or None when it was not sent."""
@@ -122,14 +150,21 @@ class FakeResponse:
 
 
 class FakeOpenAI:
-    """OpenAI's images API on 127.0.0.1 (a free port), for the length of an `async with`."""
+    """OpenAI's images and embeddings API on 127.0.0.1 (a free port), for the length of an
+    `async with`."""
 
-    def __init__(self, api_key: str | None = "sk-test", *, keep_file_data: bool = True) -> None:
+    def __init__(
+        self, api_key: str | tuple[str, ...] | None = "sk-test", *, keep_file_data: bool = True
+    ) -> None:
         self.api_key = api_key
-        """The key to expect as `Authorization: Bearer`; None accepts any request."""
+        """The key (or keys) to expect as `Authorization: Bearer`; None accepts any request."""
         self.keep_file_data = keep_file_data
         self.latency = 0.0
         """Seconds to wait before every answer."""
+        self.ignore_encoding_format = False
+        """Answer embeddings as float lists whatever was asked, like many compatible servers."""
+        self.shuffle_embeddings = False
+        """Answer embeddings in reverse index order (OpenAI keeps input order; `index` is the truth)."""
         self.requests: list[RecordedRequest] = []
         self._queue: deque[FakeResponse] = deque()
         self._waiting: set[asyncio.Task[Any]] = set()
@@ -170,7 +205,7 @@ class FakeOpenAI:
         return f"http://127.0.0.1:{self._port}/v1"
 
     def enqueue(self, *responses: FakeResponse) -> None:
-        """Script the next answers to authenticated edits, in order."""
+        """Script the next answers to authenticated calls (edits, generations, embeddings), in order."""
         self._queue.extend(responses)
 
     @property
@@ -181,7 +216,7 @@ class FakeOpenAI:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         recorded, first_image = await self._record(request)
         self.requests.append(recorded)
-        if request.method != "POST" or request.path != EDITS_PATH:
+        if request.method != "POST" or request.path not in PATHS:
             await self._wait(self.latency)
             message = f"Invalid URL ({request.method} {request.path})"
             return _error_response(404, message, "invalid_request_error", None, None)
@@ -191,7 +226,7 @@ class FakeOpenAI:
         scripted = self._queue.popleft() if self._queue else FakeResponse.success()
         await self._wait(None if scripted.kind == "hang" else self.latency + scripted.delay)
         if scripted.kind == "success":
-            return await _success(recorded, first_image)
+            return await self._success(recorded, first_image)
         return web.Response(
             status=scripted.status,
             body=scripted.body,
@@ -223,16 +258,61 @@ class FakeOpenAI:
         else:
             body = await request.read()
         headers = {k.lower(): v for k, v in request.headers.items()}
+        doc = _parse_json(body) if request.content_type == "application/json" else None
         recorded = RecordedRequest(
-            request.method, request.path, headers, fields, files, body, received_at=arrived
+            request.method, request.path, headers, fields, files, body, received_at=arrived, json=doc
         )
         return recorded, first_image
+
+    async def _success(self, request: RecordedRequest, first_image: bytes | None) -> web.Response:
+        if request.path == EDITS_PATH:
+            return await _edit_success(request, first_image)
+        if not isinstance(request.json, dict):
+            return _unparseable_body()
+        if request.path == GENERATIONS_PATH:
+            return await _generation_success(request.json)
+        return self._embedding_success(request.json)
+
+    def _embedding_success(self, doc: dict[str, Any]) -> web.Response:
+        if not isinstance(doc.get("model"), str):
+            return _error_response(
+                400, "you must provide a model parameter", "invalid_request_error", None, None
+            )
+        items = _embedding_inputs(doc.get("input"))
+        if items is None:
+            message = "'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference."
+            return _error_response(400, message, "invalid_request_error", None, None)
+        encoding = doc.get("encoding_format", "float")
+        if encoding not in ("float", "base64"):
+            message = f"{encoding!r} is not one of ['float', 'base64'] - 'encoding_format'"
+            return _error_response(400, message, "invalid_request_error", None, None)
+        dimensions = doc.get("dimensions", DEFAULT_DIMENSIONS)
+        if not _positive_int(dimensions) or dimensions > MAX_DIMENSIONS:
+            message = (
+                f"Invalid value for 'dimensions' = {dimensions}. Must be between 1 and {MAX_DIMENSIONS}."
+            )
+            return _error_response(400, message, "invalid_request_error", None, "dimensions")
+        as_base64 = encoding == "base64" and not self.ignore_encoding_format
+        data = [
+            {
+                "object": "embedding",
+                "index": i,
+                "embedding": _encode(embedding_vector(item, dimensions), as_base64),
+            }
+            for i, item in enumerate(items)
+        ]
+        if self.shuffle_embeddings:
+            data.reverse()
+        tokens = sum(len(item.split()) if isinstance(item, str) else len(item) for item in items)
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+        return web.json_response({"object": "list", "data": data, "model": doc["model"], "usage": usage})
 
     def _check_key(self, request: web.Request) -> web.Response | None:
         if self.api_key is None:
             return None
+        accepted = (self.api_key,) if isinstance(self.api_key, str) else self.api_key
         auth = request.headers.get(hdrs.AUTHORIZATION, "")
-        if auth == f"Bearer {self.api_key}":
+        if auth in {f"Bearer {key}" for key in accepted}:
             return None
         presented = auth.removeprefix("Bearer ")
         if not presented:
@@ -259,15 +339,14 @@ class FakeOpenAI:
             self._waiting.discard(task)
 
 
-async def _success(request: RecordedRequest, first_image: bytes | None) -> web.Response:
+async def _edit_success(request: RecordedRequest, first_image: bytes | None) -> web.Response:
     if first_image is None:
         return _missing("image")
     if not request.field("prompt"):
         return _missing("prompt")
     n_text = request.field("n") or "1"
     if not n_text.isdigit() or not 1 <= int(n_text) <= 10:
-        message = f"Invalid 'n': expected an integer between 1 and 10, got {n_text!r}."
-        return _error_response(400, message, "invalid_request_error", "invalid_value", "n")
+        return _invalid_n(n_text)
     try:
         png, width, height = await asyncio.to_thread(_reencode, first_image, request.field("size"))
     except OSError:
@@ -295,6 +374,148 @@ def _reencode(image: bytes, size: str | None) -> tuple[bytes, int, int]:
     out = io.BytesIO()
     img.save(out, "PNG")
     return out.getvalue(), img.width, img.height
+
+
+async def _generation_success(doc: dict[str, Any]) -> web.Response:
+    # OpenAI's default model for generations.
+    model = str(doc.get("model", "dall-e-2"))
+    prompt = doc.get("prompt")
+    if not isinstance(prompt, str) or not prompt:
+        return _missing("prompt")
+    n = doc.get("n", 1)
+    if not _positive_int(n) or n > 10:
+        return _invalid_n(n)
+    if (refusal := _response_format_refusal(model, doc)) is not None:
+        return refusal
+    size = _generated_size(doc.get("size"))
+    if size is None:
+        return _invalid_value("size", doc.get("size"))
+    output_format = doc.get("output_format", "png")
+    if output_format not in _FORMATS:
+        return _invalid_value("output_format", output_format)
+    image = await asyncio.to_thread(_solid_image, prompt_colour(prompt), size, output_format)
+    dall_e = model.startswith("dall-e")
+    as_url = dall_e and doc.get("response_format", "url") == "url"
+    data = [_generated_item(image, i, as_url, prompt if model == "dall-e-3" else None) for i in range(n)]
+    answer: dict[str, Any] = {"created": int(time.time()), "data": data}
+    if not dall_e:  # GPT image models describe what they made
+        answer |= {
+            "usage": {"input_tokens": 10, "output_tokens": 20, "total_tokens": 30},
+            "background": doc.get("background") or "opaque",
+            "size": f"{size[0]}x{size[1]}",
+            "output_format": output_format,
+            "quality": doc.get("quality") or "medium",
+        }
+    return web.json_response(answer)
+
+
+def _response_format_refusal(model: str, doc: dict[str, Any]) -> web.Response | None:
+    """GPT image models always answer base64 and refuse the field; dall-e takes url or b64_json."""
+    if "response_format" not in doc:
+        return None
+    if model.startswith("gpt-image"):
+        message = "Unknown parameter: 'response_format'."
+        return _error_response(400, message, "invalid_request_error", "unknown_parameter", "response_format")
+    if doc["response_format"] not in ("url", "b64_json"):
+        return _invalid_value("response_format", doc["response_format"])
+    return None
+
+
+def _generated_size(size: object) -> tuple[int, int] | None:
+    if size is None or size == "auto":
+        return DEFAULT_GENERATED_SIDE, DEFAULT_GENERATED_SIDE
+    match = _SIZE.fullmatch(size) if isinstance(size, str) else None
+    if match is None or not all(1 <= int(side) <= MAX_SIDE for side in match.groups()):
+        return None
+    return int(match[1]), int(match[2])
+
+
+def _generated_item(image: bytes, index: int, as_url: bool, revised_prompt: str | None) -> dict[str, str]:
+    item = (
+        {"url": f"https://images.fake-openai.invalid/{index}.png"}
+        if as_url
+        else {"b64_json": base64.b64encode(image).decode()}
+    )
+    if revised_prompt is not None:
+        item["revised_prompt"] = f"{revised_prompt}, revised"
+    return item
+
+
+def prompt_colour(prompt: str) -> tuple[int, int, int]:
+    """The one colour a generated image is painted in: the first bytes of the prompt's SHA-256."""
+    digest = hashlib.sha256(prompt.encode()).digest()
+    return digest[0], digest[1], digest[2]
+
+
+def _solid_image(colour: tuple[int, int, int], size: tuple[int, int], output_format: str) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, colour).save(out, _FORMATS[output_format])
+    return out.getvalue()
+
+
+def embedding_vector(item: str | list[int], dimensions: int = DEFAULT_DIMENSIONS) -> list[float]:
+    """The vector the fake answers for one input: unit length, seeded by the input,
+    each value exactly a float32 (so float lists and base64 carry the same numbers)."""
+    rng = random.Random(hashlib.sha256(json.dumps(item).encode()).digest())
+    values = [rng.gauss(0.0, 1.0) for _ in range(dimensions)]
+    norm = sum(v * v for v in values) ** 0.5 or 1.0
+    packed = struct.pack(f"<{dimensions}f", *(v / norm for v in values))
+    return list(struct.unpack(f"<{dimensions}f", packed))
+
+
+def _encode(vector: list[float], as_base64: bool) -> str | list[float]:
+    if not as_base64:
+        return vector
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+
+
+def _embedding_inputs(value: object) -> list[str | list[int]] | None:
+    """OpenAI's four input forms as a list of items; None when the input is invalid."""
+    if isinstance(value, str):
+        return [value] if value else None
+    if not isinstance(value, list) or not value:
+        return None
+    if all(isinstance(v, str) and v for v in value):
+        return value
+    if all(_token(v) for v in value):
+        return [value]
+    if all(isinstance(v, list) and v and all(_token(t) for t in v) for v in value):
+        return value
+    return None
+
+
+def _token(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _positive_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _parse_json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+def _unparseable_body() -> web.Response:
+    message = (
+        "We could not parse the JSON body of your request. (HINT: This likely means you aren't using"
+        " your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was"
+        " not valid JSON.)"
+    )
+    return _error_response(400, message, "invalid_request_error", None, None)
+
+
+def _invalid_n(value: object) -> web.Response:
+    message = f"Invalid 'n': expected an integer between 1 and 10, got {value!r}."
+    return _error_response(400, message, "invalid_request_error", "invalid_value", "n")
+
+
+def _invalid_value(param: str, value: object) -> web.Response:
+    message = f"Invalid value: {value!r}. Supported values are listed in the API reference."
+    return _error_response(400, message, "invalid_request_error", "invalid_value", param)
 
 
 def _missing(param: str) -> web.Response:

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from PIL import Image
 
-from grpc_server.config import ProviderSettings
+from grpc_server.config import ApiKey, ProviderSettings
 from grpc_server.domain.jobs import ImageEditParams, RequestType
 from grpc_server.providers.base import ImageEditCall, ImageInput, ProviderError
 from grpc_server.providers.openai import OpenAIProvider
@@ -36,7 +36,7 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 
 @pytest.fixture
 def provider(session: aiohttp.ClientSession, fake: FakeOpenAI) -> OpenAIProvider:
-    return OpenAIProvider(session, ProviderSettings(api_key=KEY, base_url=fake.base_url))
+    return OpenAIProvider(session, ProviderSettings(keys=(ApiKey(KEY),), base_url=fake.base_url))
 
 
 def image_file(
@@ -193,7 +193,7 @@ async def test_extra_params_cannot_replace_the_model_the_files_or_stream(
 async def test_a_trailing_slash_on_the_base_url_is_ignored(
     session: aiohttp.ClientSession, fake: FakeOpenAI, tmp_path: Path
 ) -> None:
-    provider = OpenAIProvider(session, ProviderSettings(api_key=KEY, base_url=fake.base_url + "/"))
+    provider = OpenAIProvider(session, ProviderSettings(keys=(ApiKey(KEY),), base_url=fake.base_url + "/"))
 
     await provider.edit_image(edit([image_file(tmp_path, "a.png")]))
 
@@ -203,7 +203,7 @@ async def test_a_trailing_slash_on_the_base_url_is_ignored(
 async def test_without_an_api_key_nothing_is_sent(
     session: aiohttp.ClientSession, fake: FakeOpenAI, tmp_path: Path
 ) -> None:
-    provider = OpenAIProvider(session, ProviderSettings(api_key=None, base_url=fake.base_url))
+    provider = OpenAIProvider(session, ProviderSettings(keys=(), base_url=fake.base_url))
 
     error = await failure(provider, edit([image_file(tmp_path, "a.png")]))
 
@@ -217,11 +217,10 @@ async def test_without_an_api_key_nothing_is_sent(
     assert fake.requests == []
 
 
-def test_supports_image_edits_only(session: aiohttp.ClientSession) -> None:
-    provider = OpenAIProvider(session, ProviderSettings(api_key=KEY))
+def test_supports_every_operation(session: aiohttp.ClientSession) -> None:
+    provider = OpenAIProvider(session, ProviderSettings(keys=(ApiKey(KEY),)))
     assert provider.name == "openai"
-    assert provider.supports(RequestType.IMAGE_EDIT)
-    assert not provider.supports(RequestType.EMBEDDING)
+    assert all(provider.supports(request_type) for request_type in RequestType)
 
 
 # What comes back
@@ -338,7 +337,7 @@ async def test_a_wrong_key_is_a_401_that_does_not_repeat_the_key(
     session: aiohttp.ClientSession, fake: FakeOpenAI, tmp_path: Path
 ) -> None:
     wrong = "sk-wrong-9876543210fedcba"
-    provider = OpenAIProvider(session, ProviderSettings(api_key=wrong, base_url=fake.base_url))
+    provider = OpenAIProvider(session, ProviderSettings(keys=(ApiKey(wrong),), base_url=fake.base_url))
 
     error = await failure(provider, edit([image_file(tmp_path, "a.png")]))
 

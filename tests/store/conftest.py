@@ -1,19 +1,77 @@
-"""Every store backend runs the same suite: parametrize the `store` fixture."""
+"""Every store backend runs the same suite: parametrize the `store` fixture.
+
+PostgreSQL tests each get a fresh schema in the database at TEST_DATABASE_URL, dropped
+afterwards. Where PostgreSQL is unreachable they are skipped, except in CI (CI=true),
+where that is a failure: CI must never pass by skipping them.
+"""
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from grpc_server.store.base import JobStore
+from grpc_server.store.migrate import migrate
+from grpc_server.store.postgres import PostgresStore, quote_ident
 from grpc_server.store.sqlite import SQLiteStore
 
+TEST_DATABASE_URL = os.environ.get("ASYNCGATE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
-@pytest.fixture(params=["sqlite"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[JobStore]:
-    backend: JobStore = SQLiteStore(tmp_path / "store.sqlite3")
+
+async def _admin_connection() -> asyncpg.Connection:
+    """A connection to the test database; skips (fails in CI) when there is none."""
+    try:
+        return await asyncpg.connect(TEST_DATABASE_URL, timeout=5)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        if os.environ.get("CI") == "true":
+            raise RuntimeError(f"CI needs PostgreSQL at {TEST_DATABASE_URL}: {exc}") from exc
+        pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432")
+
+
+@asynccontextmanager
+async def fresh_schema() -> AsyncIterator[str]:
+    """The name of a schema no one uses (not created: migrate creates it), dropped on exit."""
+    admin = await _admin_connection()
+    name = f"t_{uuid.uuid4().hex}"
+    try:
+        yield name
+    finally:
+        await admin.execute(f"DROP SCHEMA IF EXISTS {quote_ident(name)} CASCADE")
+        await admin.close()
+
+
+@pytest.fixture
+async def pg_schema() -> AsyncIterator[str]:
+    async with fresh_schema() as name:
+        yield name
+
+
+@asynccontextmanager
+async def postgres_store(schema: str, **pool: int) -> AsyncIterator[PostgresStore]:
+    """An open store on `schema` (which must be migrated)."""
+    backend = PostgresStore(TEST_DATABASE_URL, schema=schema, **pool)
     await backend.open()
-    yield backend
-    await backend.close()
+    try:
+        yield backend
+    finally:
+        await backend.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[JobStore]:
+    if request.param == "sqlite":
+        backend = SQLiteStore(tmp_path / "store.sqlite3")
+        await backend.open()
+        yield backend
+        await backend.close()
+        return
+    async with fresh_schema() as schema:
+        await migrate(TEST_DATABASE_URL, schema=schema)
+        async with postgres_store(schema) as pg:
+            yield pg

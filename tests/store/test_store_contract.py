@@ -18,7 +18,7 @@ from grpc_server.domain.jobs import (
     Job,
     JobError,
     JobStatus,
-    OutputImage,
+    OutputBlob,
     RequestType,
     ResultImage,
     new_job_id,
@@ -116,7 +116,7 @@ async def test_claims_oldest_first_and_each_job_once(store: JobStore, tmp_path: 
 async def test_completion_is_a_compare_and_set_on_the_lease_holder(store: JobStore, tmp_path: Path) -> None:
     job = await _create(store, tmp_path)
     await store.claim_jobs("w1", 1, T0, T0 + LEASE)
-    outputs = [OutputImage(os.urandom(CHUNK_BYTES + 1), "image/png"), OutputImage(b"tiny", "image/png")]
+    outputs = [OutputBlob(os.urandom(CHUNK_BYTES + 1), "image/png"), OutputBlob(b"tiny", "image/png")]
     assert not await store.complete_job(job.id, "intruder", _result(job, 2), outputs, T0)
     assert await store.complete_job(job.id, "w1", _result(job, 2), outputs, T0)
     assert not await store.complete_job(job.id, "w1", _result(job, 2), outputs, T0)  # not twice
@@ -187,7 +187,7 @@ async def test_sweeper_deletes_only_expired_jobs_with_their_blobs(store: JobStor
     pending = await _create(store, tmp_path)
     await store.claim_jobs("w", 2, T0, T0 + LEASE)
     for job in (short, long):
-        await store.complete_job(job.id, "w", _result(job, 1), [OutputImage(b"img", "image/png")], T0)
+        await store.complete_job(job.id, "w", _result(job, 1), [OutputBlob(b"img", "image/png")], T0)
     assert await store.delete_expired(T0 + timedelta(seconds=10), 100) == 1
     assert await store.get_job(short.id) is None
     assert [c async for c in store.read_output(short.id, 0)] == []

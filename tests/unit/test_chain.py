@@ -17,7 +17,16 @@ import pytest
 from grpc_server.config import RetrySettings
 from grpc_server.dispatch.chain import ChainFailed, ChainSuccess, run_chain
 from grpc_server.domain.jobs import ImageEditParams, RequestType
-from grpc_server.providers.base import ImageEditCall, ImageOutcome, Provider, ProviderError
+from grpc_server.providers.base import (
+    EmbeddingCall,
+    EmbeddingOutcome,
+    ImageEditCall,
+    ImageGenerationCall,
+    ImageOutcome,
+    Provider,
+    ProviderError,
+    unsupported,
+)
 from grpc_server.providers.registry import ProviderRegistry
 
 SETTINGS = RetrySettings(
@@ -51,6 +60,12 @@ class ScriptedProvider:
         if isinstance(step, BaseException):
             raise step
         return ImageOutcome(created=len(self.calls), images=())
+
+    async def generate_image(self, call: ImageGenerationCall) -> ImageOutcome:
+        raise unsupported(self.name, RequestType.IMAGE_GENERATION)
+
+    async def embed(self, call: EmbeddingCall) -> EmbeddingOutcome:
+        raise unsupported(self.name, RequestType.EMBEDDING)
 
 
 class RecordingSleep:

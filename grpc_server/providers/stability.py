@@ -1,0 +1,511 @@
+"""Stability AI REST v2beta (`{base_url}/v2beta/stable-image/...`): generations and edits.
+
+What is sent, and why:
+
+- Every call is multipart/form-data, even with no file: Stability refuses other bodies.
+  `Authorization: Bearer <key>` (one key per call, leased from the KeyPool, so a key set
+  aside after a 429 or 401 rests while the others carry the load) and `Accept: image/*`:
+  the image comes back as raw bytes, with `finish-reason` and `seed` headers. An
+  `application/json` answer (`{"image": base64, "finish_reason", "seed"}`) is read too.
+- Stability returns one image per call, so `n` images take `n` calls, at most
+  MAX_PARALLEL at once. With a fixed seed, call i uses seed + i: the same seed would
+  give n copies of one image (seed 0 means "random" to Stability and stays 0).
+- Generations: `POST /generate/{endpoint}` chosen by the bare model name:
+
+      core, stable-image-core          -> /generate/core
+      ultra, stable-image-ultra        -> /generate/ultra
+      sd3                              -> /generate/sd3 (Stability's default SD3 model)
+      sd3.5-large, sd3.5-medium, sd3-large-turbo, ... (any sd3*)
+                                       -> /generate/sd3 with `model=<name>`
+
+  Fields: prompt, negative_prompt, seed, aspect_ratio (the ratio of `size` nearest to
+  one Stability offers; none for `auto`), output_format (png, jpeg, webp).
+- Edits, by the edit `type` (Stability's edit endpoints have no model choice, so the
+  model name is not sent):
+
+      inpainting (or no type but a mask) -> /edit/inpaint: image, prompt, mask,
+                                            negative_prompt, seed, output_format
+      outpainting                        -> /edit/outpaint: image, left/right/up/down,
+                                            prompt, seed, output_format
+      background_removal                 -> /edit/remove-background: image, output_format
+
+  The mask is converted: asyncgate (like OpenAI) marks the area to edit as transparent,
+  Stability as white. So alpha 0 becomes white, anything else black, sent as a grayscale
+  PNG built in memory. Outpainting margins centre the image in the requested `size`
+  (each margin 0..2000); with no size (or `auto`) the image grows by half in each axis.
+- `extra_params` go through as further text fields (e.g. style_preset, creativity,
+  grow_mask), replacing a named field of the same name; never the image or the mask.
+- Stability takes one image per edit, with sides >= 64 px and 4,096 to 9,437,184
+  pixels; other inputs are refused here (400, param `image`) rather than paid for.
+
+Answers: a 2xx image (raw, or base64 in JSON) becomes an ImageOutcome, its media type
+taken from the bytes' signature; `finish-reason: CONTENT_FILTERED` is a 400
+`content_filtered` (not retried: the same prompt will be filtered again); a 2xx that
+is not an image is a retryable 502 `invalid_response`. Errors
+`{"id", "name", "errors": ["field: message", ...]}` become a ProviderError with the
+errors joined as message, `name` as type and code, and the field of the first error as
+param. A 429 or 401 rests the key in the pool; a 403 `content_moderation` does not (it
+is about the prompt, not the key). Timeouts and connection errors are left to the
+chain runner, as is the per-attempt timeout. No API key ever appears in an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import io
+import json
+import math
+import re
+import time
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from PIL import Image, UnidentifiedImageError
+
+from grpc_server.config import ProviderSettings
+from grpc_server.domain.jobs import RequestType
+from grpc_server.providers.base import (
+    EmbeddingCall,
+    EmbeddingOutcome,
+    ImageEditCall,
+    ImageGenerationCall,
+    ImageInput,
+    ImageOutcome,
+    ProducedImage,
+    ProviderError,
+    parse_retry_after,
+    retryable_status,
+    unsupported,
+)
+from grpc_server.providers.keys import KeyPool
+
+DEFAULT_BASE_URL = "https://api.stability.ai"
+GENERATE_PATH = "/v2beta/stable-image/generate/"
+EDIT_PATH = "/v2beta/stable-image/edit/"
+
+MAX_PARALLEL = 4
+"""Calls in flight at once for one request of n images."""
+MAX_MARGIN = 2000
+MIN_SIDE = 64
+MIN_PIXELS = 4_096
+MAX_PIXELS = 9_437_184
+MAX_SEED = 4_294_967_294
+
+ASPECT_RATIOS = ("16:9", "1:1", "21:9", "2:3", "3:2", "4:5", "5:4", "9:16", "9:21")
+_OUTPUT_FORMATS = {"png": "png", "jpeg": "jpeg", "jpg": "jpeg", "webp": "webp"}
+_BACKGROUND_REMOVAL_FORMATS = frozenset({"png", "webp"})
+_EDIT_ENDPOINTS = {
+    "inpainting": "inpaint",
+    "outpainting": "outpaint",
+    "background_removal": "remove-background",
+}
+_RESERVED_FIELDS = frozenset({"image", "mask"})
+_SIZE = re.compile(r"(\d+)x(\d+)")
+# "field: message": Stability's fields are snake_case, so "Error: ..." names none.
+_ERROR_FIELD = re.compile(r"\s*([a-z_][a-z0-9_.\[\]-]*)\s*:")
+_ERROR_BODY_PREFIX = 200
+
+
+@dataclass(frozen=True)
+class _Request:
+    """One Stability call: its path, text fields, and the files to attach."""
+
+    path: str
+    fields: Mapping[str, str]
+    image: ImageInput | None = None
+    mask_png: bytes | None = None
+
+    def for_index(self, index: int) -> _Request:
+        """The request for the index-th of n images: the seed moves on, unless random (0)."""
+        seed = self.fields.get("seed")
+        if index == 0 or seed is None or not seed.isdigit() or int(seed) == 0:
+            return self
+        fields = {**self.fields, "seed": str((int(seed) + index - 1) % MAX_SEED + 1)}
+        return replace(self, fields=fields)
+
+
+class StabilityProvider:
+    name = "stability"
+
+    def __init__(
+        self, session: aiohttp.ClientSession, settings: ProviderSettings, name: str = "stability"
+    ) -> None:
+        self.name = name
+        self._session = session
+        self._keys = KeyPool(settings.keys)
+        self._secrets = tuple(k.value for k in settings.keys if k.value)
+        self._base_url = (settings.base_url or DEFAULT_BASE_URL).rstrip("/")
+
+    def supports(self, request_type: RequestType) -> bool:
+        return request_type in (RequestType.IMAGE_GENERATION, RequestType.IMAGE_EDIT)
+
+    async def embed(self, call: EmbeddingCall) -> EmbeddingOutcome:
+        raise unsupported(self.name, RequestType.EMBEDDING)
+
+    async def generate_image(self, call: ImageGenerationCall) -> ImageOutcome:
+        params = call.params
+        endpoint, model_field = self._generation_endpoint(call.model)
+        fields: dict[str, str] = {"prompt": params.prompt}
+        if model_field is not None:
+            fields["model"] = model_field
+        _set(fields, "negative_prompt", params.negative_prompt)
+        _set(fields, "seed", params.seed)
+        _set(fields, "aspect_ratio", aspect_ratio(params.size))
+        _set(fields, "output_format", _output_format(params.output_format))
+        fields.update(_extra_fields(params.extra_params))
+        request = _Request(GENERATE_PATH + endpoint, fields)
+        return _outcome(await self._run(request, params.n))
+
+    async def edit_image(self, call: ImageEditCall) -> ImageOutcome:
+        request = await self._edit_request(call)
+        return _outcome(await self._run(request, call.params.n))
+
+    def _generation_endpoint(self, model: str) -> tuple[str, str | None]:
+        found = generation_endpoint(model)
+        if found is None:
+            raise ProviderError(
+                f"{self.name}: unknown model {model!r}: use core, ultra, sd3 or an sd3 variant "
+                "such as sd3.5-large",
+                status_code=400,
+                type="invalid_request_error",
+                code="model_not_found",
+                param="model",
+            )
+        return found
+
+    async def _edit_request(self, call: ImageEditCall) -> _Request:
+        params = call.params
+        kind = self._edit_kind(call)
+        image = self._single_image(call.images)
+        fields: dict[str, str] = {}
+        mask_png: bytes | None = None
+        if kind == "inpaint":
+            fields["prompt"] = params.prompt
+            _set(fields, "negative_prompt", params.negative_prompt)
+            if call.mask is not None:
+                mask_png = await self._mask(call.mask)
+        elif kind == "outpaint":
+            fields.update(self._margins(image, params.size))
+            _set(fields, "prompt", params.prompt)
+        if kind != "remove-background":
+            _set(fields, "seed", params.seed)
+        _set(fields, "output_format", self._edit_output_format(kind, params.output_format))
+        fields.update(_extra_fields(params.extra_params))
+        return _Request(EDIT_PATH + kind, fields, image, mask_png)
+
+    async def _mask(self, mask: ImageInput) -> bytes:
+        try:
+            return await asyncio.to_thread(stability_mask, mask.path)
+        except UnidentifiedImageError:
+            raise self._refusal(f"mask {mask.filename!r} is not an image", "mask") from None
+
+    def _edit_kind(self, call: ImageEditCall) -> str:
+        edit_type = call.params.type
+        if edit_type is None and call.mask is not None:
+            return "inpaint"
+        if edit_type in _EDIT_ENDPOINTS:
+            return _EDIT_ENDPOINTS[edit_type]
+        named = "no edit type" if edit_type is None else f"edit type {edit_type!r}"
+        raise self._refusal(
+            f"{named}: Stability edits need type inpainting, outpainting or background_removal "
+            "(or a mask, for inpainting)",
+            "type",
+        )
+
+    def _single_image(self, images: Sequence[ImageInput]) -> ImageInput:
+        if len(images) != 1:
+            raise self._refusal(f"Stability edits take exactly one image, got {len(images)}", "image")
+        image = images[0]
+        problem = image_size_problem(image.width, image.height)
+        if problem is not None:
+            raise self._refusal(
+                f"image {image.filename!r} is {image.width}x{image.height}: {problem}", "image"
+            )
+        return image
+
+    def _margins(self, image: ImageInput, size: str | None) -> dict[str, str]:
+        margins = outpaint_margins(image.width, image.height, size)
+        if not any(margins.values()):
+            raise self._refusal(
+                f"size {size} is not larger than the {image.width}x{image.height} image: nothing to outpaint",
+                "size",
+            )
+        return {side: str(pixels) for side, pixels in margins.items()}
+
+    def _edit_output_format(self, kind: str, requested: str | None) -> str | None:
+        output_format = _output_format(requested)
+        if kind == "remove-background" and output_format not in (None, *_BACKGROUND_REMOVAL_FORMATS):
+            raise self._refusal("background removal produces png or webp, not jpeg", "output_format")
+        return output_format
+
+    def _refusal(self, message: str, param: str) -> ProviderError:
+        """A request Stability would refuse: refused here, before a call is paid for."""
+        return ProviderError(
+            f"{self.name}: {message}", status_code=400, type="invalid_request_error", param=param
+        )
+
+    async def _run(self, request: _Request, n: int | None) -> list[ProducedImage]:
+        """n calls (one image each), at most MAX_PARALLEL at once; the first failure wins."""
+        count = max(n or 1, 1)
+        if count == 1:
+            return [await self._call(request)]
+        limit = asyncio.Semaphore(MAX_PARALLEL)
+
+        async def one(index: int) -> ProducedImage:
+            async with limit:
+                return await self._call(request.for_index(index))
+
+        tasks = [asyncio.ensure_future(one(i)) for i in range(count)]
+        try:
+            return list(await asyncio.gather(*tasks))
+        finally:
+            # On a failure (or cancellation) the other calls are not worth finishing.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _call(self, request: _Request) -> ProducedImage:
+        with self._keys.lease() as key:
+            result = await self._send(request, key)
+            if isinstance(result, ProviderError) and _blames_the_key(result):
+                raise result  # inside the lease: the pool rests the key (429, 401)
+        if isinstance(result, ProviderError):
+            raise result
+        return result
+
+    async def _send(self, request: _Request, key: str | None) -> ProducedImage | ProviderError:
+        """One HTTP call: the image, or the error Stability answered (a malformed success raises)."""
+        if key is None:
+            return ProviderError(
+                f"{self.name}: no API key configured",
+                status_code=401,
+                type="authentication_error",
+                is_gateway_error=True,
+            )
+        headers = {"Authorization": f"Bearer {key}", "Accept": "image/*"}
+        with ExitStack() as files:
+            form = _form(request, files)
+            async with self._session.post(
+                self._base_url + request.path, data=form, headers=headers
+            ) as response:
+                body = await response.read()
+                if 200 <= response.status < 300:
+                    return self._image(response.headers, body)
+                return self._error(response.status, response.headers, body)
+
+    def _image(self, headers: Mapping[str, str], body: bytes) -> ProducedImage:
+        media = headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if media == "application/json":
+            data, finish_reason = self._json_image(body)
+        elif media.startswith("image/"):
+            data, finish_reason = body, headers.get("finish-reason")
+        else:
+            raise self._invalid(f"unexpected content type {media or '(none)'}")
+        if finish_reason == "CONTENT_FILTERED":
+            raise ProviderError(
+                f"{self.name}: the image was withheld by Stability's content filter",
+                status_code=400,
+                type="content_filtered",
+                code="content_filtered",
+            )
+        if finish_reason not in (None, "", "SUCCESS"):
+            raise self._invalid(f"finish reason {finish_reason!r}")
+        content_type = image_content_type(data)
+        if content_type is None:
+            raise self._invalid("the body is not an image")
+        return ProducedImage(data=data, content_type=content_type)
+
+    def _json_image(self, body: bytes) -> tuple[bytes, str | None]:
+        try:
+            doc: Any = json.loads(body)
+        except ValueError:
+            raise self._invalid("body is not JSON") from None
+        if not isinstance(doc, dict):
+            raise self._invalid("body is not a JSON object")
+        finish_reason = doc.get("finish_reason")
+        finish_reason = finish_reason if isinstance(finish_reason, str) else None
+        if finish_reason == "CONTENT_FILTERED":
+            return b"", finish_reason
+        image = doc.get("image")
+        if not isinstance(image, str) or not image:
+            raise self._invalid("no `image` in the answer")
+        try:
+            return base64.b64decode(image, validate=True), finish_reason
+        except binascii.Error:
+            raise self._invalid("`image` is not valid base64") from None
+
+    def _invalid(self, problem: str) -> ProviderError:
+        return ProviderError(
+            f"{self.name}: invalid response: {problem}",
+            status_code=502,
+            type="invalid_response",
+            code="invalid_response",
+            retryable=True,
+        )
+
+    def _error(self, status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:
+        message, name, param = parse_error_body(body)
+        if not message:
+            text = " ".join(body.decode("utf-8", "replace").split())
+            message = text[:_ERROR_BODY_PREFIX] or f"HTTP {status}"
+        return ProviderError(
+            self._redact(message),
+            status_code=status,
+            type=self._redact(name),
+            code=self._redact(name),
+            param=self._redact(param),
+            retryable=retryable_status(status),
+            retry_after=parse_retry_after(headers.get("Retry-After")),
+        )
+
+    def _redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "[redacted]")
+        return text
+
+
+def generation_endpoint(model: str) -> tuple[str, str | None] | None:
+    """(endpoint, `model` field) for a bare model name; None when unknown."""
+    name = model.strip().lower()
+    if name in ("core", "stable-image-core"):
+        return "core", None
+    if name in ("ultra", "stable-image-ultra"):
+        return "ultra", None
+    if name == "sd3":
+        return "sd3", None
+    if name.startswith("sd3"):
+        return "sd3", model.strip()
+    return None
+
+
+def aspect_ratio(size: str | None) -> str | None:
+    """The Stability aspect ratio nearest to `WxH` (by log ratio); None for auto or unset."""
+    match = _SIZE.fullmatch(size.strip()) if size else None
+    if match is None or int(match[1]) == 0 or int(match[2]) == 0:
+        return None
+    wanted = math.log(int(match[1]) / int(match[2]))
+    return min(ASPECT_RATIOS, key=lambda ratio: abs(math.log(_ratio(ratio)) - wanted))
+
+
+def _ratio(ratio: str) -> float:
+    width, height = ratio.split(":")
+    return int(width) / int(height)
+
+
+def outpaint_margins(width: int, height: int, size: str | None) -> dict[str, int]:
+    """left/right/up/down that centre the image in `size`; without one, half as large again."""
+    match = _SIZE.fullmatch(size.strip()) if size else None
+    if match is None:
+        grow_x, grow_y = width // 2, height // 2
+    else:
+        grow_x, grow_y = max(int(match[1]) - width, 0), max(int(match[2]) - height, 0)
+    left, up = grow_x // 2, grow_y // 2
+    sides = {"left": left, "right": grow_x - left, "up": up, "down": grow_y - up}
+    return {side: min(pixels, MAX_MARGIN) for side, pixels in sides.items()}
+
+
+def image_size_problem(width: int, height: int) -> str | None:
+    """Why Stability would refuse an image of this size, or None."""
+    if min(width, height) < MIN_SIDE:
+        return f"Stability needs sides of at least {MIN_SIDE} pixels"
+    if not MIN_PIXELS <= width * height <= MAX_PIXELS:
+        return f"Stability needs {MIN_PIXELS:,} to {MAX_PIXELS:,} pixels"
+    return None
+
+
+def stability_mask(path: Path) -> bytes:
+    """asyncgate's mask (transparent = edit) as Stability's: a grayscale PNG, white = edit."""
+    with Image.open(path) as opened:
+        alpha = opened.convert("RGBA").getchannel("A")
+    # Lookup table: alpha 0 -> 255 (white, edit); any other alpha -> 0 (black, keep).
+    mask = alpha.point([255] + [0] * 255)
+    out = io.BytesIO()
+    mask.save(out, "PNG")
+    return out.getvalue()
+
+
+def image_content_type(data: bytes) -> str | None:
+    """The media type of image bytes, by their signature (Stability answers png, jpeg or
+    webp); None when they are no image. Nothing is decoded: that is the caller's business."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    return None
+
+
+def _blames_the_key(error: ProviderError) -> bool:
+    """Whether the key pool should see this error. A 403 content_moderation is about the
+    prompt or image, not the key: resting the key for it would punish the other callers."""
+    return not (error.status_code == 403 and error.code == "content_moderation")
+
+
+def parse_error_body(body: bytes) -> tuple[str, str, str]:
+    """(message, name, param) from `{"id", "name", "errors": [...]}`; empty where absent."""
+    try:
+        doc: Any = json.loads(body)
+    except ValueError:
+        return "", "", ""
+    if not isinstance(doc, dict):
+        return "", "", ""
+    name, raw_errors, message = doc.get("name"), doc.get("errors"), doc.get("message")
+    errors = [e for e in raw_errors if isinstance(e, str)] if isinstance(raw_errors, list) else []
+    if errors or not isinstance(message, str):
+        message = "; ".join(errors)  # else: an answer that carries only a message
+    field = _ERROR_FIELD.match(errors[0]) if errors else None
+    return message, name if isinstance(name, str) else "", field[1] if field else ""
+
+
+def _form(request: _Request, files: ExitStack) -> aiohttp.FormData:
+    # Multipart even with no file part: Stability refuses url-encoded bodies.
+    form = aiohttp.FormData(quote_fields=False, default_to_multipart=True)
+    for name, value in request.fields.items():
+        form.add_field(_form_quote(name), value)
+    if request.image is not None:
+        # An open file object makes aiohttp stream the part from disk in chunks.
+        stream = files.enter_context(request.image.path.open("rb"))
+        filename = _form_quote(request.image.filename)
+        form.add_field("image", stream, filename=filename, content_type=request.image.content_type)
+    if request.mask_png is not None:
+        form.add_field("mask", request.mask_png, filename="mask.png", content_type="image/png")
+    return form
+
+
+def _form_quote(value: str) -> str:
+    """Escape a multipart name or filename as browsers do (HTML5): `"` and controls as %XX,
+    the rest as UTF-8. aiohttp's own quoting would percent-encode spaces and non-ASCII too."""
+    return "".join(f"%{ord(c):02X}" if c == '"' or ord(c) < 0x20 or c == "\x7f" else c for c in value)
+
+
+def _outcome(images: list[ProducedImage]) -> ImageOutcome:
+    first = images[0]
+    output_format = first.content_type.removeprefix("image/") if first.content_type else None
+    return ImageOutcome(created=int(time.time()), images=images, output_format=output_format)
+
+
+def _set(fields: dict[str, str], name: str, value: object) -> None:
+    if value is not None and value != "":
+        fields[name] = str(value)
+
+
+def _output_format(requested: str | None) -> str | None:
+    return _OUTPUT_FORMATS.get(requested.strip().lower()) if requested else None
+
+
+def _extra_fields(extra: Mapping[str, Any]) -> dict[str, str]:
+    return {name: _text(value) for name, value in extra.items() if name not in _RESERVED_FIELDS}
+
+
+def _text(value: object) -> str:
+    """A form value: JSON's spelling for booleans (`true`), str() for the rest."""
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)

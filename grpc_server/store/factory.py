@@ -1,0 +1,26 @@
+"""Choosing and preparing the store a server runs on.
+
+`database_url` set: PostgreSQL, shared by every replica (migrated at start when
+`migrate_on_start`, which is safe with many replicas starting at once: see migrate.py).
+Otherwise: the embedded SQLite file under `data_dir`, which creates its own schema.
+"""
+
+from __future__ import annotations
+
+from grpc_server.config import ServerConfig
+from grpc_server.store.base import JobStore
+from grpc_server.store.postgres import PostgresStore
+from grpc_server.store.sqlite import SQLiteStore
+
+
+def make_store(config: ServerConfig) -> JobStore:
+    if config.database_url:
+        return PostgresStore(config.database_url)
+    return SQLiteStore(config.database_path, config.sqlite_synchronous)
+
+
+async def prepare_store(store: JobStore, config: ServerConfig) -> None:
+    """Migrate (PostgreSQL with migrate_on_start) and open `store`; StoreUnavailable if unreachable."""
+    if isinstance(store, PostgresStore) and config.migrate_on_start:
+        await store.migrate()  # before open: a failed migration leaves no pool to close
+    await store.open()
