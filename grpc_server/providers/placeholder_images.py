@@ -38,7 +38,7 @@ def placeholder_image(prompt: str, width: int, height: int, *, seed: int | None 
     border = _border_width(width, height)
     ink = _ink(top, bottom)
     draw.rectangle((0, 0, width - 1, height - 1), outline=ink, width=border)
-    _draw_caption(draw, f"PLACEHOLDER {width}x{height} {prompt}", width, height, ink)
+    _draw_caption(draw, image.size, f"PLACEHOLDER {width}x{height}", prompt, ink)
     return image
 
 
@@ -136,14 +136,27 @@ def _default_font(size: int) -> ImageFont.FreeTypeFont:
     return font
 
 
-def _draw_caption(draw: ImageDraw.ImageDraw, text: str, width: int, height: int, colour: RGB) -> None:
+def _draw_caption(
+    draw: ImageDraw.ImageDraw, size: tuple[int, int], header: str, prompt: str, colour: RGB
+) -> None:
+    width, height = size
     font = _font_for(width, height)
     margin = _border_width(width, height) + max(2, min(width, height) // 32)
     line_height = _line_height(font)
     max_lines = (height - 2 * margin) // line_height
+    max_width = width - 2 * margin
+
+    def measure(text: str) -> float:
+        return draw.textlength(text, font=font)
+
+    lines = wrap_text(header, max_width, max_lines, measure)
     # Control characters would draw as boxes; as spaces they just separate words.
-    caption = _CONTROL.sub(" ", text)
-    lines = wrap_text(caption, width - 2 * margin, max_lines, lambda s: draw.textlength(s, font=font))
+    words = _CONTROL.sub(" ", prompt)
+    prompt_lines = wrap_text(words, max_width, max_lines - len(lines), measure)
+    if lines and not prompt_lines and words.strip() and not lines[-1].endswith(ELLIPSIS):
+        # No room left for the prompt: say so rather than drop it silently.
+        lines[-1] = _with_ellipsis(lines[-1], max_width, measure)
+    lines += prompt_lines
     for row, line in enumerate(lines):
         draw.text((margin, margin + row * line_height), line, fill=colour, font=font)
 
