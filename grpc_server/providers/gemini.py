@@ -8,13 +8,20 @@ What is sent, and why:
   API_KEY_INVALID (a 400) is set aside as a revoked one would be.
 - Generations with Gemini image models: `POST {base}/models/{model}:generateContent`
   with the prompt as one text part and `generationConfig.responseModalities` =
-  TEXT + IMAGE (image models answer text alongside). `n` > 1 becomes
-  `candidateCount`; `seed` becomes `generationConfig.seed`; `size` WxH becomes
-  `imageConfig.aspectRatio`, the supported ratio nearest to W/H (compared on a log
-  scale, so 2:1 is as far from 1:1 as 1:2 is): Gemini takes 1:1, 2:3, 3:2, 3:4, 4:3,
-  4:5, 5:4, 9:16, 16:9, 21:9. Gemini picks the pixel size itself; `size` "auto" or
-  absent sends no ratio. quality, style, background, moderation, output_format,
-  output_compression and negative_prompt have no Gemini field and are not sent.
+  TEXT + IMAGE (image models answer text alongside). `seed` becomes
+  `generationConfig.seed`; `size` WxH becomes `imageConfig.aspectRatio`, the supported
+  ratio nearest to W/H (see media.nearest_aspect_ratio): Gemini takes 1:1, 2:3, 3:2,
+  3:4, 4:3, 4:5, 5:4, 9:16, 16:9, 21:9. Gemini picks the pixel size itself; `size`
+  "auto" or absent sends no ratio. quality, style, background, moderation,
+  output_format, output_compression and negative_prompt have no Gemini field and are
+  not sent.
+- `n` > 1 with a Gemini image model (generations and edits) is n calls of the same
+  body, at most MAX_PARALLEL at once: image models refuse `candidateCount` > 1
+  ("Multiple candidates is not enabled for models/..."), so it is never sent. Their
+  images are merged in call order and their usage summed; the first failure fails
+  the request. A set seed goes to every call as it is (the edit body, which inlines
+  every input image, is built once), so with a fixed seed the n images may come out
+  alike.
 - Generations with `imagen-*` models: `POST {base}/models/{model}:predict` with
   `{"instances": [{"prompt"}], "parameters": {"sampleCount": n, "aspectRatio",
   "outputOptions": {"mimeType"}}}`; Imagen takes 1:1, 3:4, 4:3, 9:16, 16:9, and png or
@@ -34,8 +41,8 @@ What is sent, and why:
   request-level fields safetySettings, systemInstruction, tools, toolConfig,
   cachedContent, which go beside it; a dict merges into the one already set, e.g.
   `imageConfig.imageSize`), into `parameters` for predict, into each request for
-  embeddings (taskType, title). `responseModalities`, `contents`, `model` and
-  `content` cannot be replaced. Edit extras arrive as strings: one that looks like a
+  embeddings (taskType, title). `responseModalities`, `contents`, `model`, `content`
+  and `candidateCount` cannot be set. Edit extras arrive as strings: one that looks like a
   JSON object or array is decoded; Gemini's proto JSON takes numbers as strings.
 
 Answers: every image part of every candidate (camelCase `inlineData`/`mimeType` or
@@ -57,11 +64,10 @@ import asyncio
 import base64
 import binascii
 import json
-import math
 import re
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -80,13 +86,26 @@ from grpc_server.providers.base import (
     parse_retry_after,
     retryable_status,
 )
+from grpc_server.providers.fan_out import gather_bounded
+from grpc_server.providers.http_errors import (
+    Malformed,
+    Redactor,
+    body_prefix,
+    invalid_response,
+    json_object,
+    missing_key,
+)
 from grpc_server.providers.keys import AUTH_ASIDE, KeyPool
+from grpc_server.providers.media import nearest_aspect_ratio, sniff_image_type
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
 
 GEMINI_ASPECT_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
 IMAGEN_ASPECT_RATIOS = ("1:1", "3:4", "4:3", "9:16", "16:9")
 IMAGEN_PREFIX = "imagen-"
+
+MAX_PARALLEL = 4
+"""generateContent calls in flight at once for one request of n images."""
 
 BACKGROUND_REMOVAL_PROMPT = "Remove the background, keep the subject, transparent background"
 MASK_HINT = (
@@ -118,22 +137,14 @@ _INVALID_KEY_REASON = "API_KEY_INVALID"
 _UNINFORMATIVE_FINISH = frozenset({"", "STOP", "FINISH_REASON_UNSPECIFIED"})
 # GenerateContentRequest fields that live beside generationConfig, not inside it.
 _REQUEST_FIELDS = frozenset({"safetySettings", "systemInstruction", "tools", "toolConfig", "cachedContent"})
-_RESERVED_EXTRAS = frozenset({"responseModalities", "contents", "model", "content", "instances"})
+# candidateCount too: image models refuse more than one (n is n calls instead).
+_RESERVED_EXTRAS = frozenset(
+    {"responseModalities", "contents", "model", "content", "instances", "candidateCount"}
+)
 
-_SIZE = re.compile(r"\s*(\d+)\s*x\s*(\d+)\s*", re.IGNORECASE)
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)s\s*")
 _MODEL = re.compile(r"[A-Za-z0-9._-]+")
-_ERROR_BODY_PREFIX = 200
 _TEXT_PREFIX = 200
-
-
-def nearest_aspect_ratio(size: str | None, supported: Sequence[str]) -> str | None:
-    """The ratio of `supported` nearest to a `WxH` size, on a log scale; None when size is not WxH."""
-    match = _SIZE.fullmatch(size) if size else None
-    if match is None or int(match[1]) == 0 or int(match[2]) == 0:
-        return None
-    target = math.log(int(match[1]) / int(match[2]))
-    return min(supported, key=lambda ratio: abs(_log_ratio(ratio) - target))
 
 
 def is_imagen(model: str) -> bool:
@@ -151,7 +162,7 @@ class GeminiProvider:
         self.name = name
         self._session = session
         self._keys = KeyPool(settings.keys)
-        self._secrets = [key.value for key in settings.keys if key.value]
+        self._redact = Redactor(settings.keys)
         self._base_url = (settings.base_url or DEFAULT_BASE_URL).rstrip("/")
 
     def supports(self, request_type: RequestType) -> bool:
@@ -162,8 +173,7 @@ class GeminiProvider:
         if is_imagen(call.model):
             doc = await self._post(resource, "predict", _json_bytes(_imagen_body(call)))
             return self._imagen_outcome(doc)
-        doc = await self._post(resource, "generateContent", _json_bytes(_generation_body(call)))
-        return self._content_outcome(doc)
+        return await self._generate_content(resource, _json_bytes(_generation_body(call)), call.params.n)
 
     async def edit_image(self, call: ImageEditCall) -> ImageOutcome:
         resource = self._resource(call.model)
@@ -177,8 +187,7 @@ class GeminiProvider:
         self._check_key()
         # Reading and base64-encoding up to 16 large files would stall the event loop.
         body = await asyncio.to_thread(_edit_body, call)
-        doc = await self._post(resource, "generateContent", body)
-        return self._content_outcome(doc)
+        return await self._generate_content(resource, body, call.params.n)
 
     async def embed(self, call: EmbeddingCall) -> EmbeddingOutcome:
         resource = self._resource(call.model)
@@ -186,6 +195,14 @@ class GeminiProvider:
         body = _json_bytes(_embed_body(resource, texts, call))
         doc = await self._post(resource, "batchEmbedContents", body)
         return self._embedding_outcome(doc, call.model, len(texts))
+
+    async def _generate_content(self, resource: str, body: bytes, n: int | None) -> ImageOutcome:
+        """n images from a Gemini image model: n calls of one body (see the module docstring)."""
+
+        async def one(index: int) -> ImageOutcome:
+            return self._content_outcome(await self._post(resource, "generateContent", body))
+
+        return _merged(await gather_bounded(max(n or 1, 1), MAX_PARALLEL, one))
 
     # Requests
 
@@ -233,27 +250,16 @@ class GeminiProvider:
                         # Gemini answers a revoked key with a 400, which the pool does not watch.
                         self._keys.set_aside(key, AUTH_ASIDE)
                     raise error
-        return self._json_object(raw)
+        try:
+            return json_object(raw)
+        except Malformed as problem:
+            raise self._invalid(str(problem)) from None
 
     def _check_key(self) -> None:
         if not len(self._keys):
-            raise self._gateway_error(
-                "no API key configured (set `api_key` for the provider or GEMINI_API_KEY)",
-                status=401,
-                code="missing_api_key",
-                type="configuration_error",
-            )
+            raise missing_key(self.name, "set `api_key` for the provider or GEMINI_API_KEY")
 
     # Answers
-
-    def _json_object(self, raw: bytes) -> dict[str, Any]:
-        try:
-            doc = json.loads(raw)
-        except ValueError:
-            raise self._invalid("body is not JSON") from None
-        if not isinstance(doc, dict):
-            raise self._invalid("body is not a JSON object")
-        return doc
 
     def _content_outcome(self, doc: dict[str, Any]) -> ImageOutcome:
         candidates = doc.get("candidates", [])
@@ -375,12 +381,7 @@ class GeminiProvider:
     # Errors
 
     def _invalid(self, problem: str) -> ProviderError:
-        return ProviderError(
-            message=f"{self.name}: invalid response: {problem}",
-            status_code=502,
-            type="invalid_response",
-            retryable=True,
-        )
+        return invalid_response(self.name, problem)
 
     def _refused(self, problem: str, reason: str) -> ProviderError:
         return ProviderError(
@@ -391,13 +392,11 @@ class GeminiProvider:
             retryable=False,
         )
 
-    def _gateway_error(
-        self, problem: str, *, status: int, code: str, param: str = "", type: str = "invalid_request_error"
-    ) -> ProviderError:
+    def _gateway_error(self, problem: str, *, status: int, code: str, param: str = "") -> ProviderError:
         return ProviderError(
             message=f"{self.name}: {problem}",
             status_code=status,
-            type=type,
+            type="invalid_request_error",
             code=code,
             param=param,
             retryable=False,
@@ -410,10 +409,7 @@ class GeminiProvider:
         details = [d for d in details if isinstance(d, dict)] if isinstance(details, list) else []
         status_name = _str(error.get("status")) or _STATUS_NAMES.get(status, "")
         reason = _detail(details, _ERROR_INFO, "reason")
-        message = _str(error.get("message"))
-        if not message:
-            text = " ".join(raw.decode("utf-8", "replace").split())
-            message = text[:_ERROR_BODY_PREFIX] or f"HTTP {status}"
+        message = _str(error.get("message")) or body_prefix(raw, status)
         retry_after = _duration(_detail(details, _RETRY_INFO, "retryDelay"))
         if retry_after is None:
             retry_after = parse_retry_after(headers.get("Retry-After"))
@@ -428,27 +424,20 @@ class GeminiProvider:
             details={k: v for k, v in (("status", status_name), ("reason", reason)) if v},
         )
 
-    def _redact(self, text: str) -> str:
-        """Gemini's DebugInfo has been seen quoting an invalid key; never pass one on."""
-        for secret in self._secrets:
-            text = text.replace(secret, "[redacted]")
-        return text
-
 
 # Request bodies
 
 
 def _generation_body(call: ImageGenerationCall) -> dict[str, Any]:
     params = call.params
-    config = _generation_config(params.n, params.size, params.seed)
+    config = _generation_config(params.size, params.seed)
     body: dict[str, Any] = {"contents": [{"parts": [{"text": params.prompt}]}]}
     return _with_extras(body, config, params.extra_params)
 
 
-def _generation_config(n: int | None, size: str | None, seed: int | None) -> dict[str, Any]:
+def _generation_config(size: str | None, seed: int | None) -> dict[str, Any]:
+    """No candidateCount: image models refuse more than one (n is n calls instead)."""
     config: dict[str, Any] = {"responseModalities": ["TEXT", "IMAGE"]}
-    if n is not None and n > 1:
-        config["candidateCount"] = n
     if seed is not None:
         config["seed"] = seed
     if (ratio := nearest_aspect_ratio(size, GEMINI_ASPECT_RATIOS)) is not None:
@@ -516,7 +505,7 @@ def _edit_body(call: ImageEditCall) -> bytes:
     if call.mask is not None:
         parts += [{"text": MASK_HINT}, _inline_placeholder(call.mask, placeholder)]
         files.append(call.mask)
-    config = _generation_config(params.n, params.size, params.seed)
+    config = _generation_config(params.size, params.seed)
     body = _with_extras({"contents": [{"parts": parts}]}, config, params.extra_params)
     pieces = _json_bytes(body).split(json.dumps(placeholder).encode())
     chunks = [pieces[0]]
@@ -588,11 +577,33 @@ def _vector(values: object) -> list[float] | None:
 
 
 def _sniff(data: bytes) -> str:
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return "image/png"
+    return sniff_image_type(data) or "image/png"
+
+
+def _merged(outcomes: list[ImageOutcome]) -> ImageOutcome:
+    """The outcomes of n calls as one: every image in call order, the usage summed."""
+    if len(outcomes) == 1:
+        return outcomes[0]
+    images = [image for outcome in outcomes for image in outcome.images]
+    usages = [outcome.usage for outcome in outcomes if outcome.usage is not None]
+    return ImageOutcome(
+        created=min(outcome.created for outcome in outcomes),
+        images=images,
+        usage=_summed(usages) if usages else None,
+        output_format=outcomes[0].output_format,
+    )
+
+
+def _summed(usages: list[dict[str, Any]]) -> dict[str, Any]:
+    """Token counts added up key by key, nested counts (input_tokens_details) too."""
+    total: dict[str, Any] = {}
+    for usage in usages:
+        for key, value in usage.items():
+            if isinstance(value, dict):
+                total[key] = _summed([total.get(key, {}), value])
+            else:
+                total[key] = total.get(key, 0) + value
+    return total
 
 
 # Errors
@@ -629,11 +640,6 @@ def _duration(value: str) -> float | None:
     """Seconds of a protobuf Duration in JSON (`"13s"`, `"58.934310785s"`); None when not one."""
     match = _DURATION.fullmatch(value) if value else None
     return float(match[1]) if match else None
-
-
-def _log_ratio(ratio: str) -> float:
-    width, height = ratio.split(":")
-    return math.log(int(width) / int(height))
 
 
 def _str(value: object) -> str:

@@ -56,7 +56,6 @@ import base64
 import binascii
 import io
 import json
-import math
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -83,7 +82,18 @@ from grpc_server.providers.base import (
     retryable_status,
     unsupported,
 )
+from grpc_server.providers.fan_out import gather_bounded
+from grpc_server.providers.http_errors import (
+    Malformed,
+    Redactor,
+    body_prefix,
+    invalid_response,
+    json_object,
+    missing_key,
+)
 from grpc_server.providers.keys import KeyPool
+from grpc_server.providers.media import nearest_aspect_ratio, parse_size, sniff_image_type
+from grpc_server.providers.multipart import add_file, text_form
 
 DEFAULT_BASE_URL = "https://api.stability.ai"
 GENERATE_PATH = "/v2beta/stable-image/generate/"
@@ -106,10 +116,8 @@ _EDIT_ENDPOINTS = {
     "background_removal": "remove-background",
 }
 _RESERVED_FIELDS = frozenset({"image", "mask"})
-_SIZE = re.compile(r"(\d+)x(\d+)")
 # "field: message": Stability's fields are snake_case, so "Error: ..." names none.
 _ERROR_FIELD = re.compile(r"\s*([a-z_][a-z0-9_.\[\]-]*)\s*:")
-_ERROR_BODY_PREFIX = 200
 
 
 @dataclass(frozen=True)
@@ -139,7 +147,7 @@ class StabilityProvider:
         self.name = name
         self._session = session
         self._keys = KeyPool(settings.keys)
-        self._secrets = tuple(k.value for k in settings.keys if k.value)
+        self._redact = Redactor(settings.keys)
         self._base_url = (settings.base_url or DEFAULT_BASE_URL).rstrip("/")
 
     def supports(self, request_type: RequestType) -> bool:
@@ -252,23 +260,11 @@ class StabilityProvider:
 
     async def _run(self, request: _Request, n: int | None) -> list[ProducedImage]:
         """n calls (one image each), at most MAX_PARALLEL at once; the first failure wins."""
-        count = max(n or 1, 1)
-        if count == 1:
-            return [await self._call(request)]
-        limit = asyncio.Semaphore(MAX_PARALLEL)
 
         async def one(index: int) -> ProducedImage:
-            async with limit:
-                return await self._call(request.for_index(index))
+            return await self._call(request.for_index(index))
 
-        tasks = [asyncio.ensure_future(one(i)) for i in range(count)]
-        try:
-            return list(await asyncio.gather(*tasks))
-        finally:
-            # On a failure (or cancellation) the other calls are not worth finishing.
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        return await gather_bounded(max(n or 1, 1), MAX_PARALLEL, one)
 
     async def _call(self, request: _Request) -> ProducedImage:
         with self._keys.lease() as key:
@@ -282,12 +278,7 @@ class StabilityProvider:
     async def _send(self, request: _Request, key: str | None) -> ProducedImage | ProviderError:
         """One HTTP call: the image, or the error Stability answered (a malformed success raises)."""
         if key is None:
-            return ProviderError(
-                f"{self.name}: no API key configured",
-                status_code=401,
-                type="authentication_error",
-                is_gateway_error=True,
-            )
+            return missing_key(self.name)
         headers = {"Authorization": f"Bearer {key}", "Accept": "image/*"}
         with ExitStack() as files:
             form = _form(request, files)
@@ -316,18 +307,16 @@ class StabilityProvider:
             )
         if finish_reason not in (None, "", "SUCCESS"):
             raise self._invalid(f"finish reason {finish_reason!r}")
-        content_type = image_content_type(data)
+        content_type = sniff_image_type(data)
         if content_type is None:
             raise self._invalid("the body is not an image")
         return ProducedImage(data=data, content_type=content_type)
 
     def _json_image(self, body: bytes) -> tuple[bytes, str | None]:
         try:
-            doc: Any = json.loads(body)
-        except ValueError:
-            raise self._invalid("body is not JSON") from None
-        if not isinstance(doc, dict):
-            raise self._invalid("body is not a JSON object")
+            doc = json_object(body)
+        except Malformed as problem:
+            raise self._invalid(str(problem)) from None
         finish_reason = doc.get("finish_reason")
         finish_reason = finish_reason if isinstance(finish_reason, str) else None
         if finish_reason == "CONTENT_FILTERED":
@@ -341,21 +330,12 @@ class StabilityProvider:
             raise self._invalid("`image` is not valid base64") from None
 
     def _invalid(self, problem: str) -> ProviderError:
-        return ProviderError(
-            f"{self.name}: invalid response: {problem}",
-            status_code=502,
-            type="invalid_response",
-            code="invalid_response",
-            retryable=True,
-        )
+        return invalid_response(self.name, problem)
 
     def _error(self, status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:
         message, name, param = parse_error_body(body)
-        if not message:
-            text = " ".join(body.decode("utf-8", "replace").split())
-            message = text[:_ERROR_BODY_PREFIX] or f"HTTP {status}"
         return ProviderError(
-            self._redact(message),
+            self._redact(message or body_prefix(body, status)),
             status_code=status,
             type=self._redact(name),
             code=self._redact(name),
@@ -363,11 +343,6 @@ class StabilityProvider:
             retryable=retryable_status(status),
             retry_after=parse_retry_after(headers.get("Retry-After")),
         )
-
-    def _redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "[redacted]")
-        return text
 
 
 def generation_endpoint(model: str) -> tuple[str, str | None] | None:
@@ -386,25 +361,16 @@ def generation_endpoint(model: str) -> tuple[str, str | None] | None:
 
 def aspect_ratio(size: str | None) -> str | None:
     """The Stability aspect ratio nearest to `WxH` (by log ratio); None for auto or unset."""
-    match = _SIZE.fullmatch(size.strip()) if size else None
-    if match is None or int(match[1]) == 0 or int(match[2]) == 0:
-        return None
-    wanted = math.log(int(match[1]) / int(match[2]))
-    return min(ASPECT_RATIOS, key=lambda ratio: abs(math.log(_ratio(ratio)) - wanted))
-
-
-def _ratio(ratio: str) -> float:
-    width, height = ratio.split(":")
-    return int(width) / int(height)
+    return nearest_aspect_ratio(size, ASPECT_RATIOS)
 
 
 def outpaint_margins(width: int, height: int, size: str | None) -> dict[str, int]:
     """left/right/up/down that centre the image in `size`; without one, half as large again."""
-    match = _SIZE.fullmatch(size.strip()) if size else None
-    if match is None:
+    wanted = parse_size(size)
+    if wanted is None:
         grow_x, grow_y = width // 2, height // 2
     else:
-        grow_x, grow_y = max(int(match[1]) - width, 0), max(int(match[2]) - height, 0)
+        grow_x, grow_y = max(wanted[0] - width, 0), max(wanted[1] - height, 0)
     left, up = grow_x // 2, grow_y // 2
     sides = {"left": left, "right": grow_x - left, "up": up, "down": grow_y - up}
     return {side: min(pixels, MAX_MARGIN) for side, pixels in sides.items()}
@@ -428,20 +394,6 @@ def stability_mask(path: Path) -> bytes:
     out = io.BytesIO()
     mask.save(out, "PNG")
     return out.getvalue()
-
-
-def image_content_type(data: bytes) -> str | None:
-    """The media type of image bytes, by their signature (Stability answers png, jpeg or
-    webp); None when they are no image. Nothing is decoded: that is the caller's business."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    return None
 
 
 def _blames_the_key(error: ProviderError) -> bool:
@@ -468,23 +420,12 @@ def parse_error_body(body: bytes) -> tuple[str, str, str]:
 
 def _form(request: _Request, files: ExitStack) -> aiohttp.FormData:
     # Multipart even with no file part: Stability refuses url-encoded bodies.
-    form = aiohttp.FormData(quote_fields=False, default_to_multipart=True)
-    for name, value in request.fields.items():
-        form.add_field(_form_quote(name), value)
+    form = text_form(request.fields)
     if request.image is not None:
-        # An open file object makes aiohttp stream the part from disk in chunks.
-        stream = files.enter_context(request.image.path.open("rb"))
-        filename = _form_quote(request.image.filename)
-        form.add_field("image", stream, filename=filename, content_type=request.image.content_type)
+        add_file(form, files, "image", request.image)
     if request.mask_png is not None:
         form.add_field("mask", request.mask_png, filename="mask.png", content_type="image/png")
     return form
-
-
-def _form_quote(value: str) -> str:
-    """Escape a multipart name or filename as browsers do (HTML5): `"` and controls as %XX,
-    the rest as UTF-8. aiohttp's own quoting would percent-encode spaces and non-ASCII too."""
-    return "".join(f"%{ord(c):02X}" if c == '"' or ord(c) < 0x20 or c == "\x7f" else c for c in value)
 
 
 def _outcome(images: list[ProducedImage]) -> ImageOutcome:

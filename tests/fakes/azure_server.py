@@ -36,14 +36,16 @@ import json
 import re
 import struct
 import time
-from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any
 
-from aiohttp import BodyPartReader, hdrs, web
+from aiohttp import web
 from PIL import Image
+
+from tests.fakes.openai_server import invalid_n, missing_parameter, png_answer
+from tests.fakes.scripted import RecordedFile as RecordedFile
+from tests.fakes.scripted import RecordedMultipartRequest, ScriptedResponse, ScriptedServer, read_multipart
 
 DEFAULT_API_VERSIONS = frozenset(
     {"2024-02-01", "2024-06-01", "2024-10-21", "2025-03-01-preview", "2025-04-01-preview"}
@@ -72,57 +74,20 @@ CONTENT_FILTERED = (
 
 
 @dataclass(frozen=True)
-class RecordedFile:
-    name: str
-    """The part name: `image`, `image[]` or `mask`."""
-    filename: str
-    content_type: str
-    data: bytes
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    """Lower-case names."""
+class RecordedRequest(RecordedMultipartRequest):
+    query: dict[str, str] = field(default_factory=dict)
     json_body: Any = None
     """The parsed JSON body, or None when the body was not JSON."""
-    fields: dict[str, list[str]] = field(default_factory=dict)
-    """Text parts of a multipart body, by name, in order."""
-    files: list[RecordedFile] = field(default_factory=list)
-    body: bytes = b""
-    """The raw body of a request that is not multipart."""
-    received_at: float = 0.0
-    """time.monotonic() when the request arrived."""
 
     @property
     def deployment(self) -> str | None:
         match = _ROUTE.fullmatch(self.path)
         return match["deployment"] if match else None
 
-    def field(self, name: str) -> str | None:
-        """The first value of a text part, or None when it was not sent."""
-        values = self.fields.get(name)
-        return values[0] if values else None
 
-
-@dataclass(frozen=True)
-class FakeResponse:
-    """One scripted answer; build it with the class methods."""
-
-    kind: Literal["success", "raw", "hang"]
-    status: int = 200
-    body: bytes = b""
-    content_type: str = "application/json"
-    headers: Mapping[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-
-    @classmethod
-    def success(cls, delay: float = 0.0) -> FakeResponse:
-        """The default success, after `delay` seconds."""
-        return cls("success", delay=delay)
+class FakeResponse(ScriptedResponse):
+    """One scripted answer; build it with the class methods (success, raw, json_body, hang,
+    and Azure's error, rate_limited and content_filter)."""
 
     @classmethod
     def error(
@@ -159,30 +124,8 @@ class FakeResponse:
         }
         return cls.error(400, CONTENT_FILTERED, "content_filter", param="prompt", innererror=inner)
 
-    @classmethod
-    def raw(
-        cls,
-        status: int,
-        body: bytes,
-        content_type: str = "application/json",
-        headers: Mapping[str, str] | None = None,
-        delay: float = 0.0,
-    ) -> FakeResponse:
-        """Exactly these bytes, e.g. a malformed body or an HTML error page."""
-        return cls("raw", status, body, content_type, dict(headers or {}), delay)
 
-    @classmethod
-    def json_body(cls, doc: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> FakeResponse:
-        """Any JSON document, e.g. embeddings out of order."""
-        return cls.raw(status, json.dumps(doc).encode(), headers=headers)
-
-    @classmethod
-    def hang(cls) -> FakeResponse:
-        """Never answer; the connection drops when the fake closes."""
-        return cls("hang")
-
-
-class FakeAzure:
+class FakeAzure(ScriptedServer[RecordedRequest]):
     """Azure OpenAI's deployment API on 127.0.0.1 (a free port), for the length of an `async with`."""
 
     def __init__(
@@ -192,79 +135,27 @@ class FakeAzure:
         *,
         api_versions: Iterable[str] = DEFAULT_API_VERSIONS,
     ) -> None:
+        super().__init__()
         keys = [api_key] if isinstance(api_key, str) else api_key
         self.api_keys = None if keys is None else frozenset(keys)
         """Keys accepted in `api-key`; None accepts any request."""
         self.deployments = None if deployments is None else frozenset(deployments)
         """Known deployments; None knows every name."""
         self.api_versions = frozenset(api_versions)
-        self.latency = 0.0
-        """Seconds to wait before every answer."""
-        self.requests: list[RecordedRequest] = []
-        self._queue: deque[FakeResponse] = deque()
-        self._waiting: set[asyncio.Task[Any]] = set()
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
-
-    async def start(self) -> None:
-        app = web.Application(client_max_size=1024**3)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        # A bound on the graceful wait; hanging handlers are cancelled before it applies.
-        self._runner = web.AppRunner(app, shutdown_timeout=5.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self._port = int(self._runner.addresses[0][1])
-
-    async def close(self) -> None:
-        for task in list(self._waiting):
-            task.cancel()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     @property
     def endpoint(self) -> str:
-        """The resource endpoint to configure a client with, e.g. `http://127.0.0.1:PORT`."""
-        if self._port is None:
-            raise RuntimeError("FakeAzure is not started")
-        return f"http://127.0.0.1:{self._port}"
-
-    def enqueue(self, *responses: FakeResponse) -> None:
-        """Script the next answers to requests that pass the key, version and deployment checks."""
-        self._queue.extend(responses)
-
-    @property
-    def queued(self) -> int:
-        """Scripted answers not yet given."""
-        return len(self._queue)
+        """The resource endpoint to configure a client with, e.g. `http://127.0.0.1:PORT`.
+        Scripted answers go to requests that pass the key, version and deployment checks."""
+        return self._url()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         recorded = await _record(request)
         self.requests.append(recorded)
         refusal = self._refusal(recorded)
         if refusal is not None:
-            await self._wait(self.latency)
-            return refusal
-        scripted = self._queue.popleft() if self._queue else FakeResponse.success()
-        await self._wait(None if scripted.kind == "hang" else self.latency + scripted.delay)
-        if scripted.kind == "success":
-            return await _success(recorded)
-        return web.Response(
-            status=scripted.status,
-            body=scripted.body,
-            content_type=scripted.content_type,
-            headers=scripted.headers,
-        )
+            return await self._after_latency(refusal)
+        return await self._scripted_answer(lambda _: _success(recorded))
 
     def _refusal(self, request: RecordedRequest) -> web.Response | None:
         """Azure's answer to a request it would not route to a deployment; None if it would."""
@@ -282,19 +173,6 @@ class FakeAzure:
             return _azure_error(404, DEPLOYMENT_NOT_FOUND, "DeploymentNotFound")
         return None
 
-    async def _wait(self, seconds: float | None) -> None:
-        """Sleep (forever when None); close() cancels the wait, dropping the connection unanswered."""
-        task = asyncio.current_task()
-        assert task is not None
-        self._waiting.add(task)
-        try:
-            if seconds is None:
-                await asyncio.get_running_loop().create_future()
-            elif seconds > 0:
-                await asyncio.sleep(seconds)
-        finally:
-            self._waiting.discard(task)
-
 
 # Recording
 
@@ -306,16 +184,8 @@ async def _record(request: web.Request) -> RecordedRequest:
     body = b""
     json_body: Any = None
     if request.content_type.startswith("multipart/"):
-        reader = await request.multipart()
-        while (part := await reader.next()) is not None:
-            if not isinstance(part, BodyPartReader):
-                continue
-            name = part.name or ""
-            if part.filename is None:
-                fields.setdefault(name, []).append(await part.text())
-                continue
-            content_type = part.headers.get(hdrs.CONTENT_TYPE, "")
-            files.append(RecordedFile(name, part.filename, content_type, await part.read()))
+        parts = await read_multipart(request)
+        fields, files = parts.fields, parts.files
     else:
         body = await request.read()
         try:
@@ -343,26 +213,16 @@ async def _success(request: RecordedRequest) -> web.Response:
         return _embeddings(request)
     params = _image_params(request)
     if not params.get("prompt"):
-        return _missing("prompt")
+        return missing_parameter("prompt")
     if request.path.endswith("/edits") and not any(f.name in ("image", "image[]") for f in request.files):
-        return _missing("image")
+        return missing_parameter("image")
     n_text = str(params.get("n") or 1)
     if not n_text.isdigit() or not 1 <= int(n_text) <= 10:
-        message = f"Invalid 'n': expected an integer between 1 and 10, got {n_text!r}."
-        return _openai_error(400, message, "invalid_value", "n")
+        return invalid_n(n_text)
     size = str(params.get("size") or "")
     width, height = _dimensions(size)
     png = await asyncio.to_thread(_png, width, height)
-    doc = {
-        "created": int(time.time()),
-        "data": [{"b64_json": base64.b64encode(png).decode()} for _ in range(int(n_text))],
-        "usage": {"input_tokens": 10, "output_tokens": 20, "total_tokens": 30},
-        "background": params.get("background") or "opaque",
-        "size": f"{width}x{height}",
-        "output_format": "png",
-        "quality": params.get("quality") or "medium",
-    }
-    return web.json_response(doc)
+    return png_answer(png, int(n_text), (width, height), params.get("background"), params.get("quality"))
 
 
 def _image_params(request: RecordedRequest) -> dict[str, Any]:
@@ -387,7 +247,7 @@ def _embeddings(request: RecordedRequest) -> web.Response:
     doc = request.json_body if isinstance(request.json_body, dict) else {}
     items = _embedding_items(doc.get("input"))
     if not items:
-        return _missing("input")
+        return missing_parameter("input")
     dimensions = doc.get("dimensions") or EMBEDDING_DIMENSIONS
     as_base64 = doc.get("encoding_format") == "base64"
     data = []
@@ -461,13 +321,3 @@ def _azure_error(status: int, message: str, code: str) -> web.Response:
     return web.Response(
         status=status, body=azure_error_body(status, message, code), content_type="application/json"
     )
-
-
-def _openai_error(status: int, message: str, code: str | None, param: str | None) -> web.Response:
-    """Validation errors come from the OpenAI service behind Azure, in OpenAI's shape."""
-    doc = {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}}
-    return web.json_response(doc, status=status)
-
-
-def _missing(param: str) -> web.Response:
-    return _openai_error(400, f"Missing required parameter: '{param}'.", "missing_required_parameter", param)

@@ -12,11 +12,12 @@ one a 400 INVALID_ARGUMENT whose ErrorInfo reason is API_KEY_INVALID (with a
 DebugInfo quoting the key, as Google has been seen to do). Then it answers the next
 scripted response, or a success when none is queued:
 
-- generateContent: one candidate (candidateCount when given: the fake allows more
-  than the real image models, which refuse it) holding a text part and an
-  inlineData PNG of 64x64: the first input image re-encoded for an edit, else a
-  flat colour derived from the prompt (`prompt_colour`). Without IMAGE in
-  responseModalities the candidate is text only, as with the real API. usageMetadata
+- generateContent: one candidate holding a text part and an inlineData PNG of
+  64x64: the first input image re-encoded for an edit, else a flat colour derived
+  from the prompt (`prompt_colour`). Without IMAGE in responseModalities the
+  candidate is text only, as with the real API, and `candidateCount` candidates are
+  given; with IMAGE a candidateCount above 1 is refused as the real image models
+  refuse it (400 "Multiple candidates is not enabled for models/..."). usageMetadata
   counts a token per prompt word plus 258 per input image, 1290 per output image.
 - predict: `sampleCount` (1..4) images of the prompt's colour, in
   `outputOptions.mimeType` (png or jpeg).
@@ -39,14 +40,14 @@ import json
 import re
 import struct
 import time
-from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Literal, Self
+from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 from PIL import Image
+
+from tests.fakes.scripted import ScriptedResponse, ScriptedServer
 
 API_ROOT = "/v1beta"
 METHODS = ("generateContent", "predict", "batchEmbedContents")
@@ -123,21 +124,9 @@ class RecordedRequest:
         return images
 
 
-@dataclass(frozen=True)
-class FakeResponse:
-    """One scripted answer; build it with the class methods."""
-
-    kind: Literal["success", "raw", "hang"]
-    status: int = 200
-    body: bytes = b""
-    content_type: str = "application/json"
-    headers: Mapping[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-
-    @classmethod
-    def success(cls, delay: float = 0.0) -> FakeResponse:
-        """The default success, after `delay` seconds."""
-        return cls("success", delay=delay)
+class FakeResponse(ScriptedResponse):
+    """One scripted answer; build it with the class methods (success, raw, json_body, hang,
+    and Google's error and blocked)."""
 
     @classmethod
     def error(
@@ -164,23 +153,6 @@ class FakeResponse:
         return cls("raw", status, body, headers=dict(headers or {}), delay=delay)
 
     @classmethod
-    def raw(
-        cls,
-        status: int,
-        body: bytes,
-        content_type: str = "application/json",
-        headers: Mapping[str, str] | None = None,
-        delay: float = 0.0,
-    ) -> FakeResponse:
-        """Exactly these bytes, e.g. a malformed body or an HTML error page."""
-        return cls("raw", status, body, content_type, dict(headers or {}), delay)
-
-    @classmethod
-    def json_body(cls, doc: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> FakeResponse:
-        """Any JSON document."""
-        return cls.raw(status, json.dumps(doc).encode(), headers=headers)
-
-    @classmethod
     def blocked(cls, reason: str = "SAFETY", *, prompt: bool = True) -> FakeResponse:
         """A 200 without an image: the prompt blocked (`promptFeedback.blockReason`, no
         candidates) or, with prompt=False, a candidate stopped with finishReason `reason`."""
@@ -190,89 +162,30 @@ class FakeResponse:
         candidate = {"finishReason": reason, "index": 0}
         return cls.json_body({"candidates": [candidate], "usageMetadata": usage})
 
-    @classmethod
-    def hang(cls) -> FakeResponse:
-        """Never answer; the connection drops when the fake closes."""
-        return cls("hang")
 
-
-class FakeGemini:
+class FakeGemini(ScriptedServer[RecordedRequest]):
     """The Gemini API on 127.0.0.1 (a free port), for the length of an `async with`."""
 
     def __init__(self, api_key: str | None = "g", *, extra_keys: Sequence[str] = ()) -> None:
+        super().__init__()
         self.api_keys = frozenset(k for k in (api_key, *extra_keys) if k is not None)
         """The keys accepted; empty (api_key None and no extra_keys) accepts any request."""
-        self.latency = 0.0
-        """Seconds to wait before every answer."""
-        self.requests: list[RecordedRequest] = []
-        self._queue: deque[FakeResponse] = deque()
-        self._waiting: set[asyncio.Task[Any]] = set()
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
-
-    async def start(self) -> None:
-        app = web.Application(client_max_size=1024**3)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        # A bound on the graceful wait; hanging handlers are cancelled before it applies.
-        self._runner = web.AppRunner(app, shutdown_timeout=5.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self._port = int(self._runner.addresses[0][1])
-
-    async def close(self) -> None:
-        for task in self._waiting:
-            task.cancel()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     @property
     def base_url(self) -> str:
         """The API root to configure a client with: `http://127.0.0.1:PORT/v1beta`."""
-        if self._port is None:
-            raise RuntimeError("FakeGemini is not started")
-        return f"http://127.0.0.1:{self._port}{API_ROOT}"
-
-    def enqueue(self, *responses: FakeResponse) -> None:
-        """Script the next answers to authenticated calls, in order."""
-        self._queue.extend(responses)
-
-    @property
-    def queued(self) -> int:
-        """Scripted answers not yet given."""
-        return len(self._queue)
+        return self._url(API_ROOT)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         recorded = await _record(request)
         self.requests.append(recorded)
         match = _PATH.fullmatch(request.path)
         if request.method != "POST" or match is None or match[3] not in METHODS:
-            await self._wait(self.latency)
             message = f"Method not found: {request.method} {request.path}"
-            return _error_response(404, message, "NOT_FOUND")
+            return await self._after_latency(_error_response(404, message, "NOT_FOUND"))
         if (denied := self._check_key(recorded)) is not None:
-            await self._wait(self.latency)
-            return denied
-        scripted = self._queue.popleft() if self._queue else FakeResponse.success()
-        await self._wait(None if scripted.kind == "hang" else self.latency + scripted.delay)
-        if scripted.kind == "success":
-            return await _success(recorded, f"{match[1]}/{match[2]}", match[3])
-        return web.Response(
-            status=scripted.status,
-            body=scripted.body,
-            content_type=scripted.content_type,
-            headers=scripted.headers,
-        )
+            return await self._after_latency(denied)
+        return await self._scripted_answer(lambda _: _success(recorded, f"{match[1]}/{match[2]}", match[3]))
 
     def _check_key(self, request: RecordedRequest) -> web.Response | None:
         if not self.api_keys:
@@ -289,19 +202,6 @@ class FakeGemini:
             {"@type": f"{_DETAIL}DebugInfo", "detail": f"Invalid API key: {presented}"},
         ]
         return _error_response(400, BAD_KEY_MESSAGE, "INVALID_ARGUMENT", details)
-
-    async def _wait(self, seconds: float | None) -> None:
-        """Sleep (forever when None); close() cancels the wait, dropping the connection unanswered."""
-        task = asyncio.current_task()
-        assert task is not None
-        self._waiting.add(task)
-        try:
-            if seconds is None:
-                await asyncio.get_running_loop().create_future()
-            elif seconds > 0:
-                await asyncio.sleep(seconds)
-        finally:
-            self._waiting.discard(task)
 
 
 def prompt_colour(prompt: str) -> tuple[int, int, int]:
@@ -355,6 +255,9 @@ async def _generate_content(request: RecordedRequest, doc: dict[str, Any], resou
     count = config.get("candidateCount", 1)
     if not isinstance(count, int) or count < 1:
         return _invalid("* GenerateContentRequest.generation_config.candidate_count: must be positive")
+    if count > 1 and "IMAGE" in modalities:
+        # The real image models' answer (e.g. gemini-2.5-flash-image-preview).
+        return _invalid(f"Multiple candidates is not enabled for {resource}")
     inputs: list[bytes] = []
     for index, part in enumerate(parts):
         inline = _inline(part)

@@ -40,14 +40,15 @@ import random
 import re
 import struct
 import time
-from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Literal, Self
+from dataclasses import dataclass, replace
+from typing import Any
 
-from aiohttp import BodyPartReader, hdrs, web
+from aiohttp import hdrs, web
 from PIL import Image
+
+from tests.fakes.scripted import RecordedFile as RecordedFile
+from tests.fakes.scripted import RecordedMultipartRequest, ScriptedResponse, ScriptedServer, read_multipart
 
 EDITS_PATH = "/v1/images/edits"
 GENERATIONS_PATH = "/v1/images/generations"
@@ -63,53 +64,14 @@ _FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
 
 
 @dataclass(frozen=True)
-class RecordedFile:
-    name: str
-    """The part name: `image`, `image[]` or `mask`."""
-    filename: str
-    content_type: str
-    data: bytes
-    """The part's bytes (empty when the fake was made with keep_file_data=False)."""
-    size: int
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    method: str
-    path: str
-    headers: dict[str, str]
-    """Lower-case names."""
-    fields: dict[str, list[str]]
-    """Text parts of a multipart body, by name, in order."""
-    files: list[RecordedFile]
-    body: bytes = b""
-    """The raw body of a request that is not multipart."""
-    received_at: float = 0.0
-    """time.monotonic() when the request arrived, to check waits between retries."""
+class RecordedRequest(RecordedMultipartRequest):
     json: Any = None
     """A JSON body, parsed (None when the body is not JSON)."""
 
-    def field(self, name: str) -> str | None:
-        """The first value of a text part, or None when it was not sent."""
-        values = self.fields.get(name)
-        return values[0] if values else None
 
-
-@dataclass(frozen=True)
-class FakeResponse:
-    """One scripted answer; build it with the class methods."""
-
-    kind: Literal["success", "error", "raw", "hang"]
-    status: int = 200
-    body: bytes = b""
-    content_type: str = "application/json"
-    headers: Mapping[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-
-    @classmethod
-    def success(cls, delay: float = 0.0) -> FakeResponse:
-        """The default success, after `delay` seconds."""
-        return cls("success", delay=delay)
+class FakeResponse(ScriptedResponse):
+    """One scripted answer; build it with the class methods (success, raw, json_body, hang
+    and error)."""
 
     @classmethod
     def error(
@@ -126,113 +88,39 @@ class FakeResponse:
         body = _error_body(message, type, code, param)
         return cls("error", status, body, headers=dict(headers or {}), delay=delay)
 
-    @classmethod
-    def raw(
-        cls,
-        status: int,
-        body: bytes,
-        content_type: str = "application/json",
-        headers: Mapping[str, str] | None = None,
-        delay: float = 0.0,
-    ) -> FakeResponse:
-        """Exactly these bytes, e.g. a malformed body or an HTML error page."""
-        return cls("raw", status, body, content_type, dict(headers or {}), delay)
 
-    @classmethod
-    def json_body(cls, doc: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> FakeResponse:
-        """Any JSON document, e.g. a success that carries URLs."""
-        return cls.raw(status, json.dumps(doc).encode(), headers=headers)
-
-    @classmethod
-    def hang(cls) -> FakeResponse:
-        """Never answer; the connection drops when the fake closes."""
-        return cls("hang")
-
-
-class FakeOpenAI:
+class FakeOpenAI(ScriptedServer[RecordedRequest]):
     """OpenAI's images and embeddings API on 127.0.0.1 (a free port), for the length of an
     `async with`."""
 
     def __init__(
         self, api_key: str | tuple[str, ...] | None = "sk-test", *, keep_file_data: bool = True
     ) -> None:
+        super().__init__()
         self.api_key = api_key
         """The key (or keys) to expect as `Authorization: Bearer`; None accepts any request."""
         self.keep_file_data = keep_file_data
-        self.latency = 0.0
-        """Seconds to wait before every answer."""
+        """Keep the bytes of file parts in `requests` (False: empty data, only their size)."""
         self.ignore_encoding_format = False
         """Answer embeddings as float lists whatever was asked, like many compatible servers."""
         self.shuffle_embeddings = False
         """Answer embeddings in reverse index order (OpenAI keeps input order; `index` is the truth)."""
-        self.requests: list[RecordedRequest] = []
-        self._queue: deque[FakeResponse] = deque()
-        self._waiting: set[asyncio.Task[Any]] = set()
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
-
-    async def start(self) -> None:
-        app = web.Application(client_max_size=1024**3)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        # A bound on the graceful wait; hanging handlers are cancelled before it applies.
-        self._runner = web.AppRunner(app, shutdown_timeout=5.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self._port = int(self._runner.addresses[0][1])
-
-    async def close(self) -> None:
-        for task in self._waiting:
-            task.cancel()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     @property
     def base_url(self) -> str:
         """The API root to configure a client with, e.g. `http://127.0.0.1:PORT/v1`."""
-        if self._port is None:
-            raise RuntimeError("FakeOpenAI is not started")
-        return f"http://127.0.0.1:{self._port}/v1"
-
-    def enqueue(self, *responses: FakeResponse) -> None:
-        """Script the next answers to authenticated calls (edits, generations, embeddings), in order."""
-        self._queue.extend(responses)
-
-    @property
-    def queued(self) -> int:
-        """Scripted answers not yet given."""
-        return len(self._queue)
+        return self._url("/v1")
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         recorded, first_image = await self._record(request)
         self.requests.append(recorded)
         if request.method != "POST" or request.path not in PATHS:
-            await self._wait(self.latency)
             message = f"Invalid URL ({request.method} {request.path})"
-            return _error_response(404, message, "invalid_request_error", None, None)
+            not_found = error_response(404, message, "invalid_request_error", None, None)
+            return await self._after_latency(not_found)
         if (denied := self._check_key(request)) is not None:
-            await self._wait(self.latency)
-            return denied
-        scripted = self._queue.popleft() if self._queue else FakeResponse.success()
-        await self._wait(None if scripted.kind == "hang" else self.latency + scripted.delay)
-        if scripted.kind == "success":
-            return await self._success(recorded, first_image)
-        return web.Response(
-            status=scripted.status,
-            body=scripted.body,
-            content_type=scripted.content_type,
-            headers=scripted.headers,
-        )
+            return await self._after_latency(denied)
+        return await self._scripted_answer(lambda _: self._success(recorded, first_image))
 
     async def _record(self, request: web.Request) -> tuple[RecordedRequest, bytes | None]:
         arrived = time.monotonic()
@@ -241,20 +129,11 @@ class FakeOpenAI:
         body = b""
         first_image: bytes | None = None
         if request.content_type.startswith("multipart/"):
-            reader = await request.multipart()
-            while (part := await reader.next()) is not None:
-                if not isinstance(part, BodyPartReader):
-                    continue
-                name = part.name or ""
-                if part.filename is None:
-                    fields.setdefault(name, []).append(await part.text())
-                    continue
-                data = await part.read()
-                if first_image is None and name in ("image", "image[]"):
-                    first_image = data
-                content_type = part.headers.get(hdrs.CONTENT_TYPE, "")
-                kept = data if self.keep_file_data else b""
-                files.append(RecordedFile(name, part.filename, content_type, kept, len(data)))
+            parts = await read_multipart(request)
+            fields = parts.fields
+            images = [f.data for f in parts.files if f.name in ("image", "image[]")]
+            first_image = images[0] if images else None
+            files = parts.files if self.keep_file_data else [replace(f, data=b"") for f in parts.files]
         else:
             body = await request.read()
         headers = {k.lower(): v for k, v in request.headers.items()}
@@ -275,23 +154,23 @@ class FakeOpenAI:
 
     def _embedding_success(self, doc: dict[str, Any]) -> web.Response:
         if not isinstance(doc.get("model"), str):
-            return _error_response(
+            return error_response(
                 400, "you must provide a model parameter", "invalid_request_error", None, None
             )
         items = _embedding_inputs(doc.get("input"))
         if items is None:
             message = "'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference."
-            return _error_response(400, message, "invalid_request_error", None, None)
+            return error_response(400, message, "invalid_request_error", None, None)
         encoding = doc.get("encoding_format", "float")
         if encoding not in ("float", "base64"):
             message = f"{encoding!r} is not one of ['float', 'base64'] - 'encoding_format'"
-            return _error_response(400, message, "invalid_request_error", None, None)
+            return error_response(400, message, "invalid_request_error", None, None)
         dimensions = doc.get("dimensions", DEFAULT_DIMENSIONS)
         if not _positive_int(dimensions) or dimensions > MAX_DIMENSIONS:
             message = (
                 f"Invalid value for 'dimensions' = {dimensions}. Must be between 1 and {MAX_DIMENSIONS}."
             )
-            return _error_response(400, message, "invalid_request_error", None, "dimensions")
+            return error_response(400, message, "invalid_request_error", None, "dimensions")
         as_base64 = encoding == "base64" and not self.ignore_encoding_format
         data = [
             {
@@ -319,48 +198,44 @@ class FakeOpenAI:
             message = (
                 "You didn't provide an API key. You need to provide your API key in an Authorization header."
             )
-            return _error_response(401, message, "invalid_request_error", None, None)
+            return error_response(401, message, "invalid_request_error", None, None)
         # OpenAI masks the key it quotes back.
         masked = f"{presented[:3]}{'*' * max(len(presented) - 7, 0)}{presented[-4:]}"
         message = f"Incorrect API key provided: {masked}. You can find your API key at https://platform.openai.com/account/api-keys."
-        return _error_response(401, message, "invalid_request_error", "invalid_api_key", None)
-
-    async def _wait(self, seconds: float | None) -> None:
-        """Sleep (forever when None); close() cancels the wait, dropping the connection unanswered."""
-        task = asyncio.current_task()
-        assert task is not None
-        self._waiting.add(task)
-        try:
-            if seconds is None:
-                await asyncio.get_running_loop().create_future()
-            elif seconds > 0:
-                await asyncio.sleep(seconds)
-        finally:
-            self._waiting.discard(task)
+        return error_response(401, message, "invalid_request_error", "invalid_api_key", None)
 
 
 async def _edit_success(request: RecordedRequest, first_image: bytes | None) -> web.Response:
     if first_image is None:
-        return _missing("image")
+        return missing_parameter("image")
     if not request.field("prompt"):
-        return _missing("prompt")
+        return missing_parameter("prompt")
     n_text = request.field("n") or "1"
     if not n_text.isdigit() or not 1 <= int(n_text) <= 10:
-        return _invalid_n(n_text)
+        return invalid_n(n_text)
     try:
         png, width, height = await asyncio.to_thread(_reencode, first_image, request.field("size"))
     except OSError:
         message = "Invalid image file or mode for image 1, please check your image file."
-        return _error_response(400, message, "invalid_request_error", "invalid_image_file", "image")
+        return error_response(400, message, "invalid_request_error", "invalid_image_file", "image")
+    return png_answer(
+        png, int(n_text), (width, height), request.field("background"), request.field("quality")
+    )
+
+
+def png_answer(
+    png: bytes, n: int, size: tuple[int, int], background: str | None, quality: str | None
+) -> web.Response:
+    """A GPT image model's answer: n copies of a PNG in base64, with usage and what was made."""
     b64 = base64.b64encode(png).decode()
     doc = {
         "created": int(time.time()),
-        "data": [{"b64_json": b64} for _ in range(int(n_text))],
+        "data": [{"b64_json": b64} for _ in range(n)],
         "usage": {"input_tokens": 10, "output_tokens": 20, "total_tokens": 30},
-        "background": request.field("background") or "opaque",
-        "size": f"{width}x{height}",
+        "background": background or "opaque",
+        "size": f"{size[0]}x{size[1]}",
         "output_format": "png",
-        "quality": request.field("quality") or "medium",
+        "quality": quality or "medium",
     }
     return web.json_response(doc)
 
@@ -381,10 +256,10 @@ async def _generation_success(doc: dict[str, Any]) -> web.Response:
     model = str(doc.get("model", "dall-e-2"))
     prompt = doc.get("prompt")
     if not isinstance(prompt, str) or not prompt:
-        return _missing("prompt")
+        return missing_parameter("prompt")
     n = doc.get("n", 1)
     if not _positive_int(n) or n > 10:
-        return _invalid_n(n)
+        return invalid_n(n)
     if (refusal := _response_format_refusal(model, doc)) is not None:
         return refusal
     size = _generated_size(doc.get("size"))
@@ -415,7 +290,7 @@ def _response_format_refusal(model: str, doc: dict[str, Any]) -> web.Response | 
         return None
     if model.startswith("gpt-image"):
         message = "Unknown parameter: 'response_format'."
-        return _error_response(400, message, "invalid_request_error", "unknown_parameter", "response_format")
+        return error_response(400, message, "invalid_request_error", "unknown_parameter", "response_format")
     if doc["response_format"] not in ("url", "b64_json"):
         return _invalid_value("response_format", doc["response_format"])
     return None
@@ -505,29 +380,29 @@ def _unparseable_body() -> web.Response:
         " your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was"
         " not valid JSON.)"
     )
-    return _error_response(400, message, "invalid_request_error", None, None)
+    return error_response(400, message, "invalid_request_error", None, None)
 
 
-def _invalid_n(value: object) -> web.Response:
+def invalid_n(value: object) -> web.Response:
     message = f"Invalid 'n': expected an integer between 1 and 10, got {value!r}."
-    return _error_response(400, message, "invalid_request_error", "invalid_value", "n")
+    return error_response(400, message, "invalid_request_error", "invalid_value", "n")
 
 
 def _invalid_value(param: str, value: object) -> web.Response:
     message = f"Invalid value: {value!r}. Supported values are listed in the API reference."
-    return _error_response(400, message, "invalid_request_error", "invalid_value", param)
+    return error_response(400, message, "invalid_request_error", "invalid_value", param)
 
 
-def _missing(param: str) -> web.Response:
+def missing_parameter(param: str) -> web.Response:
     message = f"Missing required parameter: '{param}'."
-    return _error_response(400, message, "invalid_request_error", "missing_required_parameter", param)
+    return error_response(400, message, "invalid_request_error", "missing_required_parameter", param)
 
 
 def _error_body(message: str, type: str, code: str | int | None, param: str | None) -> bytes:
     return json.dumps({"error": {"message": message, "type": type, "param": param, "code": code}}).encode()
 
 
-def _error_response(
+def error_response(
     status: int, message: str, type: str, code: str | int | None, param: str | None
 ) -> web.Response:
     body = _error_body(message, type, code, param)

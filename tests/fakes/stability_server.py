@@ -39,14 +39,20 @@ import io
 import json
 import time
 import uuid
-from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Literal, Self
+from dataclasses import dataclass
 
-from aiohttp import BodyPartReader, hdrs, web
+from aiohttp import web
 from PIL import Image, ImageChops, ImageFilter
+
+from tests.fakes.scripted import (
+    MultipartBody,
+    RecordedMultipartRequest,
+    ScriptedResponse,
+    ScriptedServer,
+    read_multipart,
+)
+from tests.fakes.scripted import RecordedFile as RecordedFile
 
 API_PREFIX = "/v2beta/stable-image/"
 GENERATE_ENDPOINTS = frozenset({"core", "ultra", "sd3"})
@@ -105,37 +111,7 @@ _DEFAULT_ERRORS = {
 
 
 @dataclass(frozen=True)
-class RecordedFile:
-    name: str
-    """The part name: `image` or `mask`."""
-    filename: str
-    content_type: str
-    data: bytes
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    method: str
-    path: str
-    headers: dict[str, str]
-    """Lower-case names."""
-    fields: dict[str, list[str]]
-    """Text parts of a multipart body, by name, in order."""
-    files: list[RecordedFile]
-    body: bytes = b""
-    """The raw body of a request that is not multipart."""
-    received_at: float = 0.0
-    """time.monotonic() when the request arrived."""
-
-    def field(self, name: str) -> str | None:
-        """The first value of a text part, or None when it was not sent."""
-        values = self.fields.get(name)
-        return values[0] if values else None
-
-    def file(self, name: str) -> RecordedFile | None:
-        """The first file part of that name, or None."""
-        return next((f for f in self.files if f.name == name), None)
-
+class RecordedRequest(RecordedMultipartRequest):
     @property
     def key(self) -> str | None:
         """The bearer key presented, or None."""
@@ -148,21 +124,9 @@ class RecordedRequest:
         return self.path.rsplit("/", 1)[-1]
 
 
-@dataclass(frozen=True)
-class FakeResponse:
-    """One scripted answer; build it with the class methods."""
-
-    kind: Literal["success", "content_filtered", "error", "raw", "hang"]
-    status: int = 200
-    body: bytes = b""
-    content_type: str = "application/json"
-    headers: Mapping[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-
-    @classmethod
-    def success(cls, delay: float = 0.0) -> FakeResponse:
-        """The default success, after `delay` seconds."""
-        return cls("success", delay=delay)
+class FakeResponse(ScriptedResponse):
+    """One scripted answer; build it with the class methods (success, raw, json_body, hang,
+    and Stability's content_filtered and error)."""
 
     @classmethod
     def content_filtered(cls, delay: float = 0.0) -> FakeResponse:
@@ -182,114 +146,40 @@ class FakeResponse:
         body = error_body(status, list(errors), name)
         return cls("error", status, body, headers=dict(headers or {}), delay=delay)
 
-    @classmethod
-    def raw(
-        cls,
-        status: int,
-        body: bytes,
-        content_type: str = "application/json",
-        headers: Mapping[str, str] | None = None,
-        delay: float = 0.0,
-    ) -> FakeResponse:
-        """Exactly these bytes, e.g. a malformed body or an HTML error page."""
-        return cls("raw", status, body, content_type, dict(headers or {}), delay)
 
-    @classmethod
-    def hang(cls) -> FakeResponse:
-        """Never answer; the connection drops when the fake closes."""
-        return cls("hang")
-
-
-class FakeStability:
+class FakeStability(ScriptedServer[RecordedRequest]):
     """Stability's stable-image API on 127.0.0.1 (a free port), for the length of an `async with`."""
 
+    client_max_size = 1024**2  # aiohttp's default: bodies are multipart, read part by part
+
     def __init__(self, api_key: str | Iterable[str] | None = "s") -> None:
+        super().__init__()
         self.api_keys: frozenset[str] | None = (
             None if api_key is None else frozenset([api_key] if isinstance(api_key, str) else api_key)
         )
         """The keys to accept as `Authorization: Bearer`; None accepts any request."""
-        self.latency = 0.0
-        """Seconds to wait before every answer."""
-        self.requests: list[RecordedRequest] = []
-        self.max_in_flight = 0
-        """The most requests handled at once so far."""
-        self._in_flight = 0
-        self._queue: deque[FakeResponse] = deque()
-        self._waiting: set[asyncio.Task[Any]] = set()
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        # A bound on the graceful wait; hanging handlers are cancelled before it applies.
-        self._runner = web.AppRunner(app, shutdown_timeout=5.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self._port = int(self._runner.addresses[0][1])
-
-    async def close(self) -> None:
-        for task in self._waiting:
-            task.cancel()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     @property
     def base_url(self) -> str:
-        """The API root, e.g. `http://127.0.0.1:PORT` (paths start with /v2beta)."""
-        if self._port is None:
-            raise RuntimeError("FakeStability is not started")
-        return f"http://127.0.0.1:{self._port}"
-
-    def enqueue(self, *responses: FakeResponse) -> None:
-        """Script the next answers to valid, authenticated requests, in order."""
-        self._queue.extend(responses)
-
-    @property
-    def queued(self) -> int:
-        """Scripted answers not yet given."""
-        return len(self._queue)
+        """The API root, e.g. `http://127.0.0.1:PORT` (paths start with /v2beta). Scripted
+        answers go to valid, authenticated requests."""
+        return self._url()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        self._in_flight += 1
-        self.max_in_flight = max(self.max_in_flight, self._in_flight)
-        try:
-            return await self._answer(request)
-        finally:
-            self._in_flight -= 1
-
-    async def _answer(self, request: web.Request) -> web.StreamResponse:
         recorded, too_large = await _record(request)
         self.requests.append(recorded)
         refusal = self._refusal(request, recorded, too_large)
         if refusal is None:
             refusal = await asyncio.to_thread(_invalid_fields, recorded)
         if refusal is not None:
-            await self._wait(self.latency)
-            return refusal
-        scripted = self._queue.popleft() if self._queue else FakeResponse.success()
-        await self._wait(None if scripted.kind == "hang" else self.latency + scripted.delay)
-        if scripted.kind in ("success", "content_filtered"):
+            return await self._after_latency(refusal)
+
+        async def success(scripted: ScriptedResponse) -> web.Response:
             filtered = scripted.kind == "content_filtered"
             image, media_type = await asyncio.to_thread(_render, recorded, filtered)
             return self._image_response(recorded, image, media_type, filtered)
-        return web.Response(
-            status=scripted.status,
-            body=scripted.body,
-            content_type=scripted.content_type,
-            headers=scripted.headers,
-        )
+
+        return await self._scripted_answer(success)
 
     def _refusal(
         self, request: web.Request, recorded: RecordedRequest, too_large: bool
@@ -319,48 +209,21 @@ class FakeStability:
         headers = {"Content-Type": media_type, "finish-reason": finish_reason, "seed": str(seed)}
         return web.Response(body=image, headers=headers)
 
-    async def _wait(self, seconds: float | None) -> None:
-        """Sleep (forever when None); close() cancels the wait, dropping the connection unanswered."""
-        task = asyncio.current_task()
-        assert task is not None
-        self._waiting.add(task)
-        try:
-            if seconds is None:
-                await asyncio.get_running_loop().create_future()
-            elif seconds > 0:
-                await asyncio.sleep(seconds)
-        finally:
-            self._waiting.discard(task)
-
 
 async def _record(request: web.Request) -> tuple[RecordedRequest, bool]:
     """The request as received, and whether its body went over MAX_BODY_BYTES (reading stops there)."""
     arrived = time.monotonic()
-    fields: dict[str, list[str]] = {}
-    files: list[RecordedFile] = []
+    parts = MultipartBody(too_large=(request.content_length or 0) > MAX_BODY_BYTES)
     body = b""
-    total = 0
-    too_large = (request.content_length or 0) > MAX_BODY_BYTES
-    if not too_large and request.content_type.startswith("multipart/"):
-        reader = await request.multipart()
-        while (part := await reader.next()) is not None:
-            if not isinstance(part, BodyPartReader):
-                continue
-            data = await part.read()
-            total += len(data)
-            if total > MAX_BODY_BYTES:
-                too_large = True
-                break
-            if part.filename is None:
-                fields.setdefault(part.name or "", []).append(data.decode(part.get_charset("utf-8")))
-            else:
-                content_type = part.headers.get(hdrs.CONTENT_TYPE, "")
-                files.append(RecordedFile(part.name or "", part.filename, content_type, data))
-    elif not too_large:
+    if not parts.too_large and request.content_type.startswith("multipart/"):
+        parts = await read_multipart(request, MAX_BODY_BYTES)
+    elif not parts.too_large:
         body = await request.read()
     headers = {k.lower(): v for k, v in request.headers.items()}
-    recorded = RecordedRequest(request.method, request.path, headers, fields, files, body, arrived)
-    return recorded, too_large
+    recorded = RecordedRequest(
+        request.method, request.path, headers, parts.fields, parts.files, body, arrived
+    )
+    return recorded, parts.too_large
 
 
 def _known_path(path: str) -> bool:

@@ -322,6 +322,16 @@ async def test_embeddings_are_ordered_by_index_and_floats_accepted(
     assert (outcome.prompt_tokens, outcome.total_tokens) == (0, 0)
 
 
+async def test_embeddings_without_an_index_stand_in_list_order(
+    provider: AzureOpenAIProvider, fake: FakeAzure
+) -> None:
+    fake.enqueue(FakeResponse.json_body({"data": [{"embedding": [1.0, 2.0]}, {"embedding": [3.0, 4.0]}]}))
+
+    outcome = await provider.embed(embedding(input=["a", "b"]))
+
+    assert outcome.vectors == [[1.0, 2.0], [3.0, 4.0]]
+
+
 # Errors the fake raises itself
 
 
@@ -603,11 +613,12 @@ async def test_a_rate_limited_key_sits_out_the_next_call(
 
 @each_operation
 @pytest.mark.parametrize(
-    ("change", "code", "status"),
+    ("change", "code", "status", "type_"),
     [
-        ({"base_url": None}, "missing_endpoint", 500),
-        ({"base_url": "  "}, "missing_endpoint", 500),
-        ({"keys": ()}, "missing_api_key", 401),
+        ({"base_url": None}, "missing_endpoint", 500, "configuration_error"),
+        ({"base_url": "  "}, "missing_endpoint", 500, "configuration_error"),
+        # As for every adapter (see http_errors.missing_key).
+        ({"keys": ()}, "missing_api_key", 401, "authentication_error"),
     ],
     ids=["no-endpoint", "blank-endpoint", "no-key"],
 )
@@ -620,16 +631,18 @@ async def test_missing_configuration_is_a_gateway_error(
     change: dict[str, Any],
     code: str,
     status: int,
+    type_: str,
 ) -> None:
     provider = AzureOpenAIProvider(session, replace(settings, **change))
 
     error = await failure(provider, operation, tmp_path)
 
-    assert (error.is_gateway_error, error.retryable, error.code, error.status_code) == (
+    assert (error.is_gateway_error, error.retryable, error.code, error.status_code, error.type) == (
         True,
         False,
         code,
         status,
+        type_,
     )
     assert "azure" in error.message and ("endpoint" in error.message or "API key" in error.message)
     assert fake.requests == []

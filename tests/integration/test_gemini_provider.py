@@ -33,9 +33,10 @@ from grpc_server.providers.gemini import (
     GEMINI_ASPECT_RATIOS,
     IMAGEN_ASPECT_RATIOS,
     MASK_HINT,
+    MAX_PARALLEL,
     GeminiProvider,
-    nearest_aspect_ratio,
 )
+from grpc_server.providers.media import nearest_aspect_ratio
 from tests.fakes.gemini_server import (
     BAD_KEY_MESSAGE,
     DEFAULT_DIMENSIONS,
@@ -145,12 +146,74 @@ async def test_a_generation_sends_the_prompt_and_asks_for_text_and_image(
     }
 
 
-async def test_n_becomes_candidate_count_and_seed_is_kept(provider: GeminiProvider, fake: FakeGemini) -> None:
+async def test_n_images_are_n_calls_without_candidate_count_and_keep_the_seed(
+    provider: GeminiProvider, fake: FakeGemini
+) -> None:
     outcome = await provider.generate_image(generation(n=3, seed=42, size="auto"))
 
-    config = only_request(fake).json["generationConfig"]
-    assert config == {"responseModalities": ["TEXT", "IMAGE"], "candidateCount": 3, "seed": 42}
+    # Image models refuse candidateCount > 1: each image is a call of its own.
+    assert len(fake.requests) == 3
+    for sent in fake.requests:
+        assert sent.path == f"/v1beta/models/{IMAGE_MODEL}:generateContent"
+        assert sent.json["generationConfig"] == {"responseModalities": ["TEXT", "IMAGE"], "seed": 42}
     assert len(outcome.images) == 3
+    assert all(image.data and image.revised_prompt == MODEL_TEXT for image in outcome.images)
+    # Each call's usage (3 prompt tokens, one image and its text), summed.
+    assert outcome.usage == {
+        "input_tokens": 9,
+        "output_tokens": 3 * 1298,
+        "total_tokens": 9 + 3 * 1298,
+        "input_tokens_details": {"text_tokens": 9},
+    }
+    assert outcome.output_format == "png"
+
+
+async def test_n_edits_send_the_same_body_n_times(
+    provider: GeminiProvider, fake: FakeGemini, tmp_path: Path
+) -> None:
+    source = image_file(tmp_path, "green.png", colour=(20, 180, 40))
+
+    outcome = await provider.edit_image(edit([source], n=2))
+
+    assert len(fake.requests) == 2
+    assert fake.requests[0].body == fake.requests[1].body
+    assert "candidateCount" not in fake.requests[0].json["generationConfig"]
+    assert len(outcome.images) == 2
+    assert outcome.usage is not None
+    assert outcome.usage["input_tokens_details"] == {"text_tokens": 6, "image_tokens": 2 * 258}
+
+
+async def test_n_calls_run_at_most_max_parallel_at_once(provider: GeminiProvider, fake: FakeGemini) -> None:
+    fake.latency = 0.1
+
+    outcome = await provider.generate_image(generation(n=6))
+
+    assert len(outcome.images) == 6
+    assert len(fake.requests) == 6
+    assert fake.max_in_flight == MAX_PARALLEL
+
+
+async def test_one_failed_call_among_n_fails_the_request(provider: GeminiProvider, fake: FakeGemini) -> None:
+    fake.enqueue(FakeResponse.success(), FakeResponse.error(429, "Resource has been exhausted"))
+
+    error = await failure(provider, generation(n=2))
+
+    assert (error.status_code, error.retryable) == (429, True)
+    assert fake.queued == 0
+
+
+async def test_the_fake_refuses_several_candidates_for_an_image_model_as_gemini_does(
+    session: aiohttp.ClientSession, fake: FakeGemini
+) -> None:
+    url = f"{fake.base_url}/models/{IMAGE_MODEL}:generateContent"
+    config = {"responseModalities": ["TEXT", "IMAGE"], "candidateCount": 2}
+    body = {"contents": [{"parts": [{"text": "x"}]}], "generationConfig": config}
+    async with session.post(url, json=body, headers={"x-goog-api-key": KEY}) as response:
+        answer = await response.json()
+
+    assert response.status == 400
+    assert answer["error"]["status"] == "INVALID_ARGUMENT"
+    assert answer["error"]["message"] == f"Multiple candidates is not enabled for models/{IMAGE_MODEL}"
 
 
 async def test_one_image_sends_no_candidate_count(provider: GeminiProvider, fake: FakeGemini) -> None:
@@ -221,6 +284,7 @@ async def test_extra_params_go_beside_or_into_the_generation_config(
         "imageConfig": {"imageSize": "2K"},
         "responseModalities": ["TEXT"],  # would make the model answer without an image
         "contents": [],
+        "candidateCount": 2,  # image models refuse it
     }
     await provider.generate_image(generation(size="1536x1024", extra_params=extras))
 
@@ -427,7 +491,11 @@ async def test_without_an_api_key_nothing_is_sent(session: aiohttp.ClientSession
     with pytest.raises(ProviderError) as caught:
         await provider.embed(embedding("x"))
 
-    assert (caught.value.status_code, caught.value.code) == (401, "missing_api_key")
+    assert (caught.value.status_code, caught.value.type, caught.value.code) == (
+        401,
+        "authentication_error",
+        "missing_api_key",
+    )
     assert caught.value.is_gateway_error
     assert fake.requests == []
 
@@ -580,7 +648,7 @@ async def test_a_400_keeps_googles_message_and_status(provider: GeminiProvider, 
     message = "Multiple candidates is not enabled for models/gemini-2.5-flash-image"
     fake.enqueue(FakeResponse.error(400, message))
 
-    error = await failure(provider, generation(n=2))
+    error = await failure(provider, generation())
 
     assert (error.status_code, error.type, error.code) == (400, "invalid_argument", "INVALID_ARGUMENT")
     assert error.message == message

@@ -16,7 +16,7 @@ from PIL import Image
 from grpc_server.config import ApiKey, ProviderSettings
 from grpc_server.domain.jobs import ImageEditParams, RequestType
 from grpc_server.providers.base import ImageEditCall, ImageInput, ProviderError
-from grpc_server.providers.openai import OpenAIProvider
+from grpc_server.providers.openai import OpenAICompatibleProvider, OpenAIProvider
 from tests.fakes.openai_server import FakeOpenAI, FakeResponse, RecordedRequest
 
 KEY = "sk-test-0123456789abcdef"
@@ -131,7 +131,7 @@ async def test_several_images_are_image_array_parts_followed_by_the_mask(
     assert [f.data for f in sent.files] == [i.path.read_bytes() for i in [*images, mask]]
 
 
-async def test_every_set_parameter_is_sent_as_text(
+async def test_every_set_openai_parameter_is_sent_as_text(
     provider: OpenAIProvider, fake: FakeOpenAI, tmp_path: Path
 ) -> None:
     call = edit(
@@ -164,10 +164,25 @@ async def test_every_set_parameter_is_sent_as_text(
         "input_fidelity": ["high"],
         "partial_images": ["2"],
         "user": ["user-1"],
-        "seed": ["0"],
-        "num_inference_steps": ["30"],
-        "negative_prompt": ["no dogs"],
-    }
+    }  # OpenAI refuses seed, num_inference_steps and negative_prompt: not sent
+
+
+async def test_compatible_servers_also_get_the_non_openai_image_fields(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    async with aiohttp.ClientSession() as session:
+        settings = ProviderSettings(keys=(ApiKey(KEY),), base_url=fake.base_url)
+        provider = OpenAICompatibleProvider(session, settings, "sdxl")
+        call = edit(
+            [image_file(tmp_path, "a.png")], seed=0, num_inference_steps=30, negative_prompt="no dogs"
+        )
+        await provider.edit_image(call)
+    sent = only_request(fake)
+    assert (sent.field("seed"), sent.field("num_inference_steps"), sent.field("negative_prompt")) == (
+        "0",
+        "30",
+        "no dogs",
+    )
 
 
 async def test_dall_e_is_asked_for_base64(provider: OpenAIProvider, fake: FakeOpenAI, tmp_path: Path) -> None:
@@ -178,10 +193,19 @@ async def test_dall_e_is_asked_for_base64(provider: OpenAIProvider, fake: FakeOp
     assert sent.fields["response_format"] == ["b64_json"]
 
 
-async def test_extra_params_cannot_replace_the_model_the_files_or_stream(
+async def test_extra_params_cannot_replace_the_model_the_prompt_the_files_or_stream(
     provider: OpenAIProvider, fake: FakeOpenAI, tmp_path: Path
 ) -> None:
-    extra = {"model": "x", "image": "x", "image[]": "x", "mask": "x", "stream": "true", "style": "vivid"}
+    extra = {
+        "model": "x",
+        "prompt": "x",
+        "image": "x",
+        "image[]": "x",
+        "mask": "x",
+        "stream": "true",
+        "response_format": "url",
+        "style": "vivid",
+    }
 
     await provider.edit_image(edit([image_file(tmp_path, "a.png")], extra_params=extra))
 
@@ -207,9 +231,10 @@ async def test_without_an_api_key_nothing_is_sent(
 
     error = await failure(provider, edit([image_file(tmp_path, "a.png")]))
 
-    assert (error.status_code, error.type, error.retryable, error.is_gateway_error) == (
+    assert (error.status_code, error.type, error.code, error.retryable, error.is_gateway_error) == (
         401,
         "authentication_error",
+        "missing_api_key",
         False,
         True,
     )
@@ -393,6 +418,24 @@ async def test_server_errors_are_retryable(
         "",
     )
     assert error.retryable
+
+
+@pytest.mark.parametrize(
+    ("body", "message", "code"),
+    [
+        # API Management (in front of Azure OpenAI, or of a compatible server).
+        ({"statusCode": 429, "message": "Rate limit is exceeded."}, "Rate limit is exceeded.", "429"),
+        ({"error": "model is loading"}, "model is loading", ""),
+    ],
+)
+async def test_other_error_shapes_keep_their_message(
+    provider: OpenAIProvider, fake: FakeOpenAI, tmp_path: Path, body: dict[str, Any], message: str, code: str
+) -> None:
+    fake.enqueue(FakeResponse.json_body(body, status=503))
+
+    error = await failure(provider, edit([image_file(tmp_path, "a.png")]))
+
+    assert (error.status_code, error.message, error.code, error.retryable) == (503, message, code, True)
 
 
 async def test_a_numeric_error_code_is_kept_as_text(

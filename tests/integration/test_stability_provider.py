@@ -713,6 +713,7 @@ async def test_without_a_key_nothing_is_sent(session: aiohttp.ClientSession, fak
     error = await failure(provider.generate_image(generation()))
 
     assert (error.status_code, error.is_gateway_error, error.retryable) == (401, True, False)
+    assert (error.type, error.code) == ("authentication_error", "missing_api_key")
     assert fake.requests == []
 
 
