@@ -12,9 +12,10 @@ import grpc
 from asyncgate.v1 import job_service_pb2 as pb
 from asyncgate.v1 import job_service_pb2_grpc as pb_grpc
 from grpc_server import convert
-from grpc_server.errors import AsyncGateError, InvalidArgument, to_rpc_status
+from grpc_server.errors import AsyncGateError, InvalidArgument, Unavailable, to_rpc_status
 from grpc_server.job_api import JobApi
 from grpc_server.staging import Staging
+from grpc_server.store.base import StoreUnavailable
 
 log = logging.getLogger("asyncgate.service")
 
@@ -48,6 +49,8 @@ def _aborts_on_errors(method: Handler[Response]) -> Handler[Response]:
             return await method(self, request, context)
         except AsyncGateError as error:
             await abort(context, error)
+        except StoreUnavailable as exc:
+            await abort(context, Unavailable(f"the job store is unavailable; try again ({exc})"))
 
     return wrapper
 
@@ -156,11 +159,14 @@ class JobServicer(pb_grpc.JobServiceServicer):
         except AsyncGateError as error:
             await abort(context, error)
         first = True
-        async for chunk in output.chunks:
-            if first:
-                yield pb.ReadJobOutputResponse(
-                    content_type=output.info.content_type, size_bytes=output.info.size_bytes, chunk=chunk
-                )
-                first = False
-            else:
-                yield pb.ReadJobOutputResponse(chunk=chunk)
+        try:
+            async for chunk in output.chunks:
+                if first:
+                    yield pb.ReadJobOutputResponse(
+                        content_type=output.info.content_type, size_bytes=output.info.size_bytes, chunk=chunk
+                    )
+                    first = False
+                else:
+                    yield pb.ReadJobOutputResponse(chunk=chunk)
+        except StoreUnavailable as exc:  # the store went away mid-stream: the client may retry
+            await abort(context, Unavailable(f"the job store is unavailable; try again ({exc})"))
