@@ -108,6 +108,8 @@ class ServerConfig:
     database_url: str | None = None
     """PostgreSQL DSN (postgresql://user@host/db; or database_url_env / _file). When set,
     jobs live in PostgreSQL and several replicas may share them; else SQLite in data_dir."""
+    database_pool_size: int = 10
+    """PostgreSQL connections one replica keeps at most (plus one for LISTEN)."""
     migrate_on_start: bool = True
     """Apply pending PostgreSQL schema migrations at start (safe with many replicas)."""
     sqlite_synchronous: str = "NORMAL"

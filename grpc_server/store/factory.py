@@ -15,7 +15,7 @@ from grpc_server.store.sqlite import SQLiteStore
 
 def make_store(config: ServerConfig) -> JobStore:
     if config.database_url:
-        return PostgresStore(config.database_url)
+        return PostgresStore(config.database_url, max_size=config.database_pool_size)
     return SQLiteStore(config.database_path, config.sqlite_synchronous)
 
 
