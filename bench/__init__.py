@@ -1,5 +1,8 @@
-"""Benchmarks of asyncgate's submit paths against bare baselines: `python -m bench`.
+"""Benchmarks of asyncgate against bare baselines: `python -m bench`.
 
-Every figure comes from real subprocesses (gRPC server, REST bridge, baselines) on
-this machine; the load generator runs in the bench process itself.
+Submit paths (REST, gRPC) and upload memory; jobs end to end (embeddings against a
+provider that answers at once, image generations by the local model); PostgreSQL next
+to SQLite, NOTIFY-driven dispatch and two replicas. Every figure comes from real
+subprocesses (gRPC servers, REST bridges, baselines, the fake provider) on this
+machine; the load generator runs in the bench process itself.
 """

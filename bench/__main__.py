@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--duration S] [--concurrency N] [--only rest,grpc,memory]`."""
+"""`python -m bench [--quick] [--duration S] [--concurrency N] [--only rest,grpc,...] [--database-url U]`."""
 
 from __future__ import annotations
 
@@ -6,16 +6,18 @@ import argparse
 import asyncio
 import sys
 
+from bench.pg import ADMIN_URL, DEFAULT_ADMIN_URL
 from bench.report import format_report, write_json
 from bench.runner import PARTS, Settings
 
 
 def settings_from_args(argv: list[str] | None = None) -> Settings:
     parser = argparse.ArgumentParser(
-        prog="python -m bench", description="asyncgate submit throughput and upload memory, against baselines"
+        prog="python -m bench",
+        description="asyncgate submit throughput, upload memory and end-to-end jobs, against baselines",
     )
     parser.add_argument(
-        "--quick", action="store_true", help="3 s per side, 2 rounds, shorter warm-up (under a minute)"
+        "--quick", action="store_true", help="3 s per side, 2 rounds, shorter warm-up (about 90 s)"
     )
     parser.add_argument("--duration", type=float, help="measured seconds per side (default 10, --quick 3)")
     parser.add_argument("--warmup", type=float, help="warm-up seconds per side (default 1, --quick 0.5)")
@@ -23,6 +25,12 @@ def settings_from_args(argv: list[str] | None = None) -> Settings:
     parser.add_argument("--rounds", type=int, help="alternating rounds per comparison (default 4, --quick 2)")
     parser.add_argument(
         "--only", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}"
+    )
+    parser.add_argument(
+        "--database-url",
+        default=ADMIN_URL,
+        help="PostgreSQL maintenance database the postgres part creates (and drops) bench_<hex> databases "
+        f"from (default: $ASYNCGATE_BENCH_DATABASE_URL, else {DEFAULT_ADMIN_URL})",
     )
     args = parser.parse_args(argv)
     parts = tuple(p for p in args.only.split(",") if p)
@@ -37,6 +45,7 @@ def settings_from_args(argv: list[str] | None = None) -> Settings:
         concurrency=args.concurrency,
         rounds=args.rounds or (2 if args.quick else 4),
         parts=parts,
+        database_url=args.database_url,
     )
 
 

@@ -1,4 +1,4 @@
-"""Baseline against subject, interleaved so that machine noise falls on both.
+"""Baseline against subject, interleaved so that machine noise falls on both (or one side alone).
 
 After a warm-up of each, the measured time is cut into rounds run in the order
 B S, S B, B S, ... (each side's rounds spread evenly over the whole run). CPU time
@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from bench.load import LoadResult
-from bench.procfs import cpu_seconds
+from bench.procfs import cpu_by_pid, cpu_seconds
 
 CLIENT = "bench-client"
 
@@ -25,6 +25,9 @@ class Side:
     """Load the target for this many seconds."""
     pids: Mapping[str, int]
     """Processes whose CPU time counts for this side (the bench client is added)."""
+    groups: Mapping[str, Callable[[], list[int]]] = field(default_factory=dict)
+    """Processes counted together under one name, looked up anew each round (a database's
+    backends, which come and go with connection pools): those alive at both ends count."""
 
 
 @dataclass
@@ -37,9 +40,14 @@ class SideResult:
 async def _measured_round(side: Side, seconds: float, into: SideResult) -> None:
     pids = {CLIENT: os.getpid(), **side.pids}
     before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    groups_before = {name: cpu_by_pid(find()) for name, find in side.groups.items()}
     into.load.merge(await side.run(seconds))
-    for name, pid in pids.items():
-        into.cpu_seconds[name] = into.cpu_seconds.get(name, 0.0) + cpu_seconds(pid) - before[name]
+    spent = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
+    for name, group in groups_before.items():
+        after = cpu_by_pid(group)
+        spent[name] = sum(now - group[pid] for pid, now in after.items())
+    for name, seconds_spent in spent.items():
+        into.cpu_seconds[name] = into.cpu_seconds.get(name, 0.0) + seconds_spent
 
 
 async def compare(
@@ -53,3 +61,12 @@ async def compare(
         for side in (baseline, subject) if i % 2 == 0 else (subject, baseline):
             await _measured_round(side, duration / rounds, results[side.name])
     return results[baseline.name], results[subject.name]
+
+
+async def measure(side: Side, *, duration: float, rounds: int, warmup: float) -> SideResult:
+    """One side alone (a figure with no baseline), measured the same way: warm-up, then rounds."""
+    await side.run(warmup)
+    result = SideResult()
+    for _ in range(rounds):
+        await _measured_round(side, duration / rounds, result)
+    return result

@@ -42,6 +42,12 @@ class LoadResult:
     elapsed: float = 0.0
     sample: dict[str, Any] | None = None
     """The first successful answer, decoded."""
+    samples: dict[str, list[float]] = field(default_factory=dict)
+    """Other per-request figures by name: seconds (e.g. the server's own job time) unless the
+    name says otherwise."""
+    submitted: dict[str, float] = field(default_factory=dict)
+    """Jobs only: unique input text -> time.monotonic() when its submit returned, to match
+    against when the provider saw it."""
 
     @property
     def ok(self) -> int:
@@ -62,6 +68,12 @@ class LoadResult:
         self.errors += other.errors[: max(0, _MAX_ERRORS_KEPT - len(self.errors))]
         self.elapsed += other.elapsed
         self.sample = self.sample or other.sample
+        for name, values in other.samples.items():
+            self.samples.setdefault(name, []).extend(values)
+        self.submitted.update(other.submitted)
+
+    def add_sample(self, name: str, seconds: float) -> None:
+        self.samples.setdefault(name, []).append(seconds)
 
 
 Worker = Callable[[float, LoadResult], Awaitable[None]]
@@ -125,12 +137,20 @@ def _json(payload: bytes) -> dict[str, Any]:
     return decoded
 
 
-class GrpcTarget:
-    """Calls CreateImageEditJob on one server, N calls in flight on one channel."""
+CreateRequest = job_service_pb2.CreateImageEditJobRequest | job_service_pb2.CreateEmbeddingJobRequest
 
-    def __init__(
-        self, target: str, request: job_service_pb2.CreateImageEditJobRequest, concurrency: int
-    ) -> None:
+
+async def create_job(stub: JobServiceAsyncStub, request: CreateRequest) -> job_pb2.Job:
+    """The Create call that takes `request`."""
+    if isinstance(request, job_service_pb2.CreateEmbeddingJobRequest):
+        return (await stub.CreateEmbeddingJob(request, timeout=REQUEST_TIMEOUT)).job
+    return (await stub.CreateImageEditJob(request, timeout=REQUEST_TIMEOUT)).job
+
+
+class GrpcTarget:
+    """Calls CreateImageEditJob (or CreateEmbeddingJob) on one server, N calls in flight on one channel."""
+
+    def __init__(self, target: str, request: CreateRequest, concurrency: int) -> None:
         self.target = target
         self.concurrency = concurrency
         self._request = request
@@ -153,7 +173,7 @@ class GrpcTarget:
         assert self._stub is not None
         while (start := time.perf_counter()) < deadline:
             try:
-                response = await self._stub.CreateImageEditJob(self._request, timeout=REQUEST_TIMEOUT)
+                job = await create_job(self._stub, self._request)
             except grpc.aio.AioRpcError as exc:
                 result.failure(exc.code().name, exc.details() or "")
                 if exc.code() == grpc.StatusCode.UNAVAILABLE:
@@ -161,4 +181,4 @@ class GrpcTarget:
                 continue
             result.success(time.perf_counter() - start, "OK")
             if result.sample is None:
-                result.sample = {"id": response.job.id, "status": job_pb2.JobStatus.Name(response.job.status)}
+                result.sample = {"id": job.id, "status": job_pb2.JobStatus.Name(job.status)}

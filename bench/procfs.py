@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 _TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
@@ -45,3 +47,28 @@ def cpu_seconds(pid: int) -> float:
 
 def load_average() -> float:
     return os.getloadavg()[0]
+
+
+def cpu_by_pid(pids: Iterable[int]) -> dict[int, float]:
+    """cpu_seconds of each of `pids` still running; one gone meanwhile is left out."""
+    found = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            found[pid] = cpu_seconds(pid)
+    return found
+
+
+def postgres_backends(database: str) -> list[int]:
+    """PIDs of the PostgreSQL backends connected to `database` on this machine, by their process
+    titles (`postgres: [CLUSTER: ]USER DATABASE HOST(PORT) STATE`); none if titles are unreadable."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if title.startswith("postgres:") and f" {database} " in title:
+            found.append(int(entry.name))
+    return found

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -78,14 +79,52 @@ def start(stack: contextlib.ExitStack, name: str, args: list[str], workdir: Path
     return process
 
 
+BENCH_PROVIDER = "bench"
+"""The provider name servers give the fake (models are `bench/...`)."""
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """What a bench server's TOML says; the default is accept-only on SQLite."""
+
+    concurrency: int = 0
+    """0: jobs are stored but never run, so no job competes for CPU or memory."""
+    poll_interval_seconds: float = 1.0
+    database_url: str | None = None
+    """PostgreSQL; SQLite in the server's own data directory when None."""
+    provider_url: str | None = None
+    """An OpenAI-compatible root (http://.../v1), configured as provider `bench`."""
+
+    def toml(self, data_dir: Path) -> str:
+        lines = [f'data_dir = "{data_dir}"']
+        if self.database_url is not None:
+            # Replicas of one store sign result URLs alike; the bench reads none, but a deployment would.
+            lines += [f'database_url = "{self.database_url}"', 'url_signing_secret = "asyncgate-bench"']
+        lines += [
+            "",
+            "[dispatcher]",
+            f"concurrency = {self.concurrency}",
+            f"poll_interval_seconds = {self.poll_interval_seconds}",
+        ]
+        if self.provider_url is not None:
+            lines += ["", f"[providers.{BENCH_PROVIDER}]", 'kind = "openai-compatible"']
+            lines.append(f'base_url = "{self.provider_url}"')
+        return "\n".join(lines) + "\n"
+
+
+ACCEPT_ONLY = ServerOptions()
+
+
 def start_server(
-    stack: contextlib.ExitStack, workdir: Path, name: str = "grpc-server"
+    stack: contextlib.ExitStack,
+    workdir: Path,
+    name: str = "grpc-server",
+    options: ServerOptions = ACCEPT_ONLY,
 ) -> tuple[Process, str]:
-    """The real gRPC server, accept-only, its SQLite store in a directory of its own."""
+    """The real gRPC server (accept-only unless told otherwise), its data in a directory of its own."""
     data_dir = workdir / f"{name}-data"
     config = workdir / f"{name}.toml"
-    # concurrency = 0: jobs are stored but never run, so no job competes for CPU or memory.
-    config.write_text(f'data_dir = "{data_dir}"\n\n[dispatcher]\nconcurrency = 0\n')
+    config.write_text(options.toml(data_dir))
     port = free_port()
     args = [
         "-m",
@@ -118,6 +157,13 @@ def start_grpc_baseline(stack: contextlib.ExitStack, workdir: Path) -> tuple[Pro
     port = free_port()
     process = start(stack, "grpc-baseline", ["-m", "bench.baselines", "grpc", "--port", str(port)], workdir)
     return process, f"127.0.0.1:{port}"
+
+
+def start_fake_provider(stack: contextlib.ExitStack, workdir: Path) -> tuple[Process, str]:
+    """bench.fake_provider; returns its root URL (the OpenAI root is that + /v1)."""
+    port = free_port()
+    process = start(stack, "fake-provider", ["-m", "bench.fake_provider", "--port", str(port)], workdir)
+    return process, f"http://127.0.0.1:{port}"
 
 
 async def wait_http_ready(process: Process, base_url: str, timeout: float = READY_TIMEOUT) -> None:

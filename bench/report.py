@@ -7,6 +7,9 @@ import math
 from pathlib import Path
 from typing import Any
 
+from bench.report_jobs import embeddings_lines, generations_lines, postgres_lines
+from bench.tables import comparison_lines, f
+
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 THROUGHPUT_GOAL = 0.5
 MEMORY_GOAL = 2.0
@@ -34,33 +37,6 @@ def goals(report: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
-def _f(value: float, digits: int = 2) -> str:
-    return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
-
-
-def _side_lines(name: str, side: dict[str, Any]) -> list[str]:
-    latency = side["latency_ms"]
-    cpu = ", ".join(f"{proc} {_f(ms)}" for proc, ms in side["cpu_ms_per_request"].items())
-    return [
-        f"  {name:<24}{side['throughput_rps']:>9.1f}{_f(latency['p50']):>9}{_f(latency['p99']):>9}"
-        f"{side['requests_ok']:>8}{side['requests_failed']:>8}",
-        f"  {'':<24}CPU ms/request: {cpu}",
-    ]
-
-
-def _comparison_lines(title: str, part: dict[str, Any], baseline_name: str) -> list[str]:
-    ratio = part["ratio"]
-    return [
-        title,
-        f"  {'':<24}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'ok':>8}{'failed':>8}",
-        *_side_lines(baseline_name, part["baseline"]),
-        *_side_lines("asyncgate", part["subject"]),
-        f"  {'asyncgate / baseline':<24}{_f(ratio['throughput']):>9}{_f(ratio['p50_latency']):>9}"
-        f"{_f(ratio['p99_latency']):>9}",
-        "",
-    ]
-
-
 def _memory_lines(memory: dict[str, Any]) -> list[str]:
     size = memory["image_bytes"]
     reset = (
@@ -73,10 +49,10 @@ def _memory_lines(memory: dict[str, Any]) -> list[str]:
         f"{memory['upload_seconds']:.1f} s; {reset}",
         f"  {'':<14}{'idle MB':>9}{'peak MB':>9}{'peak-idle':>11}{'(peak-idle)/img':>17}{'peak/img':>10}",
     ]
-    for name, f in memory["processes"].items():
+    for name, fig in memory["processes"].items():
         lines.append(
-            f"  {name:<14}{f['idle_rss_bytes'] / MB:>9.1f}{f['peak_rss_bytes'] / MB:>9.1f}"
-            f"{f['growth_bytes'] / MB:>11.1f}{f['growth_per_image']:>17.2f}{f['peak_per_image']:>10.2f}"
+            f"  {name:<14}{fig['idle_rss_bytes'] / MB:>9.1f}{fig['peak_rss_bytes'] / MB:>9.1f}"
+            f"{fig['growth_bytes'] / MB:>11.1f}{fig['growth_per_image']:>17.2f}{fig['peak_per_image']:>10.2f}"
         )
     return [*lines, ""]
 
@@ -97,16 +73,22 @@ def format_report(report: dict[str, Any]) -> str:
     if "rest" in report:
         rest = report["rest"]
         title = f"REST submit: POST /v1/async/images/edits, {rest['body_bytes']:,} B multipart (256x256 PNG)"
-        lines += _comparison_lines(title, rest, "bare aiohttp")
+        lines += comparison_lines(title, rest, "bare aiohttp")
     if "grpc" in report:
         grpc = report["grpc"]
         title = f"gRPC submit: CreateImageEditJob, {grpc['message_bytes']:,} B message (256x256 PNG)"
-        lines += _comparison_lines(title, grpc, "bare grpc.aio")
+        lines += comparison_lines(title, grpc, "bare grpc.aio")
     if "memory" in report:
         lines += _memory_lines(report["memory"])
+    if "embeddings" in report:
+        lines += embeddings_lines(report["embeddings"])
+    if "generations" in report:
+        lines += generations_lines(report["generations"])
+    if "postgres" in report:
+        lines += postgres_lines(report["postgres"])
     lines.append("Goals (reported, not enforced):")
     for goal in report.get("goals", []):
-        lines.append(f"  {goal['goal']:<44}{_f(goal['value']):>8}  {'met' if goal['met'] else 'NOT MET'}")
+        lines.append(f"  {goal['goal']:<44}{f(goal['value']):>8}  {'met' if goal['met'] else 'NOT MET'}")
     return "\n".join(lines)
 
 

@@ -1,4 +1,4 @@
-"""The three measurements, each with its own processes, and the whole run."""
+"""The measurements, each with its own processes, and the whole run."""
 
 from __future__ import annotations
 
@@ -14,19 +14,22 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import procs
+from bench import pg, procs
 from bench.compare import Side, compare
+from bench.e2e import embeddings_measurement, generations_measurement
 from bench.load import GrpcTarget, RestTarget
 from bench.memory import measure_upload
 from bench.payloads import BIG_SIDE, create_request, multipart_form, small_png, write_big_png
+from bench.postgres import postgres_measurement
 from bench.procfs import load_average
 from bench.report import goals
 from bench.stats import comparison
 
-PARTS = ("rest", "grpc", "memory")
+PARTS = ("rest", "grpc", "memory", "embeddings", "generations", "postgres")
 ACCEPT_ONLY_NOTE = (
-    "gRPC server runs accept-only ([dispatcher] concurrency = 0): jobs are validated and stored, "
-    "never run, so no job steals CPU from the submit path or decodes the large image"
+    "for the submit parts the gRPC server runs accept-only ([dispatcher] concurrency = 0): jobs are "
+    "validated and stored, never run, so no job steals CPU from the submit path or decodes the large "
+    "image; the job parts run them (16 at once)"
 )
 
 
@@ -39,6 +42,8 @@ class Settings:
     rounds: int = 4
     """Alternating slices the measured time is cut into."""
     parts: tuple[str, ...] = PARTS
+    database_url: str = pg.ADMIN_URL
+    """PostgreSQL maintenance database the postgres part creates its databases from."""
 
 
 async def rest_comparison(workdir: Path, settings: Settings) -> dict[str, Any]:
@@ -122,6 +127,15 @@ async def run_all(settings: Settings, progress: Callable[[str], None] = lambda _
         if "memory" in settings.parts:
             progress("Memory: a ~50 MB PNG through the bridge ...")
             report["memory"] = await memory_measurement(workdir)
+        if "embeddings" in settings.parts:
+            progress("Embeddings end to end: submit, run against a provider that answers at once, poll ...")
+            report["embeddings"] = await embeddings_measurement(workdir, settings)
+        if "generations" in settings.parts:
+            progress("Image generations end to end: local/placeholder 256x256 ...")
+            report["generations"] = await generations_measurement(workdir, settings)
+        if "postgres" in settings.parts:
+            progress("PostgreSQL next to SQLite: submit, end to end, NOTIFY dispatch, two replicas ...")
+            report["postgres"] = await postgres_measurement(workdir, settings)
     report["meta"]["load_average_end"] = load_average()
     report["meta"]["total_seconds"] = round(time.perf_counter() - started, 1)
     report["goals"] = goals(report)

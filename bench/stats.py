@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from bench.compare import SideResult
+from bench.jobs import POLLS_SAMPLE, SERVER_SAMPLE, SUBMIT_SAMPLE
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -41,19 +43,53 @@ def side_summary(result: SideResult) -> dict[str, Any]:
     }
 
 
-def _ratio(a: float, b: float) -> float:
+def ratio(a: float, b: float) -> float:
     return a / b if b and not math.isnan(b) else math.nan
 
 
-def comparison(baseline: SideResult, subject: SideResult) -> dict[str, Any]:
-    """Both sides summarized, and subject/baseline for throughput (higher is better) and latency."""
-    base, subj = side_summary(baseline), side_summary(subject)
+def ms_summary(seconds: list[float]) -> dict[str, Any]:
+    """p50 / p99 / mean in milliseconds, and how many values there were."""
     return {
-        "baseline": base,
-        "subject": subj,
-        "ratio": {
-            "throughput": _ratio(subj["throughput_rps"], base["throughput_rps"]),
-            "p50_latency": _ratio(subj["latency_ms"]["p50"], base["latency_ms"]["p50"]),
-            "p99_latency": _ratio(subj["latency_ms"]["p99"], base["latency_ms"]["p99"]),
-        },
+        "p50": percentile(seconds, 50) * 1000,
+        "p99": percentile(seconds, 99) * 1000,
+        "mean": sum(seconds) / len(seconds) * 1000 if seconds else math.nan,
+        "count": len(seconds),
     }
+
+
+def dispatch_latencies(submitted: Mapping[str, float], arrivals: Mapping[str, float]) -> list[float]:
+    """Per job, seconds from its submit returning to the provider receiving it (may be < 0: a
+    server that wakes its own dispatcher can call the provider before the client has the answer)."""
+    return [arrivals[text] - at for text, at in submitted.items() if text in arrivals]
+
+
+def job_summary(result: SideResult, arrivals: Mapping[str, float] | None = None) -> dict[str, Any]:
+    """side_summary of end-to-end jobs, plus how long the submit took, polls per job, the server's
+    own created -> completed time and, given the provider's arrival times, dispatch latency."""
+    summary = side_summary(result)
+    summary["submit_ms"] = ms_summary(result.load.samples.get(SUBMIT_SAMPLE, []))
+    summary["server_job_ms"] = ms_summary(result.load.samples.get(SERVER_SAMPLE, []))
+    polls = result.load.samples.get(POLLS_SAMPLE, [])
+    summary["polls_per_job"] = sum(polls) / len(polls) if polls else math.nan
+    if arrivals is not None:
+        summary["dispatch_ms"] = ms_summary(dispatch_latencies(result.load.submitted, arrivals))
+    return summary
+
+
+def ratios(base: dict[str, Any], subj: dict[str, Any]) -> dict[str, float]:
+    """subject / baseline of two summaries: throughput (higher is better) and latency."""
+    return {
+        "throughput": ratio(subj["throughput_rps"], base["throughput_rps"]),
+        "p50_latency": ratio(subj["latency_ms"]["p50"], base["latency_ms"]["p50"]),
+        "p99_latency": ratio(subj["latency_ms"]["p99"], base["latency_ms"]["p99"]),
+    }
+
+
+def comparison(
+    baseline: SideResult,
+    subject: SideResult,
+    summarize: Callable[[SideResult], dict[str, Any]] = side_summary,
+) -> dict[str, Any]:
+    """Both sides summarized, and their ratios."""
+    base, subj = summarize(baseline), summarize(subject)
+    return {"baseline": base, "subject": subj, "ratio": ratios(base, subj)}

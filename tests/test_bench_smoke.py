@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bench.__main__ import settings_from_args
+from bench.e2e import embeddings_measurement, generations_measurement
 from bench.memory import measure_upload
 from bench.payloads import multipart_form, small_png, write_big_png
+from bench.pg import BACKENDS
+from bench.postgres import postgres_measurement
 from bench.report import format_report
-from bench.runner import Settings, grpc_comparison, rest_comparison, run_all
+from bench.report_jobs import embeddings_lines, generations_lines, postgres_lines
+from bench.runner import PARTS, Settings, grpc_comparison, rest_comparison, run_all
 
 pytestmark = pytest.mark.slow
 
@@ -29,14 +35,24 @@ SIDE_KEYS = {
 }
 
 
-def check_side(side: dict[str, Any], ok_status: str, processes: set[str]) -> None:
-    assert set(side) == SIDE_KEYS
+JOB_KEYS = SIDE_KEYS | {"submit_ms", "polls_per_job", "server_job_ms"}
+MS_KEYS = {"p50", "p99", "mean", "count"}
+
+
+def check_side(
+    side: dict[str, Any],
+    ok_status: str,
+    processes: set[str],
+    keys: set[str] = SIDE_KEYS,
+    sample_key: str = "id",
+) -> None:
+    assert set(side) == keys
     assert side["requests_ok"] > 0, side
     assert side["requests_failed"] == 0, side
     assert set(side["statuses"]) == {ok_status}, side
     assert set(side["latency_ms"]) == {"p50", "p99", "mean"}
     assert set(side["cpu_ms_per_request"]) == {"bench-client", *processes}
-    assert side["sample_answer"]["id"]
+    assert side["sample_answer"][sample_key]
 
 
 def check_comparison(part: dict[str, Any]) -> None:
@@ -78,3 +94,66 @@ async def test_whole_report_has_goals_and_prints() -> None:
     assert [g["goal"].split()[0] for g in report["goals"]] == ["REST", "gRPC"]
     printed = format_report(report)
     assert "REST submit" in printed and "gRPC submit" in printed and "accept-only" in printed
+
+
+def check_jobs(side: dict[str, Any], processes: set[str], dispatch: bool = True) -> None:
+    """Every job completed, and (`dispatch`) every one was matched to its call at the provider."""
+    check_side(side, "completed", processes, JOB_KEYS | ({"dispatch_ms"} if dispatch else set()))
+    for key in ("submit_ms", "server_job_ms"):
+        assert set(side[key]) == MS_KEYS and side[key]["count"] == side["requests_ok"], side[key]
+    assert side["polls_per_job"] >= 1
+    if dispatch:
+        assert side["dispatch_ms"]["count"] == side["requests_ok"], side["dispatch_ms"]
+
+
+async def test_embedding_jobs_run_end_to_end(tmp_path: Path) -> None:
+    part = await embeddings_measurement(tmp_path, BRIEF)
+    gateway = {"rest-bridge", "grpc-server", "fake-provider"}
+    for run in (part, part["one_client"]):
+        check_side(run["baseline"], "200", {"fake-provider"}, sample_key="vectors")  # OpenAI's has no id
+        check_jobs(run["subject"], gateway)
+        check_comparison(run)
+        assert set(run["gateway_share"]) == {"end_to_end_p50", "server_side_p50"}
+        assert run["provider_call_p50_ms"] > 0
+    assert part["subject"]["sample_answer"]["result_items"] == 1
+    assert part["provider_handler_mean_ms"] > 0
+    assert "Embeddings end to end" in "\n".join(embeddings_lines(part))
+
+
+async def test_generation_jobs_run_end_to_end(tmp_path: Path) -> None:
+    part = await generations_measurement(tmp_path, BRIEF)
+    check_jobs(part["subject"], {"rest-bridge", "grpc-server"}, dispatch=False)
+    assert part["subject"]["sample_answer"]["status"] == "completed"
+    assert "Image generations end to end" in "\n".join(generations_lines(part))
+
+
+async def test_postgres_part_runs_jobs_on_both_stores(tmp_path: Path) -> None:
+    part = await postgres_measurement(tmp_path, BRIEF)
+    if "skipped" in part:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI needs PostgreSQL: {part['skipped']}")
+        pytest.skip(part["skipped"])
+    check_side(part["submit"]["baseline"], "OK", {"submit-sqlite"})
+    check_side(part["submit"]["subject"], "OK", {"submit-postgres", BACKENDS})
+    check_comparison(part["submit"])
+    e2e, dispatch, replicas = part["end_to_end"], part["dispatch"], part["replicas"]
+    check_jobs(e2e["baseline"], {"e2e-sqlite", "fake-provider"})
+    check_jobs(e2e["subject"], {"e2e-postgres", "fake-provider", BACKENDS})
+    check_jobs(dispatch["baseline"], {"notify-sqlite", "fake-provider"})
+    # The accepting replica runs nothing: the worker can only have heard of the jobs from PostgreSQL.
+    check_jobs(dispatch["subject"], {"notify-accepting", "notify-worker", "fake-provider", BACKENDS})
+    check_jobs(replicas["baseline"], {"replica-single", "fake-provider", BACKENDS})
+    check_jobs(replicas["subject"], {"replica-a", "replica-b", "fake-provider", BACKENDS})
+    for comparison in (e2e, dispatch, replicas):
+        check_comparison(comparison)
+    printed = "\n".join(postgres_lines(part))
+    assert "PostgreSQL next to SQLite" in printed and "LISTEN/NOTIFY" in printed
+
+
+def test_command_line_takes_the_new_parts() -> None:
+    settings = settings_from_args(
+        ["--quick", "--only", "embeddings,postgres", "--database-url", "postgresql://x/y"]
+    )
+    assert settings.parts == ("embeddings", "postgres")
+    assert settings.database_url == "postgresql://x/y"
+    assert {"embeddings", "generations", "postgres"} <= set(settings_from_args([]).parts) == set(PARTS)

@@ -72,18 +72,8 @@ def validate_image_edit(
     _check_choice("quality", params.quality, QUALITIES)
     _check_choice("output_format", params.output_format, OUTPUT_FORMATS)
 
-    _check_range("n", params.n, N_RANGE)
-    _check_range("partial_images", params.partial_images, PARTIAL_IMAGES_RANGE)
-    _check_range("output_compression", params.output_compression, OUTPUT_COMPRESSION_RANGE)
-    if params.num_inference_steps is not None and params.num_inference_steps < 0:
-        raise InvalidArgument(
-            f"invalid num_inference_steps value: {params.num_inference_steps} (expected 0 or more)",
-            "num_inference_steps",
-        )
-    # seed: any integer; the provider decides what it makes of it.
-
-    for fallback in params.fallbacks:
-        _check_model("fallbacks", fallback, required=False)
+    _check_image_counts(params)
+    _check_fallbacks(params.fallbacks)
 
 
 def validate_image_generation(params: ImageGenerationParams, *, stream: bool) -> None:
@@ -100,16 +90,8 @@ def validate_image_generation(params: ImageGenerationParams, *, stream: bool) ->
     _check_choice("background", params.background, BACKGROUNDS)
     _check_choice("moderation", params.moderation, MODERATIONS)
     _check_choice("output_format", params.output_format, OUTPUT_FORMATS)
-    _check_range("n", params.n, N_RANGE)
-    _check_range("partial_images", params.partial_images, PARTIAL_IMAGES_RANGE)
-    _check_range("output_compression", params.output_compression, OUTPUT_COMPRESSION_RANGE)
-    if params.num_inference_steps is not None and params.num_inference_steps < 0:
-        raise InvalidArgument(
-            f"invalid num_inference_steps value: {params.num_inference_steps} (expected 0 or more)",
-            "num_inference_steps",
-        )
-    for fallback in params.fallbacks:
-        _check_model("fallbacks", fallback, required=False)
+    _check_image_counts(params)
+    _check_fallbacks(params.fallbacks)
 
 
 def validate_embedding(params: EmbeddingParams) -> None:
@@ -130,7 +112,23 @@ def validate_embedding(params: EmbeddingParams) -> None:
             raise InvalidArgument(f"input[{index}] has a negative token id", "input")
     _check_choice("encoding_format", params.encoding_format, ENCODING_FORMATS)
     _check_range("dimensions", params.dimensions, DIMENSIONS_RANGE)
-    for fallback in params.fallbacks:
+    _check_fallbacks(params.fallbacks)
+
+
+def _check_image_counts(params: ImageEditParams | ImageGenerationParams) -> None:
+    """The numeric fields edits and generations share. seed: any integer, the provider's call."""
+    _check_range("n", params.n, N_RANGE)
+    _check_range("partial_images", params.partial_images, PARTIAL_IMAGES_RANGE)
+    _check_range("output_compression", params.output_compression, OUTPUT_COMPRESSION_RANGE)
+    if params.num_inference_steps is not None and params.num_inference_steps < 0:
+        raise InvalidArgument(
+            f"invalid num_inference_steps value: {params.num_inference_steps} (expected 0 or more)",
+            "num_inference_steps",
+        )
+
+
+def _check_fallbacks(fallbacks: tuple[str, ...]) -> None:
+    for fallback in fallbacks:
         _check_model("fallbacks", fallback, required=False)
 
 
