@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
@@ -123,9 +122,8 @@ class Dispatcher:
         run = asyncio.current_task()
         assert run is not None
         heartbeat = asyncio.create_task(self._heartbeat(job.id, run))
-        work_dir = Path(tempfile.mkdtemp(prefix=f"job-{job.id}-", dir=self._staging_root()))
         try:
-            await self._execute(job, work_dir)
+            await self._execute(job)
         except asyncio.CancelledError:
             if not heartbeat.done():  # cancelled by shutdown, not by a lost lease: hand the job back
                 await asyncio.shield(self._release(job.id))
@@ -134,16 +132,15 @@ class Dispatcher:
             log.exception("job %s: unexpected failure; its lease will expire and it will be retried", job.id)
         finally:
             heartbeat.cancel()
-            shutil.rmtree(work_dir, ignore_errors=True)
 
     def _staging_root(self) -> Path:
         root = self._config.staging_dir
         root.mkdir(parents=True, exist_ok=True)
         return root
 
-    async def _execute(self, job: Job, work_dir: Path) -> None:
+    async def _execute(self, job: Job) -> None:
         try:
-            result, outputs, served_by = await self._run_operation(job, work_dir)
+            result, outputs, served_by = await self._run_operation(job)
         except ChainFailed as failed:
             written = await self._store.fail_job(
                 job.id, self.worker_id, job_error(job, failed.error), self._clock()
@@ -153,14 +150,16 @@ class Dispatcher:
         written = await self._store.complete_job(job.id, self.worker_id, result, outputs, self._clock())
         log.info("job %s completed by %s (written: %s)", job.id, served_by, written)
 
-    async def _run_operation(self, job: Job, work_dir: Path) -> tuple[JobResult, list[OutputBlob], str]:
+    async def _run_operation(self, job: Job) -> tuple[JobResult, list[OutputBlob], str]:
         """Run the job's operation through its provider chain; raises ChainFailed."""
         params = job.params
         if isinstance(params, ImageEditParams):
-            images, mask = _inputs(await self._store.export_inputs(job.id, work_dir))
-            edited = await self._chain(
-                job, lambda p, model: p.edit_image(ImageEditCall(model, params, images, mask))
-            )
+            # The inputs go to local files for the providers to stream, only while the job runs.
+            with tempfile.TemporaryDirectory(prefix=f"job-{job.id}-", dir=self._staging_root()) as work_dir:
+                images, mask = _inputs(await self._store.export_inputs(job.id, Path(work_dir)))
+                edited = await self._chain(
+                    job, lambda p, model: p.edit_image(ImageEditCall(model, params, images, mask))
+                )
             return (*image_result(job, edited.value, edited.model, params.response_format), edited.model)
         if isinstance(params, ImageGenerationParams):
             generated = await self._chain(
