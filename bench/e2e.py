@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench import procs
-from bench.compare import Side, SideResult, compare, measure
+from bench.compare import Side, SideResult, measure
 from bench.fake_provider import DIMENSIONS, FakeProviderClient
 from bench.jobs import POLL_INTERVAL, DirectEmbeddings, RestJobs
 from bench.stats import job_summary, ratio, ratios, side_summary
@@ -89,12 +89,10 @@ async def embeddings_measurement(workdir: Path, settings: Settings) -> dict[str,
                 DirectEmbeddings(fake_url + "/v1", PROVIDER_MODEL, concurrency) as direct,
                 RestJobs(bridge_url, EMBEDDINGS_PATH, embedding_body, concurrency) as jobs,
             ):
-                return await compare(
+                return await settings.compare(
                     Side("direct", direct.run, {"fake-provider": fake.pid}),
                     Side("asyncgate", jobs.run, gateway),
-                    duration=duration,
-                    rounds=settings.rounds,
-                    warmup=settings.warmup,
+                    duration,
                 )
 
         loaded = await versus(settings.concurrency, settings.duration)

@@ -25,7 +25,15 @@ import aiohttp
 import grpc
 
 from asyncgate.v1 import embedding_pb2, job_pb2, job_service_pb2, job_service_pb2_grpc
-from bench.load import REQUEST_TIMEOUT, CreateRequest, LoadResult, create_job, run_load
+from bench.load import (
+    ERROR_PAUSE,
+    REQUEST_TIMEOUT,
+    CreateRequest,
+    HttpClient,
+    LoadResult,
+    create_job,
+    run_load,
+)
 
 if TYPE_CHECKING:  # the async stub type exists only in the generated .pyi
     from asyncgate.v1.job_service_pb2_grpc import JobServiceAsyncStub
@@ -38,7 +46,6 @@ SUBMIT_SAMPLE = "submit"
 """Seconds the submit call took (the rest of a job's latency is polling)."""
 POLLS_SAMPLE = "polls"
 """A count, not seconds: polls a job took, the last (terminal) one included."""
-_ERROR_PAUSE = 0.05
 _RUNNING = (job_pb2.JOB_STATUS_PENDING, job_pb2.JOB_STATUS_PROCESSING)
 _FLOAT32_BYTES = 4
 
@@ -104,11 +111,11 @@ class JobLoad:
                 continue
             except (aiohttp.ClientError, TimeoutError) as exc:
                 result.failure(type(exc).__name__, repr(exc))
-                await asyncio.sleep(_ERROR_PAUSE)
+                await asyncio.sleep(ERROR_PAUSE)
                 continue
             except grpc.aio.AioRpcError as exc:
                 result.failure(exc.code().name, exc.details() or "")
-                await asyncio.sleep(_ERROR_PAUSE)
+                await asyncio.sleep(ERROR_PAUSE)
                 continue
             result.success(time.perf_counter() - start, "completed")
             result.add_sample(SERVER_SAMPLE, finished.server_seconds)
@@ -116,18 +123,11 @@ class JobLoad:
                 result.sample = finished.sample
 
 
-def _session(concurrency: int) -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=concurrency),
-        timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT),
-    )
-
-
 def _rfc3339(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
-class RestJobs(JobLoad):
+class RestJobs(JobLoad, HttpClient):
     """Through the REST bridge: POST {path} (202 + id), GET {path}/{id} until 200."""
 
     def __init__(
@@ -136,15 +136,6 @@ class RestJobs(JobLoad):
         super().__init__(concurrency)
         self.url = base_url + path
         self._body = body
-        self._http: aiohttp.ClientSession | None = None
-
-    async def __aenter__(self) -> RestJobs:
-        self._http = _session(self.concurrency)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._http is not None:
-            await self._http.close()
 
     async def _submit(self, slot: int, text: str) -> str:
         assert self._http is not None
@@ -236,7 +227,7 @@ class GrpcJobs(JobLoad):
             raise JobFailed("short_output", f"job {job.id}: {size} bytes of vectors")
 
 
-class DirectEmbeddings:
+class DirectEmbeddings(HttpClient):
     """The baseline: the same kind of client calling the provider's POST /embeddings itself."""
 
     def __init__(self, provider_url: str, model: str, concurrency: int) -> None:
@@ -245,15 +236,6 @@ class DirectEmbeddings:
         self.concurrency = concurrency
         self._prefix = uuid.uuid4().hex[:8]
         self._texts = itertools.count()
-        self._http: aiohttp.ClientSession | None = None
-
-    async def __aenter__(self) -> DirectEmbeddings:
-        self._http = _session(self.concurrency)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._http is not None:
-            await self._http.close()
 
     async def run(self, duration: float) -> LoadResult:
         return await run_load(self._worker, self.concurrency, duration)
@@ -269,7 +251,7 @@ class DirectEmbeddings:
                     status = r.status
             except (aiohttp.ClientError, TimeoutError) as exc:
                 result.failure(type(exc).__name__, repr(exc))
-                await asyncio.sleep(_ERROR_PAUSE)
+                await asyncio.sleep(ERROR_PAUSE)
                 continue
             if status != 200:
                 result.failure(str(status), payload[:300].decode(errors="replace"))

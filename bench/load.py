@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import aiohttp
 import grpc
@@ -26,7 +26,8 @@ if TYPE_CHECKING:  # the async stub type exists only in the generated .pyi
 
 EDITS_PATH = "/v1/async/images/edits"
 REQUEST_TIMEOUT = 30.0
-_ERROR_PAUSE = 0.05  # after a failed connection, so a dead target does not spin the loop
+ERROR_PAUSE = 0.05
+"""Seconds a worker waits after a failed connection, so a dead target does not spin the loop."""
 _MAX_ERRORS_KEPT = 5
 
 
@@ -89,7 +90,26 @@ async def run_load(worker: Worker, concurrency: int, duration: float) -> LoadRes
     return result
 
 
-class RestTarget:
+class HttpClient:
+    """Mixin of the HTTP loads: `_http`, a keep-alive pool of `concurrency` connections, open
+    inside `async with`."""
+
+    concurrency: int
+    _http: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Self:
+        self._http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self.concurrency),
+            timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT),
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._http is not None:
+            await self._http.close()
+
+
+class RestTarget(HttpClient):
     """Posts the multipart form to one HTTP server over a keep-alive pool of N connections."""
 
     def __init__(self, base_url: str, body: MultipartBody, concurrency: int) -> None:
@@ -97,32 +117,20 @@ class RestTarget:
         self.concurrency = concurrency
         self._body = body
         self._headers = {"Content-Type": body.content_type}
-        self._session: aiohttp.ClientSession | None = None
-
-    async def __aenter__(self) -> RestTarget:
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self.concurrency),
-            timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT),
-        )
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._session is not None:
-            await self._session.close()
 
     async def run(self, duration: float) -> LoadResult:
         return await run_load(self._worker, self.concurrency, duration)
 
     async def _worker(self, deadline: float, result: LoadResult) -> None:
-        assert self._session is not None
+        assert self._http is not None
         while (start := time.perf_counter()) < deadline:
             try:
-                async with self._session.post(self.url, data=self._body.data, headers=self._headers) as r:
+                async with self._http.post(self.url, data=self._body.data, headers=self._headers) as r:
                     payload = await r.read()
                     status = r.status
             except (aiohttp.ClientError, TimeoutError) as exc:
                 result.failure(type(exc).__name__, repr(exc))
-                await asyncio.sleep(_ERROR_PAUSE)
+                await asyncio.sleep(ERROR_PAUSE)
                 continue
             if status == 202:
                 result.success(time.perf_counter() - start, str(status))
@@ -177,7 +185,7 @@ class GrpcTarget:
             except grpc.aio.AioRpcError as exc:
                 result.failure(exc.code().name, exc.details() or "")
                 if exc.code() == grpc.StatusCode.UNAVAILABLE:
-                    await asyncio.sleep(_ERROR_PAUSE)
+                    await asyncio.sleep(ERROR_PAUSE)
                 continue
             result.success(time.perf_counter() - start, "OK")
             if result.sample is None:

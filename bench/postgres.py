@@ -18,14 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from bench import pg, procs
-from bench.compare import Side, SideResult, compare
+from bench.compare import Side, SideResult
 from bench.e2e import EMBEDDING_MODEL
 from bench.fake_provider import FakeProviderClient
 from bench.jobs import GrpcJobs, embedding_request
@@ -53,6 +54,10 @@ class Fake:
     def url(self) -> str:
         return self.client.base_url + "/v1"
 
+    async def job_comparison(self, results: tuple[SideResult, SideResult]) -> dict[str, Any]:
+        """The comparison of two job loads, each job's dispatch timed by when this fake saw it."""
+        return comparison(*results, summarize=partial(job_summary, arrivals=await self.client.arrivals()))
+
 
 class Servers:
     """Servers started at once for one measurement, and the Sides that load them."""
@@ -62,14 +67,17 @@ class Servers:
         self._fake = fake
 
     @classmethod
-    async def start(
-        cls, stack: contextlib.ExitStack, workdir: Path, fake: Fake, servers: dict[str, procs.ServerOptions]
-    ) -> Servers:
-        started = {name: procs.start_server(stack, workdir, name, opts) for name, opts in servers.items()}
-        await asyncio.gather(
-            *(procs.wait_grpc_ready(process, target) for process, target in started.values())
-        )
-        return cls(started, fake)
+    @asynccontextmanager
+    async def running(
+        cls, workdir: Path, fake: Fake, servers: dict[str, procs.ServerOptions]
+    ) -> AsyncIterator[Servers]:
+        """The servers named, started at once and ready; stopped on exit."""
+        with contextlib.ExitStack() as stack:
+            started = {name: procs.start_server(stack, workdir, name, opts) for name, opts in servers.items()}
+            await asyncio.gather(
+                *(procs.wait_grpc_ready(process, target) for process, target in started.values())
+            )
+            yield cls(started, fake)
 
     def targets(self, *names: str) -> list[str]:
         return [self._started[name][1] for name in names]
@@ -90,89 +98,72 @@ class Servers:
         return Side(name, run, pids, groups)
 
 
-async def _compare(
-    settings: Settings, baseline: Side, subject: Side, duration: float
-) -> tuple[SideResult, SideResult]:
-    return await compare(baseline, subject, duration=duration, rounds=settings.rounds, warmup=settings.warmup)
-
-
 async def submit_comparison(workdir: Path, settings: Settings, fake: Fake) -> dict[str, Any]:
     request = embedding_request(EMBEDDING_MODEL)("bench submit")
     # Never runs a job, but must know the provider: a submit naming an unknown one is refused.
     accept_only = replace(procs.ACCEPT_ONLY, provider_url=fake.url)
-    async with pg.fresh_database(settings.database_url) as dsn:
-        with contextlib.ExitStack() as stack:
-            servers = await Servers.start(
-                stack,
-                workdir,
-                fake,
-                {"submit-sqlite": accept_only, "submit-postgres": replace(accept_only, database_url=dsn)},
+    async with (
+        pg.fresh_database(settings.database_url) as dsn,
+        Servers.running(
+            workdir,
+            fake,
+            {"submit-sqlite": accept_only, "submit-postgres": replace(accept_only, database_url=dsn)},
+        ) as servers,
+    ):
+        (sqlite_target, postgres_target) = servers.targets("submit-sqlite", "submit-postgres")
+        async with (
+            GrpcTarget(sqlite_target, request, settings.concurrency) as sqlite,
+            GrpcTarget(postgres_target, request, settings.concurrency) as postgres,
+        ):
+            results = await settings.compare(
+                servers.side("sqlite", sqlite.run, ("submit-sqlite",), None, runs_jobs=False),
+                servers.side("postgres", postgres.run, ("submit-postgres",), dsn, runs_jobs=False),
             )
-            (sqlite_target, postgres_target) = servers.targets("submit-sqlite", "submit-postgres")
-            async with (
-                GrpcTarget(sqlite_target, request, settings.concurrency) as sqlite,
-                GrpcTarget(postgres_target, request, settings.concurrency) as postgres,
-            ):
-                results = await _compare(
-                    settings,
-                    servers.side("sqlite", sqlite.run, ("submit-sqlite",), None, runs_jobs=False),
-                    servers.side("postgres", postgres.run, ("submit-postgres",), dsn, runs_jobs=False),
-                    settings.duration,
-                )
     return {"message_bytes": request.ByteSize(), **comparison(*results)}
 
 
 async def end_to_end_comparison(workdir: Path, settings: Settings, fake: Fake) -> dict[str, Any]:
     running = replace(RUNNING, provider_url=fake.url)
     request = embedding_request(EMBEDDING_MODEL)
-    async with pg.fresh_database(settings.database_url) as dsn:
-        with contextlib.ExitStack() as stack:
-            servers = await Servers.start(
-                stack,
-                workdir,
-                fake,
-                {"e2e-sqlite": running, "e2e-postgres": replace(running, database_url=dsn)},
-            )
-            async with (
-                GrpcJobs(servers.targets("e2e-sqlite"), request, settings.concurrency) as sqlite,
-                GrpcJobs(servers.targets("e2e-postgres"), request, settings.concurrency) as postgres,
-            ):
-                results = await _compare(
-                    settings,
-                    servers.side("sqlite", sqlite.run, ("e2e-sqlite",), None),
-                    servers.side("postgres", postgres.run, ("e2e-postgres",), dsn),
-                    settings.duration,
-                )
-    return comparison(*results, summarize=partial(job_summary, arrivals=await fake.client.arrivals()))
+    async with (
+        pg.fresh_database(settings.database_url) as dsn,
+        Servers.running(
+            workdir, fake, {"e2e-sqlite": running, "e2e-postgres": replace(running, database_url=dsn)}
+        ) as servers,
+        GrpcJobs(servers.targets("e2e-sqlite"), request, settings.concurrency) as sqlite,
+        GrpcJobs(servers.targets("e2e-postgres"), request, settings.concurrency) as postgres,
+    ):
+        results = await settings.compare(
+            servers.side("sqlite", sqlite.run, ("e2e-sqlite",), None),
+            servers.side("postgres", postgres.run, ("e2e-postgres",), dsn),
+        )
+    return await fake.job_comparison(results)
 
 
 async def dispatch_comparison(workdir: Path, settings: Settings, fake: Fake) -> dict[str, Any]:
     worker = replace(RUNNING, poll_interval_seconds=SLOW_POLL, provider_url=fake.url)
     request = embedding_request(EMBEDDING_MODEL)
-    async with pg.fresh_database(settings.database_url) as dsn:
-        with contextlib.ExitStack() as stack:
-            servers = await Servers.start(
-                stack,
-                workdir,
-                fake,
-                {
-                    "notify-sqlite": worker,
-                    "notify-accepting": replace(worker, concurrency=0, database_url=dsn),
-                    "notify-worker": replace(worker, database_url=dsn),
-                },
-            )
-            # Clients talk to the accepting replica only: the worker hears of their jobs from the database.
-            async with (
-                GrpcJobs(servers.targets("notify-sqlite"), request, DISPATCH_CLIENTS) as sqlite,
-                GrpcJobs(servers.targets("notify-accepting"), request, DISPATCH_CLIENTS) as postgres,
-            ):
-                results = await _compare(
-                    settings,
-                    servers.side("sqlite", sqlite.run, ("notify-sqlite",), None),
-                    servers.side("postgres", postgres.run, ("notify-accepting", "notify-worker"), dsn),
-                    settings.duration / 2,  # few clients, many samples: half the time is plenty
-                )
-    part = comparison(*results, summarize=partial(job_summary, arrivals=await fake.client.arrivals()))
+    async with (
+        pg.fresh_database(settings.database_url) as dsn,
+        Servers.running(
+            workdir,
+            fake,
+            {
+                "notify-sqlite": worker,
+                "notify-accepting": replace(worker, concurrency=0, database_url=dsn),
+                "notify-worker": replace(worker, database_url=dsn),
+            },
+        ) as servers,
+        # Clients talk to the accepting replica only: the worker hears of their jobs from the database.
+        GrpcJobs(servers.targets("notify-sqlite"), request, DISPATCH_CLIENTS) as sqlite,
+        GrpcJobs(servers.targets("notify-accepting"), request, DISPATCH_CLIENTS) as postgres,
+    ):
+        results = await settings.compare(
+            servers.side("sqlite", sqlite.run, ("notify-sqlite",), None),
+            servers.side("postgres", postgres.run, ("notify-accepting", "notify-worker"), dsn),
+            settings.duration / 2,  # few clients, many samples: half the time is plenty
+        )
+    part = await fake.job_comparison(results)
     return {"clients": DISPATCH_CLIENTS, "worker_poll_interval_seconds": SLOW_POLL, **part}
 
 
@@ -182,29 +173,23 @@ async def replicas_comparison(workdir: Path, settings: Settings, fake: Fake) -> 
     async with (
         pg.fresh_database(settings.database_url) as one_dsn,
         pg.fresh_database(settings.database_url) as two_dsn,
+        Servers.running(
+            workdir,
+            fake,
+            {
+                "replica-single": replace(running, database_url=one_dsn),
+                "replica-a": replace(running, database_url=two_dsn),
+                "replica-b": replace(running, database_url=two_dsn),
+            },
+        ) as servers,
+        GrpcJobs(servers.targets("replica-single"), request, settings.concurrency) as one,
+        GrpcJobs(servers.targets("replica-a", "replica-b"), request, settings.concurrency) as two,
     ):
-        with contextlib.ExitStack() as stack:
-            servers = await Servers.start(
-                stack,
-                workdir,
-                fake,
-                {
-                    "replica-single": replace(running, database_url=one_dsn),
-                    "replica-a": replace(running, database_url=two_dsn),
-                    "replica-b": replace(running, database_url=two_dsn),
-                },
-            )
-            async with (
-                GrpcJobs(servers.targets("replica-single"), request, settings.concurrency) as one,
-                GrpcJobs(servers.targets("replica-a", "replica-b"), request, settings.concurrency) as two,
-            ):
-                results = await _compare(
-                    settings,
-                    servers.side("one", one.run, ("replica-single",), one_dsn),
-                    servers.side("two", two.run, ("replica-a", "replica-b"), two_dsn),
-                    settings.duration,
-                )
-    return comparison(*results, summarize=partial(job_summary, arrivals=await fake.client.arrivals()))
+        results = await settings.compare(
+            servers.side("one", one.run, ("replica-single",), one_dsn),
+            servers.side("two", two.run, ("replica-a", "replica-b"), two_dsn),
+        )
+    return await fake.job_comparison(results)
 
 
 Measurement: TypeAlias = "Callable[[Path, Settings, Fake], Awaitable[dict[str, Any]]]"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import pg, procs
-from bench.compare import Side, compare
+from bench.compare import Side, SideResult, compare
 from bench.e2e import embeddings_measurement, generations_measurement
 from bench.load import GrpcTarget, RestTarget
 from bench.memory import measure_upload
@@ -45,6 +45,14 @@ class Settings:
     database_url: str = pg.ADMIN_URL
     """PostgreSQL maintenance database the postgres part creates its databases from."""
 
+    async def compare(
+        self, baseline: Side, subject: Side, duration: float | None = None
+    ) -> tuple[SideResult, SideResult]:
+        """bench.compare.compare with these rounds and warm-up, for `duration` seconds a side
+        (these settings' duration unless given)."""
+        seconds = self.duration if duration is None else duration
+        return await compare(baseline, subject, duration=seconds, rounds=self.rounds, warmup=self.warmup)
+
 
 async def rest_comparison(workdir: Path, settings: Settings) -> dict[str, Any]:
     """POST /v1/async/images/edits: bridge + server against a bare aiohttp multipart reader."""
@@ -61,12 +69,9 @@ async def rest_comparison(workdir: Path, settings: Settings) -> dict[str, Any]:
             RestTarget(baseline_url, body, settings.concurrency) as bare,
             RestTarget(bridge_url, body, settings.concurrency) as real,
         ):
-            results = await compare(
+            results = await settings.compare(
                 Side("baseline", bare.run, {"rest-baseline": baseline.pid}),
                 Side("asyncgate", real.run, {"rest-bridge": bridge.pid, "grpc-server": server.pid}),
-                duration=settings.duration,
-                rounds=settings.rounds,
-                warmup=settings.warmup,
             )
     return {"body_bytes": len(body.data), **comparison(*results)}
 
@@ -84,12 +89,9 @@ async def grpc_comparison(workdir: Path, settings: Settings) -> dict[str, Any]:
             GrpcTarget(baseline_target, request, settings.concurrency) as bare,
             GrpcTarget(target, request, settings.concurrency) as real,
         ):
-            results = await compare(
+            results = await settings.compare(
                 Side("baseline", bare.run, {"grpc-baseline": baseline.pid}),
                 Side("asyncgate", real.run, {"grpc-server": server.pid}),
-                duration=settings.duration,
-                rounds=settings.rounds,
-                warmup=settings.warmup,
             )
     return {"message_bytes": request.ByteSize(), **comparison(*results)}
 

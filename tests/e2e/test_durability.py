@@ -109,6 +109,34 @@ async def assert_all_completed(proc: AsyncGateProcess, jobs: dict[str, str]) -> 
             assert image.size == (64, 64)  # the fake echoes the input image
 
 
+async def one_running_job(base_url: str, fake: FakeOpenAI, proc: ServiceProcess) -> tuple[str, str]:
+    """Submit one job and wait until it reaches the provider: (job id, prompt)."""
+    [(job_id, prompt)] = (await submit_jobs(base_url, 1)).items()
+    await wait_until(lambda: provider_calls(fake, prompt) > 0, proc, "the job to run")
+    return job_id, prompt
+
+
+async def sigterm_mid_job(
+    tmp_path: Path, config: TomlTable, data_dir: Path, fake: FakeOpenAI
+) -> tuple[str, str, AsyncGateProcess]:
+    """Start a server, SIGTERM it once its one job reaches the provider, and see it exit cleanly:
+    (job id, prompt, the stopped process)."""
+    async with AsyncGateProcess(tmp_path, config, data_dir, "first") as first:
+        job_id, prompt = await one_running_job(first.base_url, fake, first)
+        first.kill(signal.SIGTERM)
+        assert await first.wait() == 0, first.fail("SIGTERM did not exit cleanly")
+    return job_id, prompt, first
+
+
+async def restart_until_completed(
+    tmp_path: Path, config: TomlTable, data_dir: Path, fake: FakeOpenAI, jobs: dict[str, str], name: str
+) -> None:
+    """With a fast provider, a new server on the same data completes every job (assert_all_completed)."""
+    fake.latency = FAST
+    async with AsyncGateProcess(tmp_path, config, data_dir, name) as restarted:
+        await assert_all_completed(restarted, jobs)
+
+
 @pytest.mark.timeout(60)
 async def test_sigkill_mid_job_then_restart_completes_every_job(tmp_path: Path, fake: FakeOpenAI) -> None:
     data_dir = tmp_path / "data"
@@ -127,9 +155,7 @@ async def test_sigkill_mid_job_then_restart_completes_every_job(tmp_path: Path, 
     interrupted = [job_id for job_id in jobs if at_kill[job_id][0] == "processing"]
     assert interrupted, f"the kill interrupted no running job, so this tested nothing: {at_kill}"
 
-    fake.latency = FAST
-    async with AsyncGateProcess(tmp_path, config, data_dir, "second") as second:
-        await assert_all_completed(second, jobs)
+    await restart_until_completed(tmp_path, config, data_dir, fake, jobs, "second")
 
     # At-least-once: each interrupted job was sent again by the second process.
     for job_id in interrupted:
@@ -159,17 +185,11 @@ async def test_sigterm_lets_a_running_job_finish_within_the_grace(tmp_path: Path
     data_dir = tmp_path / "data"
     config = server_config(fake, shutdown_grace_seconds=5)
     fake.latency = 1
-    async with AsyncGateProcess(tmp_path, config, data_dir, "first") as first:
-        [(job_id, prompt)] = (await submit_jobs(first.base_url, 1)).items()
-        await wait_until(lambda: provider_calls(fake, prompt) > 0, first, "the job to run")
-        first.kill(signal.SIGTERM)
-        assert await first.wait() == 0, first.fail("SIGTERM did not exit cleanly")
+    job_id, prompt, first = await sigterm_mid_job(tmp_path, config, data_dir, fake)
 
     # Finished before the process exited, from the one provider call made.
     assert stored(data_dir)[job_id][0] == "completed", first.fail(f"stored: {stored(data_dir)}")
-    fake.latency = FAST
-    async with AsyncGateProcess(tmp_path, config, data_dir, "second") as second:
-        await assert_all_completed(second, {job_id: prompt})
+    await restart_until_completed(tmp_path, config, data_dir, fake, {job_id: prompt}, "second")
     assert provider_calls(fake, prompt) == 1
 
 
@@ -178,17 +198,11 @@ async def test_sigterm_releases_a_job_that_outlasts_the_grace(tmp_path: Path, fa
     data_dir = tmp_path / "data"
     config = server_config(fake, shutdown_grace_seconds=0.5)
     fake.latency = 30
-    async with AsyncGateProcess(tmp_path, config, data_dir, "first") as first:
-        [(job_id, prompt)] = (await submit_jobs(first.base_url, 1)).items()
-        await wait_until(lambda: provider_calls(fake, prompt) > 0, first, "the job to run")
-        first.kill(signal.SIGTERM)
-        assert await first.wait() == 0, first.fail("SIGTERM did not exit cleanly")
+    job_id, prompt, first = await sigterm_mid_job(tmp_path, config, data_dir, fake)
 
     # Handed back to the queue, not failed nor left leased; the release returns the attempt.
     assert stored(data_dir)[job_id] == ("pending", 0), first.fail(f"stored: {stored(data_dir)}")
-    fake.latency = FAST
-    async with AsyncGateProcess(tmp_path, config, data_dir, "second") as second:
-        await assert_all_completed(second, {job_id: prompt})
+    await restart_until_completed(tmp_path, config, data_dir, fake, {job_id: prompt}, "second")
     assert provider_calls(fake, prompt) == 2
 
 
@@ -221,8 +235,7 @@ async def test_grpc_health_is_not_serving_while_asyncgate_finishes_a_job(
     config = server_config(fake, shutdown_grace_seconds=30)
     fake.latency = 30  # the job outlives the checks: the server stays in its grace period throughout
     async with AsyncGateProcess(tmp_path, config, tmp_path / "data") as server:
-        [(_, prompt)] = (await submit_jobs(server.base_url, 1)).items()
-        await wait_until(lambda: provider_calls(fake, prompt) > 0, server, "the job to run")
+        await one_running_job(server.base_url, fake, server)
         await sigterm_seen_as_not_serving(server)
         assert server.running, server.fail("the server should still be finishing its job")
 
@@ -240,8 +253,7 @@ async def test_bridge_health_is_503_while_the_grpc_server_finishes_a_job(
         RestBridgeProcess(tmp_path, server.grpc_target) as bridge,
         aiohttp.ClientSession(bridge.base_url) as http,
     ):
-        [(job_id, prompt)] = (await submit_jobs(bridge.base_url, 1)).items()
-        await wait_until(lambda: provider_calls(fake, prompt) > 0, server, "the job to run")
+        job_id, prompt = await one_running_job(bridge.base_url, fake, server)
         await sigterm_seen_as_not_serving(server)
         async with http.get("/health") as response:
             assert response.status == 503, server.fail(await response.text())
@@ -249,6 +261,4 @@ async def test_bridge_health_is_503_while_the_grpc_server_finishes_a_job(
         server.kill(signal.SIGKILL)  # mid-grace: the job must still not be lost
         await server.wait()
 
-    fake.latency = FAST
-    async with AsyncGateProcess(tmp_path, config, data_dir, "restarted") as restarted:
-        await assert_all_completed(restarted, {job_id: prompt})
+    await restart_until_completed(tmp_path, config, data_dir, fake, {job_id: prompt}, "restarted")

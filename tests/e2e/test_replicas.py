@@ -102,8 +102,9 @@ def server_config(database_url: str, fake: FakeOpenAI, api_key: str, **dispatche
 class Waiter:
     """Polls conditions; says what it was waiting for when the test's time runs out."""
 
-    def __init__(self, processes: Sequence[ServiceProcess]) -> None:
-        self.processes = processes
+    def __init__(self) -> None:
+        self.processes: list[ServiceProcess] = []
+        """Those whose logs the failure shows."""
         self.what = "nothing (the test body itself)"
 
     async def until(
@@ -126,10 +127,10 @@ class Waiter:
 
 
 @asynccontextmanager
-async def bounded(test_timeout: float, processes: list[ServiceProcess]) -> AsyncIterator[Waiter]:
+async def bounded(test_timeout: float) -> AsyncIterator[Waiter]:
     """Run the test body under a deadline a little before pytest-timeout's: on expiry the body is
     cancelled (its `async with` blocks stop the children) and the failure names what it awaited."""
-    waiter = Waiter(processes)
+    waiter = Waiter()
     try:
         async with asyncio.timeout(test_timeout - CLEANUP_SECONDS):
             yield waiter
@@ -137,14 +138,47 @@ async def bounded(test_timeout: float, processes: list[ServiceProcess]) -> Async
         raise AssertionError(f"out of time waiting for {waiter.what}\n{waiter.logs()}") from exc
 
 
-async def start_all(stack: AsyncExitStack, processes: Sequence[ServiceProcess]) -> None:
-    """Start processes at once; every one is stopped when `stack` closes, started or not."""
-    for process in processes:
-        stack.push_async_callback(process.stop)
-    results = await asyncio.gather(*(p.start() for p in processes), return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
+@dataclass(frozen=True)
+class Run:
+    """A test's fresh database, and what it starts and opens: all stopped and closed at its end."""
+
+    waiter: Waiter
+    dsn: str
+    stack: AsyncExitStack
+
+    async def start(self, *processes: ServiceProcess) -> None:
+        """Start processes at once; every one is stopped at the end, started or not."""
+        self.waiter.processes.extend(processes)
+        for process in processes:
+            self.stack.push_async_callback(process.stop)
+        results = await asyncio.gather(*(p.start() for p in processes), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def stub(self, target: str) -> JobServiceAsyncStub:
+        channel = await self.stack.enter_async_context(grpc.aio.insecure_channel(target))
+        return pb_grpc.JobServiceStub(channel)
+
+    async def http(self, base_url: str) -> aiohttp.ClientSession:
+        return await self.stack.enter_async_context(aiohttp.ClientSession(base_url))
+
+    async def proxy(self) -> TcpProxy:
+        """A proxy to the database, to cut it; closed after every process is stopped."""
+        return await self.stack.enter_async_context(TcpProxy(*server_address(self.dsn)))
+
+    async def db(self) -> asyncpg.Connection:
+        """The test's own view of the store (not through a proxy)."""
+        db = await asyncpg.connect(self.dsn)
+        self.stack.push_async_callback(db.close)
+        return db
+
+
+@asynccontextmanager
+async def replica_run(test_timeout: float) -> AsyncIterator[Run]:
+    """The test body's Run, under `bounded`."""
+    async with bounded(test_timeout) as waiter, fresh_database() as dsn, AsyncExitStack() as stack:
+        yield Run(waiter, dsn, stack)
 
 
 async def bounded_gather(calls: Sequence[Awaitable[T]], parallel: int = PARALLEL_CALLS) -> list[T]:
@@ -303,31 +337,23 @@ async def all_finished(db: asyncpg.Connection) -> bool:
 async def test_three_replicas_one_sigkilled_every_job_completes_once(
     tmp_path: Path, fake: FakeOpenAI
 ) -> None:
-    processes: list[ServiceProcess] = []
-    async with (
-        bounded(REPLICAS_TIMEOUT, processes) as waiter,
-        fresh_database() as dsn,
-        AsyncExitStack() as stack,
-    ):
-        db = await asyncpg.connect(dsn)
-        stack.push_async_callback(db.close)
+    async with replica_run(REPLICAS_TIMEOUT) as run:
+        waiter, dsn = run.waiter, run.dsn
+        db = await run.db()
         servers = [
             GrpcServerProcess(
                 tmp_path, server_config(dsn, fake, replica_key(r)), tmp_path / f"data{r}", f"replica{r}"
             )
             for r in range(REPLICAS)
         ]
-        processes += servers
-        await start_all(stack, servers)  # all at once: their migrations run concurrently
+        await run.start(*servers)  # all at once: their migrations run concurrently
         bridges = [RestBridgeProcess(tmp_path, s.grpc_target, f"bridge{r}") for r, s in enumerate(servers)]
-        processes += bridges
-        await start_all(stack, bridges)
+        await run.start(*bridges)
         stubs: list[JobServiceAsyncStub] = []
         https: list[aiohttp.ClientSession] = []
         for server, bridge in zip(servers, bridges, strict=True):
-            channel = await stack.enter_async_context(grpc.aio.insecure_channel(server.grpc_target))
-            stubs.append(pb_grpc.JobServiceStub(channel))
-            https.append(await stack.enter_async_context(aiohttp.ClientSession(bridge.base_url)))
+            stubs.append(await run.stub(server.grpc_target))
+            https.append(await run.http(bridge.base_url))
 
         script_answers(fake, 2 * JOBS)
         fake.latency = 1
@@ -440,29 +466,26 @@ async def serving_is(target: str, wanted: int) -> bool:
         return False
 
 
+async def until_health(waiter: Waiter, server: GrpcServerProcess, wanted: int, what: str) -> None:
+    """Wait until the server's gRPC health is `wanted`; fail at once if it exits."""
+    await waiter.until(what, lambda: serving_is(server.grpc_target, wanted), [server])
+
+
 @pytest.mark.timeout(CUT_TIMEOUT)
 async def test_database_cut_is_unavailable_then_recovers_without_losing_jobs(
     tmp_path: Path, fake: FakeOpenAI
 ) -> None:
-    processes: list[ServiceProcess] = []
-    async with (
-        bounded(CUT_TIMEOUT, processes) as waiter,
-        fresh_database() as dsn,
-        TcpProxy(*server_address(dsn)) as proxy,
-        AsyncExitStack() as stack,
-    ):
-        db = await asyncpg.connect(dsn)  # the test's own view of the store, not through the proxy
-        stack.push_async_callback(db.close)
+    async with replica_run(CUT_TIMEOUT) as run:
+        waiter, dsn = run.waiter, run.dsn
+        proxy = await run.proxy()
+        db = await run.db()
         config = server_config(with_address(dsn, proxy.host, proxy.port), fake, replica_key(0), concurrency=2)
         server = GrpcServerProcess(tmp_path, config, tmp_path / "data", "server")
-        processes.append(server)
-        await start_all(stack, [server])
+        await run.start(server)
         bridge = RestBridgeProcess(tmp_path, server.grpc_target, "bridge")
-        processes.append(bridge)
-        await start_all(stack, [bridge])
-        channel = await stack.enter_async_context(grpc.aio.insecure_channel(server.grpc_target))
-        stub: JobServiceAsyncStub = pb_grpc.JobServiceStub(channel)
-        http = await stack.enter_async_context(aiohttp.ClientSession(bridge.base_url))
+        await run.start(bridge)
+        stub = await run.stub(server.grpc_target)
+        http = await run.http(bridge.base_url)
         fake.latency = 1
 
         # Accepted just before the cut: two start running, the others wait in the queue.
@@ -489,11 +512,7 @@ async def test_database_cut_is_unavailable_then_recovers_without_losing_jobs(
             assert_unavailable_object(response.status, await response.json(), server)
         assert_unavailable_object(*await http_status(http, f"{EDITS}/{accepted[0]}"), server)
         # The health monitor notices; the bridge reports what the server says.
-        await waiter.until(
-            "health NOT_SERVING",
-            lambda: serving_is(server.grpc_target, health_pb2.HealthCheckResponse.NOT_SERVING),
-            [server],
-        )
+        await until_health(waiter, server, health_pb2.HealthCheckResponse.NOT_SERVING, "health NOT_SERVING")
         status, body = await http_status(http, "/health")
         assert status == 503, bridge.fail(f"bridge /health while the store is cut: {status} {body}")
         # Hold the cut until the running jobs' provider calls have returned: their outcomes
@@ -501,11 +520,7 @@ async def test_database_cut_is_unavailable_then_recovers_without_losing_jobs(
         await asyncio.sleep(max(0.0, cut_at + fake.latency + 0.5 - asyncio.get_running_loop().time()))
 
         proxy.restore()
-        await waiter.until(
-            "health SERVING again",
-            lambda: serving_is(server.grpc_target, health_pb2.HealthCheckResponse.SERVING),
-            [server],
-        )
+        await until_health(waiter, server, health_pb2.HealthCheckResponse.SERVING, "health SERVING again")
         status, body = await http_status(http, "/health")
         assert status == 200, bridge.fail(f"bridge /health after the store came back: {status} {body}")
         after = [await submit_grpc(stub, "after the cut"), await submit_rest(http, "after the cut (REST)")]
@@ -545,13 +560,9 @@ async def test_database_cut_while_an_image_streams_ends_the_stream_unavailable(
     # so the chunks past those can only come from the database after the cut.
     image = noise_png(STREAMED_IMAGE_SIDE)
     assert len(image) > 2 * STREAMED_AHEAD_BYTES
-    processes: list[ServiceProcess] = []
-    async with (
-        bounded(CUT_TIMEOUT, processes) as waiter,
-        fresh_database() as dsn,
-        TcpProxy(*server_address(dsn)) as proxy,
-        AsyncExitStack() as stack,
-    ):
+    async with replica_run(CUT_TIMEOUT) as run:
+        waiter, dsn = run.waiter, run.dsn
+        proxy = await run.proxy()
         fake.enqueue(
             FakeResponse.json_body(
                 {"created": CREATED_BASE, "data": [{"b64_json": base64.b64encode(image).decode()}]}
@@ -559,10 +570,8 @@ async def test_database_cut_while_an_image_streams_ends_the_stream_unavailable(
         )
         config = server_config(with_address(dsn, proxy.host, proxy.port), fake, replica_key(0))
         server = GrpcServerProcess(tmp_path, config, tmp_path / "data", "server")
-        processes.append(server)
-        await start_all(stack, [server])
-        channel = await stack.enter_async_context(grpc.aio.insecure_channel(server.grpc_target))
-        stub: JobServiceAsyncStub = pb_grpc.JobServiceStub(channel)
+        await run.start(server)
+        stub = await run.stub(server.grpc_target)
         job_id = await submit_grpc(stub, "a large result")
         job = await waiter.until("the job to complete", functools.partial(completed, stub, job_id), [server])
         [stored] = job.image_result.data
@@ -586,11 +595,7 @@ async def test_database_cut_while_an_image_streams_ends_the_stream_unavailable(
         )
 
         proxy.restore()  # the caller retries, and reads it whole
-        await waiter.until(
-            "health SERVING again",
-            lambda: serving_is(server.grpc_target, health_pb2.HealthCheckResponse.SERVING),
-            [server],
-        )
+        await until_health(waiter, server, health_pb2.HealthCheckResponse.SERVING, "health SERVING again")
         assert await read_output(stub, job) == image
 
 

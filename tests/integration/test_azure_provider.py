@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from grpc_server.config import ApiKey, ProviderSettings
-from grpc_server.domain.jobs import EmbeddingParams, ImageEditParams, ImageGenerationParams, RequestType
+from grpc_server.domain.jobs import RequestType
 from grpc_server.providers.azure import DEFAULT_API_VERSION, AzureOpenAIProvider
 from grpc_server.providers.base import (
     EmbeddingCall,
@@ -26,11 +26,18 @@ from tests.fakes.azure_server import (
     DEPLOYMENT_NOT_FOUND,
     FakeAzure,
     FakeResponse,
-    RecordedRequest,
     encode_base64,
     fake_vector,
 )
-from tests.images import decode, png_bytes
+from tests.images import decode
+from tests.integration.helpers import (
+    edit_call,
+    embedding_call,
+    generation_call,
+    image_file,
+    only_request,
+    provider_error,
+)
 
 KEY = "azure-key-0123456789abcdef"
 OTHER_KEY = "azure-key-fedcba9876543210"
@@ -43,12 +50,6 @@ KNOWN = {"img-deploy", "emb-deploy", "dall-e-3"}
 async def fake() -> AsyncIterator[FakeAzure]:
     async with FakeAzure(api_key=[KEY, OTHER_KEY], deployments=KNOWN) as server:
         yield server
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
-        yield client
 
 
 @pytest.fixture
@@ -67,33 +68,19 @@ def provider(session: aiohttp.ClientSession, settings: ProviderSettings) -> Azur
     return AzureOpenAIProvider(session, settings)
 
 
-def image_file(tmp_path: Path, filename: str, content_type: str = "image/png") -> ImageInput:
-    path = tmp_path / filename
-    path.write_bytes(png_bytes(32, 24))
-    return ImageInput(path, filename, content_type, 32, 24)
-
-
 def generation(model: str = "gpt-image-1", **params: Any) -> ImageGenerationCall:
-    full = ImageGenerationParams(model=f"azure/{model}", prompt="a red fox", **params)
-    return ImageGenerationCall(model=model, params=full)
+    return generation_call("azure", model, "a red fox", **params)
 
 
 def edit(
     images: list[ImageInput], model: str = "gpt-image-1", mask: ImageInput | None = None, **params: Any
 ) -> ImageEditCall:
-    full = ImageEditParams(model=f"azure/{model}", prompt="make it blue", **params)
-    return ImageEditCall(model=model, params=full, images=images, mask=mask)
+    return edit_call("azure", model, images, mask, **params)
 
 
 def embedding(model: str = "text-embedding-3-small", **params: Any) -> EmbeddingCall:
     params.setdefault("input", ["hello world", "good night"])
-    full = EmbeddingParams(model=f"azure/{model}", **params)
-    return EmbeddingCall(model=model, params=full)
-
-
-def only_request(fake: FakeAzure) -> RecordedRequest:
-    assert len(fake.requests) == 1
-    return fake.requests[0]
+    return embedding_call("azure", model, **params)
 
 
 # Each operation with a default call, for the tests that hold for all three.
@@ -122,9 +109,7 @@ each_operation = pytest.mark.parametrize("operation", list(OPERATIONS))
 
 
 async def failure(provider: AzureOpenAIProvider, operation: str, tmp_path: Path) -> ProviderError:
-    with pytest.raises(ProviderError) as caught:
-        await OPERATIONS[operation](provider, tmp_path)
-    return caught.value
+    return await provider_error(OPERATIONS[operation](provider, tmp_path))
 
 
 # What is sent
@@ -227,7 +212,7 @@ async def test_one_image_is_an_image_part_with_text_fields_and_no_model(
 async def test_several_images_are_image_array_parts_then_the_mask(
     provider: AzureOpenAIProvider, fake: FakeAzure, tmp_path: Path
 ) -> None:
-    images = [image_file(tmp_path, "a.png"), image_file(tmp_path, "b.webp", "image/webp")]
+    images = [image_file(tmp_path, "a.png"), image_file(tmp_path, "b.webp", content_type="image/webp")]
     mask = image_file(tmp_path, "mask.png")
 
     await provider.edit_image(edit(images, mask=mask))

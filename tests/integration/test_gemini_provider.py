@@ -10,16 +10,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from PIL import Image
 
 from grpc_server.config import ApiKey, ProviderSettings
-from grpc_server.domain.jobs import (
-    EmbeddingInput,
-    EmbeddingParams,
-    ImageEditParams,
-    ImageGenerationParams,
-    RequestType,
-)
+from grpc_server.domain.jobs import EmbeddingInput, RequestType
 from grpc_server.providers.base import (
     EmbeddingCall,
     ImageEditCall,
@@ -44,11 +37,18 @@ from tests.fakes.gemini_server import (
     NO_KEY_MESSAGE,
     FakeGemini,
     FakeResponse,
-    RecordedRequest,
     fake_vector,
     prompt_colour,
 )
 from tests.images import decode
+from tests.integration import helpers
+from tests.integration.helpers import (
+    edit_call,
+    embedding_call,
+    generation_call,
+    only_request,
+    provider_error,
+)
 
 KEY = "AIzaSy-test-0123456789abcdef"
 OTHER_KEY = "AIzaSy-test-fedcba9876543210"
@@ -63,12 +63,6 @@ async def fake() -> AsyncIterator[FakeGemini]:
         yield server
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
-        yield client
-
-
 def make_provider(session: aiohttp.ClientSession, fake: FakeGemini, *keys: str) -> GeminiProvider:
     settings = ProviderSettings(keys=tuple(ApiKey(k) for k in keys or (KEY,)), base_url=fake.base_url)
     return GeminiProvider(session, settings)
@@ -80,8 +74,7 @@ def provider(session: aiohttp.ClientSession, fake: FakeGemini) -> GeminiProvider
 
 
 def generation(model: str = IMAGE_MODEL, prompt: str = "a red fox", **params: Any) -> ImageGenerationCall:
-    full = ImageGenerationParams(model=f"gemini/{model}", prompt=prompt, **params)
-    return ImageGenerationCall(model=model, params=full)
+    return generation_call("gemini", model, prompt, **params)
 
 
 def image_file(
@@ -91,9 +84,7 @@ def image_file(
     fmt: str = "PNG",
     content_type: str = "image/png",
 ) -> ImageInput:
-    path = tmp_path / filename
-    Image.new("RGBA" if fmt == "PNG" else "RGB", (40, 30), colour).save(path, fmt)
-    return ImageInput(path, filename, content_type, 40, 30)
+    return helpers.image_file(tmp_path, filename, (40, 30), fmt, content_type, colour)
 
 
 def edit(
@@ -103,23 +94,15 @@ def edit(
     prompt: str = "make it blue",
     **params: Any,
 ) -> ImageEditCall:
-    full = ImageEditParams(model=f"gemini/{model}", prompt=prompt, **params)
-    return ImageEditCall(model=model, params=full, images=images, mask=mask)
+    return edit_call("gemini", model, images, mask, prompt, **params)
 
 
 def embedding(texts: EmbeddingInput, model: str = EMBED_MODEL, **params: Any) -> EmbeddingCall:
-    return EmbeddingCall(model=model, params=EmbeddingParams(model=f"gemini/{model}", input=texts, **params))
+    return embedding_call("gemini", model, input=texts, **params)
 
 
 async def failure(provider: GeminiProvider, call: ImageGenerationCall) -> ProviderError:
-    with pytest.raises(ProviderError) as caught:
-        await provider.generate_image(call)
-    return caught.value
-
-
-def only_request(fake: FakeGemini) -> RecordedRequest:
-    assert len(fake.requests) == 1
-    return fake.requests[0]
+    return await provider_error(provider.generate_image(call))
 
 
 def b64(path: Path) -> str:

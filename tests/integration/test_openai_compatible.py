@@ -7,13 +7,13 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from PIL import Image
 
 from grpc_server.config import ApiKey, ProviderSettings
-from grpc_server.domain.jobs import ImageEditParams, RequestType
-from grpc_server.providers.base import ImageEditCall, ImageInput, ProviderError
+from grpc_server.domain.jobs import RequestType
+from grpc_server.providers.base import ImageEditCall, ProviderError
 from grpc_server.providers.openai import OpenAICompatibleProvider
 from tests.fakes.openai_server import FakeOpenAI, FakeResponse, embedding_vector
+from tests.integration.helpers import edit_call, image_file
 from tests.integration.test_openai_generations_embeddings import embedding, generation
 
 NAME = "local-vllm"
@@ -28,12 +28,6 @@ async def fake() -> AsyncIterator[FakeOpenAI]:
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
-        yield client
-
-
-@pytest.fixture
 def provider(session: aiohttp.ClientSession, fake: FakeOpenAI) -> OpenAICompatibleProvider:
     return OpenAICompatibleProvider(
         session, ProviderSettings(kind="openai-compatible", base_url=fake.base_url), NAME
@@ -41,10 +35,8 @@ def provider(session: aiohttp.ClientSession, fake: FakeOpenAI) -> OpenAICompatib
 
 
 def edit(tmp_path: Path) -> ImageEditCall:
-    path = tmp_path / "a.png"
-    Image.new("RGBA", (16, 16), (0, 0, 255, 255)).save(path)
-    params = ImageEditParams(model=f"{NAME}/flux", prompt="make it red")
-    return ImageEditCall("flux", params, [ImageInput(path, "a.png", "image/png", 16, 16)])
+    image = image_file(tmp_path, "a.png", size=(16, 16), colour=(0, 0, 255, 255))
+    return edit_call(NAME, "flux", [image], prompt="make it red")
 
 
 async def test_without_a_key_no_authorization_is_sent(

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from grpc_server.config import ApiKey, ProviderSettings
-from grpc_server.domain.jobs import EmbeddingInput, EmbeddingParams, ImageGenerationParams
+from grpc_server.domain.jobs import EmbeddingInput
 from grpc_server.providers.base import (
     EmbeddingCall,
     EmbeddingOutcome,
@@ -30,6 +30,7 @@ from tests.fakes.openai_server import (
     embedding_vector,
     prompt_colour,
 )
+from tests.integration.helpers import embedding_call, generation_call, only_request, provider_error
 
 KEY = "sk-test-0123456789abcdef"
 OTHER_KEY = "sk-test-fedcba9876543210"
@@ -43,25 +44,19 @@ async def fake() -> AsyncIterator[FakeOpenAI]:
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
-        yield client
-
-
-@pytest.fixture
 def provider(session: aiohttp.ClientSession, fake: FakeOpenAI) -> OpenAIProvider:
     return OpenAIProvider(session, ProviderSettings(keys=(ApiKey(KEY),), base_url=fake.base_url))
 
 
 def generation(model: str = "gpt-image-1", prompt: str = "a red fox", **params: Any) -> ImageGenerationCall:
-    return ImageGenerationCall(model, ImageGenerationParams(model=f"openai/{model}", prompt=prompt, **params))
+    return generation_call("openai", model, prompt, **params)
 
 
 def embedding(
     input: EmbeddingInput | None = None, model: str = "text-embedding-3-small", **params: Any
 ) -> EmbeddingCall:
     value = ["first text", "the second text"] if input is None else input
-    return EmbeddingCall(model, EmbeddingParams(model=f"openai/{model}", input=value, **params))
+    return embedding_call("openai", model, input=value, **params)
 
 
 async def run(provider: OpenAIProvider, operation: str) -> ImageOutcome | EmbeddingOutcome:
@@ -72,14 +67,7 @@ async def run(provider: OpenAIProvider, operation: str) -> ImageOutcome | Embedd
 
 
 async def failure(provider: OpenAIProvider, operation: str) -> ProviderError:
-    with pytest.raises(ProviderError) as caught:
-        await run(provider, operation)
-    return caught.value
-
-
-def only_request(fake: FakeOpenAI) -> RecordedRequest:
-    assert len(fake.requests) == 1
-    return fake.requests[0]
+    return await provider_error(run(provider, operation))
 
 
 def decoded(outcome: ImageOutcome, index: int = 0) -> Image.Image:

@@ -14,10 +14,11 @@ import pytest
 from PIL import Image
 
 from grpc_server.config import ApiKey, ProviderSettings
-from grpc_server.domain.jobs import ImageEditParams, RequestType
+from grpc_server.domain.jobs import RequestType
 from grpc_server.providers.base import ImageEditCall, ImageInput, ProviderError
 from grpc_server.providers.openai import OpenAICompatibleProvider, OpenAIProvider
-from tests.fakes.openai_server import FakeOpenAI, FakeResponse, RecordedRequest
+from tests.fakes.openai_server import FakeOpenAI, FakeResponse
+from tests.integration.helpers import edit_call, image_file, only_request, provider_error
 
 KEY = "sk-test-0123456789abcdef"
 
@@ -29,44 +30,18 @@ async def fake() -> AsyncIterator[FakeOpenAI]:
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
-        yield client
-
-
-@pytest.fixture
 def provider(session: aiohttp.ClientSession, fake: FakeOpenAI) -> OpenAIProvider:
     return OpenAIProvider(session, ProviderSettings(keys=(ApiKey(KEY),), base_url=fake.base_url))
-
-
-def image_file(
-    tmp_path: Path,
-    filename: str,
-    size: tuple[int, int] = (32, 24),
-    fmt: str = "PNG",
-    content_type: str = "image/png",
-) -> ImageInput:
-    path = tmp_path / filename
-    Image.new("RGBA" if fmt == "PNG" else "RGB", size, (200, 30, 30)).save(path, fmt)
-    return ImageInput(path, filename, content_type, size[0], size[1])
 
 
 def edit(
     images: list[ImageInput], model: str = "gpt-image-1", mask: ImageInput | None = None, **params: Any
 ) -> ImageEditCall:
-    full = ImageEditParams(model=f"openai/{model}", prompt="make it blue", **params)
-    return ImageEditCall(model=model, params=full, images=images, mask=mask)
+    return edit_call("openai", model, images, mask, **params)
 
 
 async def failure(provider: OpenAIProvider, call: ImageEditCall) -> ProviderError:
-    with pytest.raises(ProviderError) as caught:
-        await provider.edit_image(call)
-    return caught.value
-
-
-def only_request(fake: FakeOpenAI) -> RecordedRequest:
-    assert len(fake.requests) == 1
-    return fake.requests[0]
+    return await provider_error(provider.edit_image(call))
 
 
 # What is sent

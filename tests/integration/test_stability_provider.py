@@ -15,14 +15,13 @@ import pytest
 from PIL import Image
 
 from grpc_server.config import ApiKey, ProviderSettings
-from grpc_server.domain.jobs import EmbeddingParams, ImageEditParams, ImageGenerationParams, RequestType
+from grpc_server.domain.jobs import EmbeddingParams, RequestType
 from grpc_server.providers.base import (
     EmbeddingCall,
     ImageEditCall,
     ImageGenerationCall,
     ImageInput,
     ImageOutcome,
-    ProviderError,
 )
 from grpc_server.providers.stability import (
     MAX_PARALLEL,
@@ -38,6 +37,9 @@ from tests.fakes.stability_server import (
     generated_size,
 )
 from tests.images import decode, mask_bytes, png_bytes
+from tests.integration import helpers
+from tests.integration.helpers import edit_call, generation_call, only_request
+from tests.integration.helpers import provider_error as failure
 
 KEY = "sk-stability-0123456789abcdef"
 OTHER_KEY = "sk-stability-fedcba9876543210"
@@ -51,20 +53,12 @@ async def fake() -> AsyncIterator[FakeStability]:
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
-        yield client
-
-
-@pytest.fixture
 def provider(session: aiohttp.ClientSession, fake: FakeStability) -> StabilityProvider:
     return StabilityProvider(session, ProviderSettings(keys=(ApiKey(KEY),), base_url=fake.base_url))
 
 
 def image_file(tmp_path: Path, filename: str = "photo.png", size: tuple[int, int] = (96, 64)) -> ImageInput:
-    path = tmp_path / filename
-    path.write_bytes(png_bytes(*size, color=RED, mode="RGBA"))
-    return ImageInput(path, filename, "image/png", size[0], size[1])
+    return helpers.image_file(tmp_path, filename, size, colour=RED)
 
 
 def mask_file(tmp_path: Path, size: tuple[int, int] = (96, 64)) -> ImageInput:
@@ -75,26 +69,11 @@ def mask_file(tmp_path: Path, size: tuple[int, int] = (96, 64)) -> ImageInput:
 
 
 def generation(model: str = "core", **params: Any) -> ImageGenerationCall:
-    full = ImageGenerationParams(
-        model=f"stability/{model}", prompt=params.pop("prompt", "a lighthouse"), **params
-    )
-    return ImageGenerationCall(model=model, params=full)
+    return generation_call("stability", model, params.pop("prompt", "a lighthouse"), **params)
 
 
 def edit(images: list[ImageInput], mask: ImageInput | None = None, **params: Any) -> ImageEditCall:
-    full = ImageEditParams(model="stability/core", prompt=params.pop("prompt", "make it blue"), **params)
-    return ImageEditCall(model="core", params=full, images=images, mask=mask)
-
-
-async def failure(call: Any) -> ProviderError:
-    with pytest.raises(ProviderError) as caught:
-        await call
-    return caught.value
-
-
-def only_request(fake: FakeStability) -> RecordedRequest:
-    assert len(fake.requests) == 1
-    return fake.requests[0]
+    return edit_call("stability", "core", images, mask, **params)
 
 
 def single_image(outcome: ImageOutcome) -> Image.Image:

@@ -20,8 +20,7 @@ from grpc_server.store.base import JobStore
 from grpc_server.store.migrate import migrate
 from grpc_server.store.postgres import PostgresStore, quote_ident
 from grpc_server.store.sqlite import SQLiteStore
-
-TEST_DATABASE_URL = os.environ.get("ASYNCGATE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+from tests.pg import TEST_DATABASE_URL
 
 
 async def _admin_connection() -> asyncpg.Connection:

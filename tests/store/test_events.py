@@ -14,7 +14,6 @@ from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -24,7 +23,8 @@ from grpc_server.store import postgres
 from grpc_server.store.base import JobStore, StagedFile, StoreEvent
 from grpc_server.store.migrate import migrate
 from grpc_server.store.postgres import PostgresStore, event_channel, parse_event
-from tests.store.conftest import TEST_DATABASE_URL, fresh_schema, postgres_store
+from tests.pg import TEST_DATABASE_URL, server_address, with_address
+from tests.store.conftest import fresh_schema, postgres_store
 from tests.store.test_store_contract import ERROR, LEASE, T0, _create, _job, _result, _staged
 
 WAIT_SECONDS = 30.0
@@ -324,11 +324,9 @@ class _Relay:
 async def test_the_listener_finds_a_silent_network_cut(
     migrated: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    target = urlsplit(TEST_DATABASE_URL)
-    relay = _Relay(target.hostname or "127.0.0.1", target.port or 5432)
+    relay = _Relay(*server_address(TEST_DATABASE_URL))
     await relay.start()
-    user = f"{target.username}@" if target.username else ""
-    dsn = urlunsplit(target._replace(netloc=f"{user}127.0.0.1:{relay.port}"))
+    dsn = with_address(TEST_DATABASE_URL, "127.0.0.1", relay.port)
     monkeypatch.setattr(postgres, "LISTEN_HEARTBEAT_SECONDS", 0.05)
     monkeypatch.setattr(postgres, "CONNECT_TIMEOUT_SECONDS", 0.5)
     monkeypatch.setattr(postgres, "RECONNECT_MIN_SECONDS", 0.01)

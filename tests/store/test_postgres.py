@@ -7,11 +7,10 @@ import hashlib
 import os
 import sys
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -23,8 +22,10 @@ from grpc_server.store.factory import make_store, prepare_store
 from grpc_server.store.migrate import migrate, migrations
 from grpc_server.store.postgres import PostgresStore
 from grpc_server.store.sqlite import SQLiteStore
-from tests.store.conftest import TEST_DATABASE_URL, postgres_store
+from tests.pg import TEST_DATABASE_URL, server_address, with_address
+from tests.store.conftest import postgres_store
 from tests.store.test_store_contract import ERROR, LEASE, T0, _job, _result
+from tests.tcp_proxy import TcpProxy
 
 VERSIONS = [m.version for m in migrations()]
 CLOSED_PORT_DSN = "postgresql://postgres@127.0.0.1:1/test"
@@ -185,57 +186,19 @@ async def test_an_unreachable_database_is_unavailable() -> None:
     await store.close()
 
 
-class _Proxy:
-    """A TCP relay to PostgreSQL that can be cut, as a network failure or a dead server would."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.target = (host, port)
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._writers: list[asyncio.StreamWriter] = []
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(*self.target)
-        self._writers += [writer, up_writer]
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            with suppress(OSError):
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            dst.close()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-
-    async def cut(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        for writer in self._writers:
-            writer.close()
-        await self._server.wait_closed()
-
-
 async def test_a_store_that_loses_its_database_is_unavailable(migrated: str) -> None:
-    target = urlsplit(TEST_DATABASE_URL)
-    proxy = _Proxy(target.hostname or "127.0.0.1", target.port or 5432)
-    await proxy.start()
-    user = f"{target.username}@" if target.username else ""
-    dsn = urlunsplit(target._replace(netloc=f"{user}127.0.0.1:{proxy.port}"))
-    store = PostgresStore(dsn, schema=migrated)
-    await store.open()
-    try:
-        await store.ping()
-        await proxy.cut()
-        with pytest.raises(StoreUnavailable):
+    async with TcpProxy(*server_address(TEST_DATABASE_URL)) as proxy:
+        store = PostgresStore(with_address(TEST_DATABASE_URL, proxy.host, proxy.port), schema=migrated)
+        await store.open()
+        try:
             await store.ping()
-        with pytest.raises(StoreUnavailable):
-            await store.get_job(_job().id)
-    finally:
-        await store.close()
+            proxy.cut(reset=False)  # closed, as a network failure or a dead server would
+            with pytest.raises(StoreUnavailable):
+                await store.ping()
+            with pytest.raises(StoreUnavailable):
+                await store.get_job(_job().id)
+        finally:
+            await store.close()
 
 
 async def test_the_factory_picks_and_prepares_the_backend(pg_schema: str, tmp_path: Path) -> None:
