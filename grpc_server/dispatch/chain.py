@@ -124,7 +124,8 @@ async def run_chain(
     `models` is the primary followed by its fallbacks. Each model is retried as
     grpc_server.domain.retry decides; a model whose provider is not in `registry`
     fails at once with a gateway error. `provider_timeouts` maps a provider name to
-    its per-attempt timeout (None or absent: `retry.attempt_timeout_seconds`).
+    its per-attempt timeout (None or absent: `retry.attempt_timeout_seconds`). Each
+    attempt holds one of its provider's concurrency slots (ProviderRegistry.slot).
     `should_stop` is checked before every attempt.
 
     Raises ChainFailed when every model failed (with the primary's error) or when
@@ -156,7 +157,10 @@ async def run_chain(
         number = 1
         while True:
             try:
-                value = await _call_once(attempt, provider, provider_name, bare_model, timeout)
+                # A free slot of the provider's concurrency limit is waited for outside the
+                # attempt's timeout: waiting in line is not the provider being slow.
+                async with registry.slot(provider_name):
+                    value = await _call_once(attempt, provider, provider_name, bare_model, timeout)
                 return ChainSuccess(value=value, provider=provider_name, model=model)
             except ProviderError as exc:
                 failure = exc  # `exc` is unbound once the except block ends

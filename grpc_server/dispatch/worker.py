@@ -179,17 +179,11 @@ class Dispatcher:
         return (*embedding_result(job, params, embedded.value, embedded.model), embedded.model)
 
     async def _chain(self, job: Job, call: Callable[[Provider, str], Awaitable[T]]) -> ChainSuccess[T]:
-        """The chain of models that can run this operation (the others are skipped), each
-        call holding one of its provider's concurrency slots."""
+        """The chain of models that can run this operation; the others are skipped."""
         capable = [m for m in job.params.models() if self._registry.supports(m, job.request_type)]
-
-        async def limited(provider: Provider, model: str) -> T:
-            async with self._registry.slot(provider.name):
-                return await call(provider, model)
-
         return await run_chain(
             capable or job.params.models(),  # none capable (config changed since submit): fail clearly
-            limited,
+            call,
             registry=self._registry,
             retry=self._config.retry,
             provider_timeouts={n: s.timeout_seconds for n, s in self._config.providers.items()},
