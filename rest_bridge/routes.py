@@ -175,7 +175,10 @@ async def read_file(request: web.Request) -> web.StreamResponse:
         timeout=request.app[CONFIG].grpc_timeout_seconds,
     )
     messages = aiter(stream)
-    first = await anext(messages)  # errors surface here, before any byte is sent
+    try:
+        first = await anext(messages)  # errors surface here, before any byte is sent
+    except StopAsyncIteration:
+        raise BridgeError(404, "not found") from None  # an empty output: nothing to serve
     response = web.StreamResponse(
         headers={"Content-Type": first.content_type, "Cache-Control": "private, max-age=300"}
     )
