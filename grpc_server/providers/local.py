@@ -28,7 +28,7 @@ import re
 import time
 from collections.abc import Callable
 
-from PIL import Image, ImageChops, ImageFilter, ImageOps, ImageStat, UnidentifiedImageError
+from PIL import Image, ImageChops, ImageFilter, ImageMath, ImageOps, ImageStat, UnidentifiedImageError
 
 from grpc_server.domain.jobs import RequestType
 from grpc_server.providers.base import (
@@ -53,6 +53,7 @@ from grpc_server.providers.placeholder_images import placeholder_image
 WHITE = (255, 255, 255)
 MAX_SIDE = 4096
 OUTPAINT_AUTO_SCALE = 1.5
+SOFTEN_STEPS = 4
 
 # Background removal: colour distance (max over channels, 0..255) ramps from
 # transparent at `lo` to opaque at `lo + RAMP_WIDTH`; `lo` sits above the
@@ -440,14 +441,20 @@ def _stretch(strip: Image.Image, size: tuple[int, int]) -> Image.Image:
 
 
 def _soften_margins(canvas: Image.Image, inner: tuple[int, int, int, int], margin: int) -> Image.Image:
-    """Blend from the sharp replicated edge near the image to a heavy blur far out."""
-    radius = max(2.0, margin / 2)
-    blurred = canvas.filter(ImageFilter.GaussianBlur(radius))
-    near = Image.new("L", canvas.size, 0)
-    grow = round(radius / 2)
-    near.paste(255, (inner[0] - grow, inner[1] - grow, inner[2] + grow, inner[3] + grow))
-    near = near.filter(ImageFilter.GaussianBlur(radius / 2))
-    return Image.composite(canvas, blurred, near)
+    """Blur the margins more the further they are from the image.
+
+    Replicated edges streak; rings of growing blur turn the streaks into a
+    soft wash far out while keeping colours continuous next to the image.
+    """
+    result = canvas
+    for step in range(1, SOFTEN_STEPS + 1):
+        grow = round(margin * (step - 1) / SOFTEN_STEPS)
+        radius = margin * step / (2 * SOFTEN_STEPS)
+        keep = Image.new("L", canvas.size, 0)
+        keep.paste(255, (inner[0] - grow, inner[1] - grow, inner[2] + grow, inner[3] + grow))
+        keep = keep.filter(ImageFilter.GaussianBlur(radius / 2))
+        result = Image.composite(result, canvas.filter(ImageFilter.GaussianBlur(radius)), keep)
+    return result
 
 
 # --- inpainting -----------------------------------------------------------------
@@ -465,10 +472,11 @@ def _hole_mask(mask: Image.Image, size: tuple[int, int]) -> Image.Image:
 def inpaint(image: Image.Image, hole: Image.Image) -> Image.Image:
     """Fill `hole` (L, 255 = fill) in RGB `image` smoothly from the pixels around it.
 
-    Coarse to fine: halve image and known-mask down to a few pixels, fill the
-    coarsest level with the known mean, then at each finer level start from
-    the upscaled coarser fill and relax (blur, re-paste known pixels). The
-    result approaches a smooth membrane through the hole's border colours.
+    Push-pull: halve image and known-mask down to a few pixels, each coarse
+    pixel the mean of the known pixels under it; fill the coarsest level from
+    the known mean; then, going back up, start each level from the upscaled
+    coarser fill and relax it (blur, re-paste known pixels). The result
+    approaches a smooth membrane through the colours around the hole.
     """
     known = ImageOps.invert(hole)
     if hole.getbbox() is None or known.getbbox() is None:
@@ -489,15 +497,32 @@ def inpaint(image: Image.Image, hole: Image.Image) -> Image.Image:
 
 
 def _pyramid(image: Image.Image, known: Image.Image) -> list[tuple[Image.Image, Image.Image]]:
-    """Halved copies; a coarse pixel is known only if every pixel under it is."""
+    """Halved copies down to COARSEST_SIDE; known masks stay 0/255."""
     levels = [(image, known)]
     while max(levels[-1][0].size) > COARSEST_SIDE and min(levels[-1][0].size) >= 2:
-        level_image, level_known = levels[-1]
-        smaller_known = level_known.reduce(2).point(lambda v: 255 if v == 255 else 0)
-        if smaller_known.getbbox() is None:
-            break
-        levels.append((level_image.reduce(2), smaller_known))
+        levels.append(_halve_known(*levels[-1]))
     return levels
+
+
+def _halve_known(image: Image.Image, known: Image.Image) -> tuple[Image.Image, Image.Image]:
+    """Half size; each pixel the mean of the known pixels under it, known if any was.
+
+    Averaging only known pixels keeps the hole's colour out, and keeps thin
+    known areas (a ring around the hole) alive at coarse levels.
+    """
+    weight = known.convert("F").reduce(2)
+    bands = []
+    for band in image.split():
+        summed = Image.composite(band, Image.new("L", band.size, 0), known).convert("F").reduce(2)
+        bands.append(_divide(summed, weight))
+    return Image.merge("RGB", bands), weight.convert("L").point(lambda v: 255 if v else 0)
+
+
+def _divide(summed: Image.Image, weight: Image.Image) -> Image.Image:
+    """L image of summed * 255 / weight (0 where weight is 0), rounded."""
+    quotient = ImageMath.lambda_eval(lambda args: args["s"] * 255 / args["w"] + 0.5, s=summed, w=weight)
+    assert isinstance(quotient, Image.Image)
+    return quotient.convert("L")
 
 
 def _relax(filled: Image.Image, image: Image.Image, known: Image.Image, passes: int) -> Image.Image:
