@@ -50,9 +50,9 @@ def parse_enum(field: str, enum: EnumTypeWrapper, value: str) -> int:
 def parse_int(field: str, value: str, bits: int = 32) -> int:
     if not _INTEGER.fullmatch(value):
         raise BridgeError(400, f"invalid {field} value: {value!r} (expected an integer)", field)
-    number = int(value)
     low, high = _INT_RANGE[bits]
-    if not low <= number <= high:
+    # Beyond 20 digits it is out of range anyway; int() would refuse past 4300 digits.
+    if len(value.lstrip("+-")) > 20 or not low <= (number := int(value)) <= high:
         raise BridgeError(400, f"invalid {field} value: {value!r} (out of range)", field)
     return number
 

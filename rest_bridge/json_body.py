@@ -39,7 +39,7 @@ async def read_json_object(request: web.Request, config: BridgeConfig) -> dict[s
             raise BridgeError(413, f"request body larger than the limit of {limit} bytes")
     try:
         doc = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except ValueError as exc:  # JSONDecodeError, bad UTF-8, an integer too long to convert
         raise BridgeError(400, f"invalid JSON body: {exc}") from exc
     if not isinstance(doc, dict):
         raise BridgeError(400, "the request body must be a JSON object")

@@ -272,3 +272,13 @@ async def test_capabilities_are_checked_at_submit_and_unsupported_entries_skippe
         job = await wait_terminal(stack.http, accepted["id"], path=EMBEDDINGS)
         assert job["status"] == "completed" and job["result"]["extra_fields"]["provider"] == "local"
         assert fake.requests == []  # the entry that cannot embed was skipped, not tried
+
+
+async def test_a_json_number_too_long_to_convert_is_a_400_not_a_crash(stack: Stack) -> None:
+    raw = b'{"model": "local/x", "prompt": "p", "n": ' + b"9" * 5000 + b"}"
+    async with stack.http.post(
+        GENERATIONS, data=raw, headers={"Content-Type": "application/json"}
+    ) as response:
+        assert response.status == 400
+        assert "invalid JSON body" in (await response.json())["error"]["message"]
+    assert stack.stored_jobs() == 0

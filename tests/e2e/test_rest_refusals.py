@@ -237,3 +237,9 @@ async def test_declared_content_length_over_the_limit_is_413_before_reading(make
     writer.close()
     assert b" 413 " in status_line
     assert stack.stored_jobs() == 0
+
+
+async def test_a_number_too_long_to_convert_is_a_400_not_a_crash(stack: Stack) -> None:
+    body = await _refused(stack, edit_form({"n": "9" * 5000}))
+    assert body["error"]["param"] == "n"
+    assert "out of range" in body["error"]["message"]
