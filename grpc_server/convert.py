@@ -54,12 +54,6 @@ def enum_to_str(enum: EnumTypeWrapper, value: int) -> str | None:
     return enum.Name(value).removeprefix(_prefix(enum)).lower()
 
 
-def str_to_enum(enum: EnumTypeWrapper, value: str) -> int | None:
-    """ "inpainting" -> EDIT_TYPE_INPAINTING; None for a value the enum lacks."""
-    name = _prefix(enum) + value.upper()
-    return enum.Value(name) if value and value == value.lower() and name in enum.keys() else None
-
-
 def _optional(message: object, field: str) -> int | None:
     return getattr(message, field) if message.HasField(field) else None  # type: ignore[attr-defined]
 

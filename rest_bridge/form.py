@@ -8,7 +8,6 @@ other rule (ranges, required fields, images) is the server's.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
 
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 
@@ -95,12 +94,3 @@ class ImageEditForm:
             request.stream = parse_bool(field, value)
         else:
             request.extra_params[field] = value
-
-
-def image_edit_request(fields: Mapping[str, Sequence[str]]) -> edit_pb.ImageEditRequest:
-    """The typed request for the text fields of an image edit form."""
-    form = ImageEditForm()
-    for field, values in fields.items():
-        for value in values:
-            form.add(field, value)
-    return form.request

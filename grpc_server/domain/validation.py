@@ -12,7 +12,6 @@ is refused where it is not one of the allowed values.
 
 from __future__ import annotations
 
-import re
 from typing import cast
 
 from grpc_server.domain.jobs import EmbeddingParams, ImageEditParams, ImageGenerationParams, split_model
@@ -41,8 +40,6 @@ PARTIAL_IMAGES_RANGE = (0, 3)
 OUTPUT_COMPRESSION_RANGE = (0, 100)
 
 _PROMPTLESS_TYPE = "background_removal"
-_INT_TEXT = re.compile(r"[+-]?[0-9]+")
-_BOOL_TEXT = {"true": True, "1": True, "false": False, "0": False}
 
 
 def validate_image_edit(
@@ -150,25 +147,3 @@ def _check_range(field: str, value: int | None, bounds: tuple[int, int]) -> None
     low, high = bounds
     if value is not None and not low <= value <= high:
         raise InvalidArgument(f"invalid {field} value: {value} (expected {low} to {high})", field)
-
-
-def parse_form_int(field: str, value: str) -> int:
-    """A form field's text as an integer: an optional sign and ASCII digits, nothing around them.
-
-    Stricter than int(), which also takes surrounding whitespace, underscores
-    ("1_0") and non-ASCII digits.
-    """
-    if _INT_TEXT.fullmatch(value):
-        try:
-            return int(value)
-        except ValueError:  # more digits than int() converts (sys.get_int_max_str_digits)
-            pass
-    raise InvalidArgument(f"invalid {field} value: {value!r} (expected an integer)", field)
-
-
-def parse_form_bool(field: str, value: str) -> bool:
-    """A form field's text as a boolean: true/false/1/0, in any case, nothing around them."""
-    parsed = _BOOL_TEXT.get(value.lower())
-    if parsed is None:
-        raise InvalidArgument(f"invalid {field} value: {value!r} (expected true or false)", field)
-    return parsed

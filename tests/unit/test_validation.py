@@ -16,8 +16,6 @@ from grpc_server.domain.validation import (
     OUTPUT_FORMATS,
     QUALITIES,
     RESPONSE_FORMATS,
-    parse_form_bool,
-    parse_form_int,
     validate_image_edit,
 )
 from grpc_server.errors import InvalidArgument
@@ -289,51 +287,3 @@ def test_values_outside_their_set_are_refused(field: str, value: str) -> None:
     assert error.message.startswith(f"invalid {field} value: {value!r} (expected one of ")
     for allowed in ENUM_FIELDS[field]:
         assert allowed in error.message
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [("5", 5), ("+5", 5), ("-3", -3), ("0", 0), ("007", 7), ("1024", 1024)],
-)
-def test_parse_form_int_accepts_integers(text: str, expected: int) -> None:
-    assert parse_form_int("n", text) == expected
-
-
-@pytest.mark.parametrize(
-    "text",
-    ["two", "", " 5", "5 ", "\t5", "1_0", "1.5", "1e3", "0x10", "+", "-", "--1", "\uff15", "9" * 5000],
-)
-def test_parse_form_int_refuses_other_text(text: str) -> None:
-    with pytest.raises(InvalidArgument) as caught:
-        parse_form_int("n", text)
-    assert caught.value.param == "n"
-    assert caught.value.message == f"invalid n value: {text!r} (expected an integer)"
-
-
-def test_parse_form_int_message_example() -> None:
-    with pytest.raises(InvalidArgument, match=r"^invalid n value: 'two' \(expected an integer\)$"):
-        parse_form_int("n", "two")
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("true", True),
-        ("TRUE", True),
-        ("True", True),
-        ("1", True),
-        ("false", False),
-        ("False", False),
-        ("0", False),
-    ],
-)
-def test_parse_form_bool_accepts_true_false_1_0(text: str, expected: bool) -> None:
-    assert parse_form_bool("stream", text) is expected
-
-
-@pytest.mark.parametrize("text", ["yes", "no", "", " true", "true ", "2", "on", "t", "01"])
-def test_parse_form_bool_refuses_other_text(text: str) -> None:
-    with pytest.raises(InvalidArgument) as caught:
-        parse_form_bool("stream", text)
-    assert caught.value.param == "stream"
-    assert caught.value.message == f"invalid stream value: {text!r} (expected true or false)"
