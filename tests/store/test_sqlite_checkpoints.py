@@ -1,0 +1,82 @@
+"""SQLite checkpoints run beside the writer, not inside commits, and keep the WAL bounded."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from grpc_server.domain.jobs import InputFile
+from grpc_server.store.base import StagedFile
+from grpc_server.store.sqlite import SQLiteStore
+from tests.store.test_store_contract import _job
+
+BLOB_BYTES = 100_000
+RESTART_BYTES = 1024 * 1024
+NEVER = 3600.0
+"""A background checkpoint pause no test waits for: checkpoints happen only when a test asks."""
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    backend = SQLiteStore(tmp_path / "s.sqlite3", wal_restart_bytes=RESTART_BYTES, checkpoint_pause=NEVER)
+    await backend.open()
+    yield backend
+    await backend.close()
+
+
+def _sizes(path: Path) -> tuple[int, int]:
+    """(database file, WAL file) in bytes."""
+    return path.stat().st_size, Path(f"{path}-wal").stat().st_size
+
+
+async def _create_jobs(store: SQLiteStore, count: int) -> list[str]:
+    ids = []
+    for _ in range(count):
+        job = _job()
+        info = InputFile("image", 0, "i.png", "image/png", BLOB_BYTES, 8, 8)
+        await store.create_job(job, [StagedFile(info, os.urandom(BLOB_BYTES))])
+        ids.append(job.id)
+    return ids
+
+
+async def test_commits_do_not_checkpoint(store: SQLiteStore) -> None:
+    db_before, _ = _sizes(store.path)
+    await _create_jobs(store, 50)  # 5 MB: SQLite's automatic checkpoint would have run at 1000 pages
+    db_after, wal = _sizes(store.path)
+    assert db_after == db_before
+    assert wal > 50 * BLOB_BYTES
+
+
+async def test_a_checkpoint_copies_the_wal_and_the_next_write_starts_it_over(store: SQLiteStore) -> None:
+    ids = await _create_jobs(store, 30)
+    _, wal_before = _sizes(store.path)
+    await store.checkpoint()
+    db_size, _ = _sizes(store.path)
+    assert db_size > 30 * BLOB_BYTES
+    await _create_jobs(store, 1)
+    _, wal_after = _sizes(store.path)
+    assert wal_after <= RESTART_BYTES < wal_before  # restarted, and cut back to the size limit
+    with sqlite3.connect(f"file:{store.path}?mode=ro", uri=True) as other:  # everything still reads
+        (count,) = other.execute(
+            "SELECT count(*) FROM blob_chunks WHERE length(data) = ?", (BLOB_BYTES,)
+        ).fetchone()
+    assert count == 31
+    assert all([await store.get_job(i) for i in ids])
+
+
+async def test_the_background_checkpointer_keeps_the_wal_bounded(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.sqlite3", wal_restart_bytes=RESTART_BYTES, checkpoint_pause=0.001)
+    await store.open()
+    try:
+        largest = 0
+        for _ in range(40):  # 8 MB written in all
+            await _create_jobs(store, 2)
+            largest = max(largest, _sizes(store.path)[1])
+        assert largest < 4 * RESTART_BYTES
+    finally:
+        await store.close()
+    assert not Path(f"{store.path}-wal").exists()  # the last close copied everything back
