@@ -1,11 +1,11 @@
 """The embedded store: one SQLite file in WAL mode, jobs and their blobs together.
 
-The stdlib driver runs on two dedicated threads, each with its own connection:
-one writer (SQLite allows a single writer at a time anyway) and one reader, so
-polls are not queued behind a 50 MB upload being written. Whole transactions
-run as plain functions on the writer thread, which keeps them atomic and costs
-one thread hop each, where a per-statement async driver would cost one per
-statement. Blobs are written and read in CHUNK_BYTES rows, never held whole.
+The stdlib driver runs on dedicated threads, each with its own connection: one
+writer (SQLite allows a single writer at a time anyway), one reader, so polls
+are not queued behind a 50 MB upload being written, and one checkpointer (see
+below). Whole transactions run as plain functions on the writer thread, which
+keeps them atomic and costs one thread hop each, where a per-statement async
+driver would cost one per statement. Blobs are written and read in CHUNK_BYTES rows, never held whole.
 
 Checkpoints are taken off the commit path. With SQLite's automatic checkpoint the
 commit that crosses the threshold copies the WAL into the database and fsyncs it,
@@ -50,6 +50,7 @@ from grpc_server.store.base import (
 )
 from grpc_server.store.codec import error_json, inputs_json, job_from_row, params_json, result_json
 from grpc_server.store.group_commit import GroupCommit
+from grpc_server.store.threads import lower_thread_priority
 
 T = TypeVar("T")
 _log = logging.getLogger("asyncgate.store.sqlite")
@@ -111,6 +112,11 @@ CHECKPOINT_PAUSE = 0.05
 """Seconds from a write to the background checkpoint that copies it (and what else came meanwhile)."""
 
 
+WRITER_NICENESS = 5
+CHECKPOINTER_NICENESS = 19
+"""Nice levels these threads run below the event loop (see threads.lower_thread_priority)."""
+
+
 def _connect(path: Path, synchronous: str, wal_restart_bytes: int = WAL_RESTART_BYTES) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
     conn.row_factory = sqlite3.Row
@@ -168,9 +174,13 @@ class SQLiteStore:
         self._checkpoint_pause = checkpoint_pause
         self._synchronous = synchronous
         self._wal_restart_bytes = wal_restart_bytes
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
-        self._reader = ThreadPoolExecutor(1, thread_name_prefix="sqlite-reader")
-        self._checkpointer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-checkpointer")
+        self._writer = ThreadPoolExecutor(
+            1, "sqlite-writer", initializer=lower_thread_priority, initargs=(WRITER_NICENESS,)
+        )
+        self._reader = ThreadPoolExecutor(1, "sqlite-reader")
+        self._checkpointer = ThreadPoolExecutor(
+            1, "sqlite-checkpointer", initializer=lower_thread_priority, initargs=(CHECKPOINTER_NICENESS,)
+        )
         self._write_conn: sqlite3.Connection | None = None
         self._read_conn: sqlite3.Connection | None = None
         self._checkpoint_conn: sqlite3.Connection | None = None
@@ -489,8 +499,7 @@ def _insert_jobs(conn: sqlite3.Connection, batch: Sequence[_NewJob]) -> list[Bas
     so that only the failing one fails."""
     try:
         with _Transaction(conn):
-            for new in batch:
-                _insert_job(conn, new.job, new.files)
+            _insert_new_jobs(conn, batch)
         return [None] * len(batch)
     except (sqlite3.IntegrityError, OSError):
         if len(batch) == 1:
@@ -499,31 +508,71 @@ def _insert_jobs(conn: sqlite3.Connection, batch: Sequence[_NewJob]) -> list[Bas
     for new in batch:
         try:
             with _Transaction(conn):
-                _insert_job(conn, new.job, new.files)
+                _insert_new_jobs(conn, [new])
             failures.append(None)
         except (sqlite3.IntegrityError, OSError) as exc:
             failures.append(exc)
     return failures
 
 
-def _insert_job(conn: sqlite3.Connection, job: Job, files: Sequence[StagedFile]) -> None:
-    conn.execute(
-        "INSERT INTO jobs (id, request_type, status, model, owner_key_id, params, inputs,"
-        " ttl_seconds, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            job.id,
-            job.request_type.value,
-            job.status.value,
-            job.params.model,
-            job.owner_key_id,
-            params_json(job),
-            inputs_json(files),
-            job.ttl_seconds,
-            _ts(job.created_at),
-        ),
+_JOB_COLUMNS = (
+    "id",
+    "request_type",
+    "status",
+    "model",
+    "owner_key_id",
+    "params",
+    "inputs",
+    "ttl_seconds",
+    "created_at",
+)
+_CHUNK_COLUMNS = ("job_id", "kind", "idx", "seq", "data")
+ROWS_PER_STATEMENT = 500
+"""Rows one INSERT carries at most (9 parameters a job row: far under SQLite's limit of 32766)."""
+
+
+def _insert_new_jobs(conn: sqlite3.Connection, batch: Sequence[_NewJob]) -> None:
+    """The batch's rows and in-memory files in a few multi-row INSERTs; files on disk streamed."""
+    _insert_rows(conn, "jobs", _JOB_COLUMNS, [_job_row(new.job, new.files) for new in batch])
+    in_memory: list[tuple[Any, ...]] = []
+    for new in batch:
+        for staged in new.files:
+            role, index = staged.info.role, staged.info.index
+            if isinstance(staged.source, bytes):
+                chunks = enumerate(_split(staged.source))
+                in_memory += [(new.job.id, role, index, seq, chunk) for seq, chunk in chunks]
+            else:
+                _insert_file_chunks(conn, new.job.id, role, index, staged.source)
+    _insert_rows(conn, "blob_chunks", _CHUNK_COLUMNS, in_memory)
+
+
+def _insert_rows(
+    conn: sqlite3.Connection, table: str, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """INSERT rows with one statement per ROWS_PER_STATEMENT, not one per row: every statement
+    this thread runs releases the interpreter lock and must win it back from the event loop
+    (measured: 12% more image submits a second than executemany, which steps row by row)."""
+    row = "(" + ", ".join("?" * len(columns)) + ")"
+    for start in range(0, len(rows), ROWS_PER_STATEMENT):
+        group = rows[start : start + ROWS_PER_STATEMENT]
+        conn.execute(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * len(group))}",
+            [value for values in group for value in values],
+        )
+
+
+def _job_row(job: Job, files: Sequence[StagedFile]) -> tuple[Any, ...]:
+    return (
+        job.id,
+        job.request_type.value,
+        job.status.value,
+        job.params.model,
+        job.owner_key_id,
+        params_json(job),
+        inputs_json(files),
+        job.ttl_seconds,
+        _ts(job.created_at),
     )
-    for staged in files:
-        _insert_file_chunks(conn, job.id, staged.info.role, staged.info.index, staged.source)
 
 
 def _split(data: bytes) -> list[bytes]:

@@ -1,7 +1,9 @@
-"""SQLite checkpoints run beside the writer, not inside commits, and keep the WAL bounded."""
+"""What only the SQLite store does: checkpoints beside the writer, not inside commits, a
+bounded WAL, and batches of new jobs written with multi-row INSERTs."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 from collections.abc import AsyncIterator
@@ -10,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from grpc_server.domain.jobs import InputFile
+from grpc_server.store import sqlite as sqlite_store
 from grpc_server.store.base import StagedFile
 from grpc_server.store.sqlite import SQLiteStore
 from tests.store.test_store_contract import _job
@@ -80,3 +83,21 @@ async def test_the_background_checkpointer_keeps_the_wal_bounded(tmp_path: Path)
     finally:
         await store.close()
     assert not Path(f"{store.path}-wal").exists()  # the last close copied everything back
+
+
+async def test_a_batch_larger_than_one_statement_is_written_whole(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_store, "ROWS_PER_STATEMENT", 3)
+    jobs = [_job() for _ in range(20)]
+    images = [os.urandom(1000 + i) for i in range(20)]
+    infos = [InputFile("image", 0, "i.png", "image/png", len(data), 8, 8) for data in images]
+    await asyncio.gather(
+        *(
+            store.create_job(job, [StagedFile(info, data)])
+            for job, info, data in zip(jobs, infos, images, strict=True)
+        )
+    )
+    for job, data in zip(jobs, images, strict=True):
+        exported = await store.export_inputs(job.id, store.path.parent)
+        assert [f.path.read_bytes() for f in exported] == [data]
