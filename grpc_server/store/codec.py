@@ -25,6 +25,34 @@ from grpc_server.domain.jobs import (
 )
 from grpc_server.store.base import StagedFile
 
+JOB_COLUMNS = (
+    "id",
+    "request_type",
+    "status",
+    "model",
+    "owner_key_id",
+    "params",
+    "inputs",
+    "ttl_seconds",
+    "created_at",
+)
+"""The columns a new job's row sets, in the order of job_row's values."""
+
+
+def job_row(job: Job, files: Sequence[StagedFile], created_at: object) -> tuple[Any, ...]:
+    """A new job's values for JOB_COLUMNS; `created_at` as the backend stores times."""
+    return (
+        job.id,
+        job.request_type.value,
+        job.status.value,
+        job.params.model,
+        job.owner_key_id,
+        params_json(job),
+        inputs_json(files),
+        job.ttl_seconds,
+        created_at,
+    )
+
 
 def params_json(job: Job) -> str:
     return json.dumps(job.params.to_json())

@@ -70,9 +70,13 @@ from grpc_server.store.base import (
     StoreUnavailable,
     Subscribers,
 )
-from grpc_server.store.codec import error_json, inputs_json, job_from_row, params_json, result_json
+from grpc_server.store.codec import JOB_COLUMNS, error_json, job_from_row, job_row, result_json
 
 T = TypeVar("T")
+_INSERT_JOB = (
+    f"INSERT INTO jobs ({', '.join(JOB_COLUMNS)})"
+    f" VALUES ({', '.join(f'${n}' for n in range(1, len(JOB_COLUMNS) + 1))}) RETURNING id"
+)
 Connection: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"  # subscriptable for mypy only
 
 log = logging.getLogger("asyncgate.store")
@@ -312,20 +316,8 @@ class PostgresStore:
             async with self._connection() as conn, conn.transaction():
                 # Published on commit only, so after the blobs below are in too.
                 await conn.execute(
-                    self._publishing(
-                        "submitted",
-                        "INSERT INTO jobs (id, request_type, status, model, owner_key_id, params, inputs,"
-                        " ttl_seconds, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
-                    ),
-                    job.id,
-                    job.request_type.value,
-                    job.status.value,
-                    job.params.model,
-                    job.owner_key_id,
-                    params_json(job),
-                    inputs_json(files),
-                    job.ttl_seconds,
-                    job.created_at,
+                    self._publishing("submitted", _INSERT_JOB),
+                    *job_row(job, files, job.created_at),
                 )
                 for staged in files:
                     source = staged.source

@@ -48,7 +48,7 @@ from grpc_server.store.base import (
     StoreUnavailable,
     Subscribers,
 )
-from grpc_server.store.codec import error_json, inputs_json, job_from_row, params_json, result_json
+from grpc_server.store.codec import JOB_COLUMNS, error_json, job_from_row, job_row, result_json
 from grpc_server.store.group_commit import GroupCommit
 from grpc_server.store.threads import lower_thread_priority
 
@@ -515,17 +515,6 @@ def _insert_jobs(conn: sqlite3.Connection, batch: Sequence[_NewJob]) -> list[Bas
     return failures
 
 
-_JOB_COLUMNS = (
-    "id",
-    "request_type",
-    "status",
-    "model",
-    "owner_key_id",
-    "params",
-    "inputs",
-    "ttl_seconds",
-    "created_at",
-)
 _CHUNK_COLUMNS = ("job_id", "kind", "idx", "seq", "data")
 ROWS_PER_STATEMENT = 500
 """Rows one INSERT carries at most (9 parameters a job row: far under SQLite's limit of 32766)."""
@@ -533,7 +522,8 @@ ROWS_PER_STATEMENT = 500
 
 def _insert_new_jobs(conn: sqlite3.Connection, batch: Sequence[_NewJob]) -> None:
     """The batch's rows and in-memory files in a few multi-row INSERTs; files on disk streamed."""
-    _insert_rows(conn, "jobs", _JOB_COLUMNS, [_job_row(new.job, new.files) for new in batch])
+    rows = [job_row(new.job, new.files, _ts(new.job.created_at)) for new in batch]
+    _insert_rows(conn, "jobs", JOB_COLUMNS, rows)
     in_memory: list[tuple[Any, ...]] = []
     for new in batch:
         for staged in new.files:
@@ -559,20 +549,6 @@ def _insert_rows(
             f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * len(group))}",
             [value for values in group for value in values],
         )
-
-
-def _job_row(job: Job, files: Sequence[StagedFile]) -> tuple[Any, ...]:
-    return (
-        job.id,
-        job.request_type.value,
-        job.status.value,
-        job.params.model,
-        job.owner_key_id,
-        params_json(job),
-        inputs_json(files),
-        job.ttl_seconds,
-        _ts(job.created_at),
-    )
 
 
 def _split(data: bytes) -> list[bytes]:
