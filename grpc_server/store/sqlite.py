@@ -258,7 +258,7 @@ class SQLiteStore:
             self._wal_written.clear()
             try:
                 await self.checkpoint()
-            except StoreUnavailable as exc:  # a busy or broken file: the next write tries again
+            except (StoreUnavailable, sqlite3.Error) as exc:  # busy, or broken: the next write tries again
                 _log.warning("background checkpoint failed: %s", exc)
 
     async def checkpoint(self) -> None:

@@ -101,3 +101,30 @@ async def test_a_batch_larger_than_one_statement_is_written_whole(
     for job, data in zip(jobs, images, strict=True):
         exported = await store.export_inputs(job.id, store.path.parent)
         assert [f.path.read_bytes() for f in exported] == [data]
+
+
+async def test_the_checkpointer_keeps_going_after_a_failed_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    rounds: list[str] = []
+    original = SQLiteStore.checkpoint
+
+    async def failing_once(self: SQLiteStore) -> None:
+        rounds.append("round")
+        if len(rounds) == 1:
+            raise sqlite3.DatabaseError("database disk image is malformed")
+        await original(self)
+
+    monkeypatch.setattr(SQLiteStore, "checkpoint", failing_once)
+    store = SQLiteStore(tmp_path / "s.sqlite3", checkpoint_pause=0.001)
+    await store.open()
+    try:
+        for _ in range(50):
+            await _create_jobs(store, 1)
+            if len(rounds) >= 2:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await store.close()
+    assert len(rounds) >= 2
+    assert "background checkpoint failed: database disk image is malformed" in caplog.text
