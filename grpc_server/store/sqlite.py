@@ -5,16 +5,18 @@ writer (SQLite allows a single writer at a time anyway), one reader, so polls
 are not queued behind a 50 MB upload being written, and one checkpointer (see
 below). Whole transactions run as plain functions on the writer thread, which
 keeps them atomic and costs one thread hop each, where a per-statement async
-driver would cost one per statement. Blobs are written and read in CHUNK_BYTES rows, never held whole.
+driver would cost one per statement. Blobs are written and read in CHUNK_BYTES
+rows, never held whole.
 
 Checkpoints are taken off the commit path. With SQLite's automatic checkpoint the
 commit that crosses the threshold copies the WAL into the database and fsyncs it,
 holding every submit queued behind it for tens of milliseconds (measured: the
 writer thread was blocked there while the machine sat 40% idle). Here commits
-never checkpoint; a third thread copies committed pages with PASSIVE checkpoints,
-which run beside the writer, and once it has caught up the writer restarts the
-WAL with a short RESTART checkpoint of the few pages written since. Durability is
-unchanged: the same pages are synced at the same points, by another thread.
+never checkpoint; the checkpointer thread copies committed pages with PASSIVE
+checkpoints, which run beside the writer, and once the WAL is large and copied,
+the writer copies the few pages written since, so that its next transaction
+starts the WAL over. Durability is unchanged: the same pages are synced before
+the WAL is reused, by whichever thread copied them.
 """
 
 from __future__ import annotations
