@@ -12,10 +12,10 @@ Checkpoints are taken off the commit path. With SQLite's automatic checkpoint th
 commit that crosses the threshold copies the WAL into the database and fsyncs it,
 holding every submit queued behind it for tens of milliseconds (measured: the
 writer thread was blocked there while the machine sat 40% idle). Here commits
-never checkpoint; the checkpointer thread copies committed pages with PASSIVE
-checkpoints, which run beside the writer, and once the WAL is large and copied,
-the writer copies the few pages written since, so that its next transaction
-starts the WAL over. Durability is unchanged: the same pages are synced before
+checkpoint only as a backstop (WAL_BACKSTOP_FACTOR); the checkpointer thread
+copies committed pages with PASSIVE checkpoints, which run beside the writer, and
+once the WAL is large and copied, the writer copies the few pages written since,
+so that its next transaction starts the WAL over. Durability is unchanged: the same pages are synced before
 the WAL is reused, by whichever thread copied them.
 """
 
@@ -110,12 +110,16 @@ def _job_from_row(row: sqlite3.Row) -> Job:
 WAL_RESTART_BYTES = 64 * 1024 * 1024
 """WAL size past which the writer restarts it (once the checkpointer has caught up), and to
 which the file is cut back after a burst."""
+WAL_BACKSTOP_FACTOR = 4
+"""Should the checkpointer fall behind (starved of CPU, say), a commit that takes the WAL past
+this many times WAL_RESTART_BYTES checkpoints it itself, as SQLite would by default: the WAL
+stays bounded whatever the checkpointer's scheduling."""
 CHECKPOINT_PAUSE = 0.05
 """Seconds from a write to the background checkpoint that copies it (and what else came meanwhile)."""
 
 
 WRITER_NICENESS = 5
-CHECKPOINTER_NICENESS = 19
+CHECKPOINTER_NICENESS = 10
 """Nice levels these threads run below the event loop (see threads.lower_thread_priority)."""
 
 
@@ -126,7 +130,9 @@ def _connect(path: Path, synchronous: str, wal_restart_bytes: int = WAL_RESTART_
     # WAL + NORMAL: durable across process crashes; FULL adds an fsync per commit.
     conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
     conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's job, see the module docstring
+    # The checkpointer's job (see the module docstring); commits checkpoint only as a backstop.
+    (page_bytes,) = conn.execute("PRAGMA page_size").fetchone()
+    conn.execute(f"PRAGMA wal_autocheckpoint={WAL_BACKSTOP_FACTOR * wal_restart_bytes // page_bytes}")
     conn.execute(f"PRAGMA journal_size_limit={wal_restart_bytes}")
     return conn
 

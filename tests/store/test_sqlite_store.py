@@ -46,12 +46,27 @@ async def _create_jobs(store: SQLiteStore, count: int) -> list[str]:
     return ids
 
 
-async def test_commits_do_not_checkpoint(store: SQLiteStore) -> None:
-    db_before, _ = _sizes(store.path)
-    await _create_jobs(store, 50)  # 5 MB: SQLite's automatic checkpoint would have run at 1000 pages
-    db_after, wal = _sizes(store.path)
+async def test_commits_do_not_checkpoint(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.sqlite3", wal_restart_bytes=4 * RESTART_BYTES, checkpoint_pause=NEVER)
+    await store.open()
+    try:
+        db_before, _ = _sizes(store.path)
+        await _create_jobs(store, 50)  # 5 MB: SQLite's automatic checkpoint would have run at 1000 pages
+        db_after, wal = _sizes(store.path)
+    finally:
+        await store.close()
     assert db_after == db_before
     assert wal > 50 * BLOB_BYTES
+
+
+async def test_a_commit_checkpoints_when_the_checkpointer_falls_far_behind(store: SQLiteStore) -> None:
+    backstop = sqlite_store.WAL_BACKSTOP_FACTOR * RESTART_BYTES
+    largest = 0
+    for _ in range(80):  # 8 MB, and no checkpoint round runs
+        await _create_jobs(store, 1)
+        largest = max(largest, _sizes(store.path)[1])
+    assert largest < backstop + 4 * BLOB_BYTES  # the backstop, plus the commit that crossed it
+    assert _sizes(store.path)[0] > 40 * BLOB_BYTES  # the commits copied pages into the database
 
 
 async def test_a_checkpoint_copies_the_wal_and_the_next_write_starts_it_over(store: SQLiteStore) -> None:
@@ -71,17 +86,14 @@ async def test_a_checkpoint_copies_the_wal_and_the_next_write_starts_it_over(sto
     assert all([await store.get_job(i) for i in ids])
 
 
-async def test_the_background_checkpointer_keeps_the_wal_bounded(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "s.sqlite3", wal_restart_bytes=RESTART_BYTES, checkpoint_pause=0.001)
-    await store.open()
-    try:
-        largest = 0
-        for _ in range(40):  # 8 MB written in all
-            await _create_jobs(store, 2)
-            largest = max(largest, _sizes(store.path)[1])
-        assert largest < 4 * RESTART_BYTES
-    finally:
-        await store.close()
+async def test_checkpoint_rounds_keep_the_wal_near_the_restart_size(store: SQLiteStore) -> None:
+    largest = 0
+    for _ in range(40):  # 8 MB written in all
+        await _create_jobs(store, 2)
+        largest = max(largest, _sizes(store.path)[1])
+        await store.checkpoint()
+    assert largest < RESTART_BYTES + 4 * BLOB_BYTES  # well under the backstop
+    await store.close()
     assert not Path(f"{store.path}-wal").exists()  # the last close copied everything back
 
 
