@@ -2,10 +2,10 @@
 
 Submits that arrive while a transaction is being written wait for the next one,
 which writes them all. The writer thread picks up whatever has queued as soon as
-it finishes a transaction: it does not wait for the event loop to hand it the
-next batch, which under load (the loop busy with requests) left the writer idle
-half the time. Each batch is one item on the writer's executor, so other writes
-(claims, lease renewals, completions) queued there take their turn between batches.
+it finishes a transaction: it does not wait for the event loop, busy with requests
+under load, to hand it the next batch. Each batch is one item on the writer's
+executor, so other writes (claims, lease renewals, completions) queued there take
+their turn between batches.
 """
 
 from __future__ import annotations
