@@ -570,11 +570,7 @@ def _insert_chunks(conn: sqlite3.Connection, job_id: str, kind: str, index: int,
     )
 
 
-def _insert_file_chunks(
-    conn: sqlite3.Connection, job_id: str, kind: str, index: int, source: Path | bytes
-) -> None:
-    if isinstance(source, bytes):
-        _insert_chunks(conn, job_id, kind, index, _split(source))
-        return
+def _insert_file_chunks(conn: sqlite3.Connection, job_id: str, kind: str, index: int, source: Path) -> None:
+    """A staged file on disk, streamed in CHUNK_BYTES rows (in-memory ones go in _insert_new_jobs)."""
     with source.open("rb") as f:
         _insert_chunks(conn, job_id, kind, index, iter(lambda: f.read(CHUNK_BYTES), b""))
