@@ -35,13 +35,18 @@ class SideResult:
     load: LoadResult = field(default_factory=LoadResult)
     cpu_seconds: dict[str, float] = field(default_factory=dict)
     """Per process, over the measured rounds only."""
+    round_throughputs: list[float] = field(default_factory=list)
+    """Successful requests a second in each measured round, in order: with the other side's,
+    round by round, they show how far the machine's noise moved a ratio during the run."""
 
 
 async def _measured_round(side: Side, seconds: float, into: SideResult) -> None:
     pids = {CLIENT: os.getpid(), **side.pids}
     before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     groups_before = {name: cpu_by_pid(find()) for name, find in side.groups.items()}
-    into.load.merge(await side.run(seconds))
+    load = await side.run(seconds)
+    into.load.merge(load)
+    into.round_throughputs.append(load.ok / load.elapsed if load.elapsed else 0.0)
     spent = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
     for name, group in groups_before.items():
         after = cpu_by_pid(group)

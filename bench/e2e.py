@@ -18,7 +18,7 @@ from bench import procs
 from bench.compare import Side, SideResult, measure
 from bench.fake_provider import DIMENSIONS, FakeProviderClient
 from bench.jobs import POLL_INTERVAL, DirectEmbeddings, RestJobs
-from bench.stats import job_summary, ratio, ratios, side_summary
+from bench.stats import job_summary, ratio, ratios, round_ratios, side_summary
 
 if TYPE_CHECKING:
     from bench.runner import Settings
@@ -64,6 +64,7 @@ def _versus_direct(baseline: SideResult, subject: SideResult, arrivals: dict[str
         "baseline": base,
         "subject": subj,
         "ratio": ratios(base, subj),
+        "throughput_ratio_by_round": round_ratios(baseline, subject),
         # The provider's time is a direct call's p50: what it costs a client, HTTP included.
         "provider_call_p50_ms": direct_ms,
         "gateway_share": {

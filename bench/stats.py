@@ -85,11 +85,25 @@ def ratios(base: dict[str, Any], subj: dict[str, Any]) -> dict[str, float]:
     }
 
 
+def round_ratios(baseline: SideResult, subject: SideResult) -> list[float]:
+    """Subject / baseline throughput of each pair of rounds run one after the other (compare()
+    runs B S, S B, ...: the i-th round of each side are neighbours in time)."""
+    return [
+        ratio(subj, base)
+        for base, subj in zip(baseline.round_throughputs, subject.round_throughputs, strict=True)
+    ]
+
+
 def comparison(
     baseline: SideResult,
     subject: SideResult,
     summarize: Callable[[SideResult], dict[str, Any]] = side_summary,
 ) -> dict[str, Any]:
-    """Both sides summarized, and their ratios."""
+    """Both sides summarized, their ratios, and the throughput ratio round by round."""
     base, subj = summarize(baseline), summarize(subject)
-    return {"baseline": base, "subject": subj, "ratio": ratios(base, subj)}
+    return {
+        "baseline": base,
+        "subject": subj,
+        "ratio": ratios(base, subj),
+        "throughput_ratio_by_round": round_ratios(baseline, subject),
+    }

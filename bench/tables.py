@@ -29,6 +29,11 @@ def ratio_line(name: str, ratio: dict[str, float]) -> str:
     return f"  {name:<24}{f(ratio['throughput']):>9}{f(ratio['p50_latency']):>9}{f(ratio['p99_latency']):>9}"
 
 
+def by_round_line(part: dict[str, Any]) -> str:
+    """The throughput ratio of each pair of neighbouring rounds: the spread is the run's noise."""
+    return f"  {'':<24}throughput ratio by round: {' '.join(f(r) for r in part['throughput_ratio_by_round'])}"
+
+
 def comparison_lines(title: str, part: dict[str, Any], baseline_name: str) -> list[str]:
     return [
         title,
@@ -36,5 +41,6 @@ def comparison_lines(title: str, part: dict[str, Any], baseline_name: str) -> li
         *side_lines(baseline_name, part["baseline"]),
         *side_lines("asyncgate", part["subject"]),
         ratio_line("asyncgate / baseline", part["ratio"]),
+        by_round_line(part),
         "",
     ]

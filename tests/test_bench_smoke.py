@@ -58,6 +58,8 @@ def check_side(
 def check_comparison(part: dict[str, Any]) -> None:
     assert set(part["ratio"]) == {"throughput", "p50_latency", "p99_latency"}
     assert part["ratio"]["throughput"] > 0
+    by_round = part["throughput_ratio_by_round"]
+    assert len(by_round) == BRIEF.rounds and all(r > 0 for r in by_round), by_round
 
 
 async def test_rest_submit_load_is_accepted(tmp_path: Path) -> None:
