@@ -15,6 +15,7 @@ import signal
 from aiohttp import web
 
 from grpc_server.__main__ import add_server_arguments, server_config
+from grpc_server.allocator import keep_freed_memory
 from grpc_server.server import AsyncGateServer
 from rest_bridge.__main__ import access_logger, add_bridge_arguments, bridge_config
 from rest_bridge.app import create_app
@@ -48,6 +49,7 @@ def main() -> None:
     add_bridge_arguments(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    keep_freed_memory()
     asyncio.run(serve(args))
 
 

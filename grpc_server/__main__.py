@@ -9,6 +9,7 @@ import signal
 from dataclasses import replace
 from pathlib import Path
 
+from grpc_server.allocator import keep_freed_memory
 from grpc_server.config import ServerConfig, load_config
 from grpc_server.server import AsyncGateServer
 
@@ -49,6 +50,7 @@ def main() -> None:
     add_server_arguments(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    keep_freed_memory()
     asyncio.run(run_until_signalled(server_config(args)))
 
 
