@@ -9,6 +9,7 @@ from aiohttp import web
 from grpc_health.v1 import health_pb2_grpc
 
 from asyncgate.v1 import job_service_pb2_grpc as pb_grpc
+from rest_bridge import disposition
 from rest_bridge.config import BridgeConfig
 from rest_bridge.errors import BridgeError, error_response
 from rest_bridge.routes import CONFIG, HEALTH, JOBS, add_routes
@@ -31,6 +32,7 @@ async def http_errors_as_json(
 
 
 def create_app(config: BridgeConfig) -> web.Application:
+    disposition.install()  # aiohttp's multipart reader parses with the bridge's cache
     app = web.Application(middlewares=[http_errors_as_json])
     app[CONFIG] = config
 

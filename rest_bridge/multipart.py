@@ -8,17 +8,16 @@ end. Body limits are enforced as bytes arrive, so an oversized body is answered
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import aiohttp
 from aiohttp import BodyPartReader, MultipartReader, web
-from aiohttp.multipart import content_disposition_filename, parse_content_disposition
 
 from asyncgate.v1 import image_edit_pb2 as edit_pb
 from asyncgate.v1 import job_service_pb2 as pb
 from rest_bridge.config import BridgeConfig
+from rest_bridge.disposition import name_and_filename
 from rest_bridge.errors import BridgeError
 from rest_bridge.form import FILE_FIELDS, ImageEditForm
 
@@ -90,17 +89,7 @@ async def _parse(step: Awaitable[T]) -> T:
 def _disposition(part: BodyPartReader) -> tuple[str | None, str | None]:
     """The part's name and filename (BodyPartReader.name and .filename would parse the header
     once each)."""
-    return _parse_disposition(part.headers.get(aiohttp.hdrs.CONTENT_DISPOSITION))
-
-
-@functools.lru_cache(maxsize=256)
-def _parse_disposition(header: str | None) -> tuple[str | None, str | None]:
-    """(name, filename) of a Content-Disposition header. Cached, as forms send the same few
-    headers again and again, and aiohttp's parser re-escapes its character table on every
-    call: measured, it was a tenth of the bridge's CPU for a 3-field form. 256 entries of at
-    most a header line each (aiohttp caps those at 8 KiB) bound what hostile headers can fill."""
-    _, params = parse_content_disposition(header)
-    return content_disposition_filename(params, "name"), content_disposition_filename(params, "filename")
+    return name_and_filename(part.headers.get(aiohttp.hdrs.CONTENT_DISPOSITION))
 
 
 async def _forward_file(
