@@ -8,9 +8,11 @@ heap tops rise and fall by more than that every few requests, so each submit's b
 measured 32 minor page faults per gRPC submit of a 127 KB message, 2 with the settings
 below, and the event loop's system time per submit fell from about 0.25 to 0.18 ms.
 
-What stays mapped is bounded by what was in use at the busiest moment, as it would be
-without trimming; allocations above MMAP_THRESHOLD_BYTES (a large image's message) still
-get their own mapping, returned to the kernel as soon as they are freed.
+What stays mapped is bounded by what was in use at the busiest moment, and each heap gives
+back what is free at its top beyond TRIM_THRESHOLD_BYTES; allocations above
+MMAP_THRESHOLD_BYTES (a large image's message) still get their own mapping, returned to the
+kernel as soon as they are freed. Measured while a 50 MB image is submitted, the server's
+peak grew by 10 to 17 MB over idle, against 10 to 11 MB without these settings.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import logging
 
 _log = logging.getLogger("asyncgate.allocator")
 
-TRIM_THRESHOLD_BYTES = 64 * 1024 * 1024
+TRIM_THRESHOLD_BYTES = 16 * 1024 * 1024
 """Free memory a heap keeps at its top before giving it back."""
 MMAP_THRESHOLD_BYTES = 4 * 1024 * 1024
 """Allocations from this size up are mapped on their own (and unmapped when freed). Setting it
