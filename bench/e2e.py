@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import math
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,7 @@ from bench import procs
 from bench.compare import Side, SideResult, measure
 from bench.fake_provider import DIMENSIONS, FakeProviderClient
 from bench.jobs import POLL_INTERVAL, DirectEmbeddings, RestJobs
-from bench.stats import job_summary, ratio, ratios, round_ratios, side_summary
+from bench.stats import comparison, job_summary, ratio
 
 if TYPE_CHECKING:
     from bench.runner import Settings
@@ -58,13 +59,11 @@ def gateway_share(provider_ms: float, total_ms: float) -> float:
 
 
 def _versus_direct(baseline: SideResult, subject: SideResult, arrivals: dict[str, float]) -> dict[str, Any]:
-    base, subj = side_summary(baseline), job_summary(subject, arrivals)
-    direct_ms = base["latency_ms"]["p50"]
+    part = comparison(baseline, subject, summarize_subject=partial(job_summary, arrivals=arrivals))
+    direct_ms = part["baseline"]["latency_ms"]["p50"]
+    subj = part["subject"]
     return {
-        "baseline": base,
-        "subject": subj,
-        "ratio": ratios(base, subj),
-        "throughput_ratio_by_round": round_ratios(baseline, subject),
+        **part,
         # The provider's time is a direct call's p50: what it costs a client, HTTP included.
         "provider_call_p50_ms": direct_ms,
         "gateway_share": {

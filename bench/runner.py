@@ -9,8 +9,8 @@ import platform
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,6 @@ from bench.procfs import load_average
 from bench.report import goals
 from bench.stats import comparison
 
-PARTS = ("rest", "grpc", "memory", "embeddings", "generations", "postgres")
 ACCEPT_ONLY_NOTE = (
     "for the submit parts the gRPC server runs accept-only ([dispatcher] concurrency = 0): jobs are "
     "validated and stored, never run, so no job steals CPU from the submit path or decodes the large "
@@ -41,7 +40,7 @@ class Settings:
     concurrency: int = 16
     rounds: int = 4
     """Alternating slices the measured time is cut into."""
-    parts: tuple[str, ...] = PARTS
+    parts: tuple[str, ...] = field(default_factory=lambda: PARTS)
     database_url: str = pg.ADMIN_URL
     """PostgreSQL maintenance database the postgres part creates its databases from."""
 
@@ -103,6 +102,26 @@ async def memory_measurement(workdir: Path) -> dict[str, Any]:
     return {"image": f"{BIG_SIDE}x{BIG_SIDE} RGB noise PNG, stored uncompressed", **result}
 
 
+Measurement = Callable[[Path, Settings], Awaitable[dict[str, Any]]]
+
+MEASUREMENTS: dict[str, tuple[str, Measurement]] = {
+    "rest": ("REST submit: bridge + server against bare aiohttp ...", rest_comparison),
+    "grpc": ("gRPC submit: server against bare grpc.aio ...", grpc_comparison),
+    "memory": ("Memory: a ~50 MB PNG through the bridge ...", lambda workdir, _: memory_measurement(workdir)),
+    "embeddings": (
+        "Embeddings end to end: submit, run against a provider that answers at once, poll ...",
+        embeddings_measurement,
+    ),
+    "generations": ("Image generations end to end: local/placeholder 256x256 ...", generations_measurement),
+    "postgres": (
+        "PostgreSQL next to SQLite: submit, end to end, NOTIFY dispatch, two replicas ...",
+        postgres_measurement,
+    ),
+}
+"""Each part: what the progress line says, and what measures it; run in this order."""
+PARTS: tuple[str, ...] = tuple(MEASUREMENTS)
+
+
 def _meta(settings: Settings) -> dict[str, Any]:
     return {
         "settings": asdict(settings),
@@ -120,24 +139,10 @@ async def run_all(settings: Settings, progress: Callable[[str], None] = lambda _
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="asyncgate-bench-") as tmp:
         workdir = Path(tmp)
-        if "rest" in settings.parts:
-            progress("REST submit: bridge + server against bare aiohttp ...")
-            report["rest"] = await rest_comparison(workdir, settings)
-        if "grpc" in settings.parts:
-            progress("gRPC submit: server against bare grpc.aio ...")
-            report["grpc"] = await grpc_comparison(workdir, settings)
-        if "memory" in settings.parts:
-            progress("Memory: a ~50 MB PNG through the bridge ...")
-            report["memory"] = await memory_measurement(workdir)
-        if "embeddings" in settings.parts:
-            progress("Embeddings end to end: submit, run against a provider that answers at once, poll ...")
-            report["embeddings"] = await embeddings_measurement(workdir, settings)
-        if "generations" in settings.parts:
-            progress("Image generations end to end: local/placeholder 256x256 ...")
-            report["generations"] = await generations_measurement(workdir, settings)
-        if "postgres" in settings.parts:
-            progress("PostgreSQL next to SQLite: submit, end to end, NOTIFY dispatch, two replicas ...")
-            report["postgres"] = await postgres_measurement(workdir, settings)
+        for part, (what, measurement) in MEASUREMENTS.items():
+            if part in settings.parts:
+                progress(what)
+                report[part] = await measurement(workdir, settings)
     report["meta"]["load_average_end"] = load_average()
     report["meta"]["total_seconds"] = round(time.perf_counter() - started, 1)
     report["goals"] = goals(report)

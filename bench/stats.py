@@ -98,9 +98,11 @@ def comparison(
     baseline: SideResult,
     subject: SideResult,
     summarize: Callable[[SideResult], dict[str, Any]] = side_summary,
+    summarize_subject: Callable[[SideResult], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Both sides summarized, their ratios, and the throughput ratio round by round."""
-    base, subj = summarize(baseline), summarize(subject)
+    """Both sides summarized (the subject by `summarize_subject` if given), their ratios, and
+    the throughput ratio round by round."""
+    base, subj = summarize(baseline), (summarize_subject or summarize)(subject)
     return {
         "baseline": base,
         "subject": subj,
