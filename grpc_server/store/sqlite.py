@@ -15,8 +15,8 @@ writer thread was blocked there while the machine sat 40% idle). Here commits
 checkpoint only as a backstop (WAL_BACKSTOP_FACTOR); the checkpointer thread
 copies committed pages with PASSIVE checkpoints, which run beside the writer, and
 once the WAL is large and copied, the writer copies the few pages written since,
-so that its next transaction starts the WAL over. Durability is unchanged: the same pages are synced before
-the WAL is reused, by whichever thread copied them.
+so that its next transaction starts the WAL over. Durability is unchanged: the
+same pages are synced before the WAL is reused, by whichever thread copied them.
 """
 
 from __future__ import annotations
