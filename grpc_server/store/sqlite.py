@@ -107,10 +107,12 @@ def _job_from_row(row: sqlite3.Row) -> Job:
     return job_from_row(dict(row), created_at, _dt(row["completed_at"]), _dt(row["expires_at"]))
 
 
-WAL_RESTART_BYTES = 64 * 1024 * 1024
+WAL_RESTART_BYTES = 256 * 1024 * 1024
 """WAL size past which the writer restarts it (once the checkpointer has caught up), and to
-which the file is cut back after a burst."""
-WAL_BACKSTOP_FACTOR = 4
+which the file is cut back after a burst. Each restart holds the writer for tens of
+milliseconds (it copies what the last background round missed, then waits for two fsyncs), so
+it is done rarely: under sustained submits 256 MB gave 10% more throughput than 64 MB."""
+WAL_BACKSTOP_FACTOR = 2
 """Should the checkpointer fall behind (starved of CPU, say), a commit that takes the WAL past
 this many times WAL_RESTART_BYTES checkpoints it itself, as SQLite would by default: the WAL
 stays bounded whatever the checkpointer's scheduling."""
