@@ -2,9 +2,18 @@
 
     python -m bench.baselines rest --port P   # aiohttp: read the multipart as the bridge does, answer 202
     python -m bench.baselines grpc --port P   # grpc.aio: deserialize CreateImageEditJob, answer a Job
+    python -m bench.baselines grpc --port P --store DIR   # the same, storing each job first
 
 No validation, no storage, no logging: what is left is the framework's own cost of
 moving the same bytes, which is what the real services are compared against.
+
+With --store, the gRPC handler also writes the job and its images with asyncgate's own
+SQLite store before it answers, and nothing else: no validation, no keys, no conversion.
+Against the bare handler it gives the most the gRPC submit ratio can be while a job
+accepted is durable, whatever the rest of the server does. It runs with the server's
+allocator setting (grpc_server.allocator), so that it is not handicapped against it.
+The gRPC baseline also serves grpc.health.v1 (off the request path), so that the REST
+bridge can stand in front of it: the most the REST ratio can be with no server work.
 """
 
 from __future__ import annotations
@@ -13,13 +22,21 @@ import argparse
 import asyncio
 import signal
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import grpc
 from aiohttp import BodyPartReader, web
+from grpc_health.v1 import health as grpc_health
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from asyncgate.v1 import job_pb2, job_service_pb2
+from grpc_server.allocator import keep_freed_memory
+from grpc_server.domain.jobs import ImageEditParams, InputFile, Job, JobStatus, RequestType
+from grpc_server.store.base import StagedFile
+from grpc_server.store.sqlite import SQLiteStore
 
 EDITS_PATH = "/v1/async/images/edits"
 JOB_SERVICE = "asyncgate.v1.JobService"
@@ -56,34 +73,80 @@ async def create_job(
     return job_service_pb2.CreateImageEditJobResponse(job=job)
 
 
-async def serve_grpc(port: int) -> None:
+def storing_create_job(
+    store: SQLiteStore,
+) -> Callable[..., Awaitable[job_service_pb2.CreateImageEditJobResponse]]:
+    """create_job, after writing the job and its images with asyncgate's SQLite store (a plain
+    coroutine function: grpc.aio tells handlers apart with inspect.iscoroutinefunction)."""
+
+    async def handler(
+        request: job_service_pb2.CreateImageEditJobRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> job_service_pb2.CreateImageEditJobResponse:
+        edit = request.request
+        files = [
+            StagedFile(
+                InputFile("image", i, image.filename, image.content_type, len(image.data), 0, 0), image.data
+            )
+            for i, image in enumerate(edit.images)
+        ]
+        job = Job(
+            id=str(uuid.uuid4()),
+            request_type=RequestType.IMAGE_EDIT,
+            status=JobStatus.PENDING,
+            params=ImageEditParams(model=edit.model, prompt=edit.prompt),
+            created_at=datetime.now(UTC),
+            ttl_seconds=STORED_TTL_SECONDS,
+            inputs=tuple(f.info for f in files),
+        )
+        await store.create_job(job, files)
+        return await create_job(request, context)
+
+    return handler
+
+
+STORED_TTL_SECONDS = 3600
+
+
+async def serve_grpc(port: int, store_dir: Path | None = None) -> None:
+    store = None
+    if store_dir is not None:
+        keep_freed_memory()
+        store = SQLiteStore(store_dir / "baseline.sqlite3")
+        await store.open()
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)])
     handler = grpc.unary_unary_rpc_method_handler(
-        create_job,
+        create_job if store is None else storing_create_job(store),
         request_deserializer=job_service_pb2.CreateImageEditJobRequest.FromString,
         response_serializer=job_service_pb2.CreateImageEditJobResponse.SerializeToString,
     )
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler(JOB_SERVICE, {"CreateImageEditJob": handler}),)
     )
+    health_servicer = grpc_health.aio.HealthServicer()  # type: ignore[attr-defined]  # untyped package
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
+    for name in ("", JOB_SERVICE):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
     await stop.wait()
     await server.stop(None)
+    if store is not None:
+        await store.close()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.baselines")
     parser.add_argument("kind", choices=("rest", "grpc"))
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--store", type=Path, help="grpc only: store each job in SQLite under this directory")
     args = parser.parse_args()
     if args.kind == "rest":
         web.run_app(rest_app(), host="127.0.0.1", port=args.port, print=None)
     else:
-        asyncio.run(serve_grpc(args.port))
+        asyncio.run(serve_grpc(args.port, args.store))
 
 
 if __name__ == "__main__":

@@ -153,10 +153,15 @@ def start_rest_baseline(stack: contextlib.ExitStack, workdir: Path) -> tuple[Pro
     return process, f"http://127.0.0.1:{port}"
 
 
-def start_grpc_baseline(stack: contextlib.ExitStack, workdir: Path) -> tuple[Process, str]:
+def start_grpc_baseline(
+    stack: contextlib.ExitStack, workdir: Path, name: str = "grpc-baseline", *, storing: bool = False
+) -> tuple[Process, str]:
+    """The bare grpc.aio handler; `storing`: it also writes each job with asyncgate's SQLite store."""
     port = free_port()
-    process = start(stack, "grpc-baseline", ["-m", "bench.baselines", "grpc", "--port", str(port)], workdir)
-    return process, f"127.0.0.1:{port}"
+    args = ["-m", "bench.baselines", "grpc", "--port", str(port)]
+    if storing:
+        args += ["--store", str(workdir / f"{name}-data")]
+    return start(stack, name, args, workdir), f"127.0.0.1:{port}"
 
 
 def start_fake_provider(stack: contextlib.ExitStack, workdir: Path) -> tuple[Process, str]:

@@ -57,6 +57,30 @@ def _memory_lines(memory: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _ceiling_lines(ceilings: dict[str, Any]) -> list[str]:
+    return [
+        "Ceilings: the most each submit ratio above can be, whatever asyncgate's own code does",
+        *comparison_lines(
+            "gRPC: the bare handler that also writes each job and its image with asyncgate's SQLite store",
+            ceilings["grpc_storing"],
+            "bare grpc.aio",
+            "storing handler",
+        ),
+        *comparison_lines(
+            "REST: asyncgate's bridge in front of that storing handler",
+            ceilings["rest_bridge_storing"],
+            "bare aiohttp",
+            "bridge + storing",
+        ),
+        *comparison_lines(
+            "REST: asyncgate's bridge in front of the bare grpc.aio handler (no server work at all)",
+            ceilings["rest_bridge_bare"],
+            "bare aiohttp",
+            "bridge + bare gRPC",
+        ),
+    ]
+
+
 def format_report(report: dict[str, Any]) -> str:
     meta = report["meta"]
     settings = meta["settings"]
@@ -78,6 +102,8 @@ def format_report(report: dict[str, Any]) -> str:
         grpc = report["grpc"]
         title = f"gRPC submit: CreateImageEditJob, {grpc['message_bytes']:,} B message (256x256 PNG)"
         lines += comparison_lines(title, grpc, "bare grpc.aio")
+    if "ceilings" in report:
+        lines += _ceiling_lines(report["ceilings"])
     if "memory" in report:
         lines += _memory_lines(report["memory"])
     if "embeddings" in report:

@@ -34,13 +34,15 @@ def by_round_line(part: dict[str, Any]) -> str:
     return f"  {'':<24}throughput ratio by round: {' '.join(f(r) for r in part['throughput_ratio_by_round'])}"
 
 
-def comparison_lines(title: str, part: dict[str, Any], baseline_name: str) -> list[str]:
+def comparison_lines(
+    title: str, part: dict[str, Any], baseline_name: str, subject_name: str = "asyncgate"
+) -> list[str]:
     return [
         title,
         header(),
         *side_lines(baseline_name, part["baseline"]),
-        *side_lines("asyncgate", part["subject"]),
-        ratio_line("asyncgate / baseline", part["ratio"]),
+        *side_lines(subject_name, part["subject"]),
+        ratio_line(f"{subject_name} / baseline"[:24], part["ratio"]),
         by_round_line(part),
         "",
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from bench.pg import BACKENDS
 from bench.postgres import postgres_measurement
 from bench.report import format_report
 from bench.report_jobs import embeddings_lines, generations_lines, postgres_lines
-from bench.runner import PARTS, Settings, grpc_comparison, rest_comparison, run_all
+from bench.runner import PARTS, Settings, ceilings_measurement, grpc_comparison, rest_comparison, run_all
 
 pytestmark = pytest.mark.slow
 
@@ -77,6 +78,27 @@ async def test_grpc_submit_load_is_accepted(tmp_path: Path) -> None:
     check_side(grpc["subject"], "OK", {"grpc-server"})
     assert grpc["subject"]["sample_answer"]["status"] == "JOB_STATUS_PENDING"
     check_comparison(grpc)
+
+
+async def test_ceilings_store_every_job_and_bridge_to_the_bare_handlers(tmp_path: Path) -> None:
+    ceilings = await ceilings_measurement(tmp_path, BRIEF)
+    storing = ceilings["grpc_storing"]
+    check_side(storing["baseline"], "OK", {"grpc-baseline"})
+    check_side(storing["subject"], "OK", {"grpc-storing"})
+    check_comparison(storing)
+    check_side(ceilings["rest_bridge_storing"]["subject"], "202", {"rest-bridge", "grpc-storing"})
+    check_side(ceilings["rest_bridge_bare"]["subject"], "202", {"rest-bridge", "grpc-baseline"})
+    for part in ("rest_bridge_storing", "rest_bridge_bare"):
+        check_side(ceilings[part]["baseline"], "202", {"rest-baseline"})
+        check_comparison(ceilings[part])
+    # The storing handler really stored: every job it answered, and its image, is in its database.
+    database = tmp_path / "grpc-storing-data" / "baseline.sqlite3"
+    with sqlite3.connect(database) as conn:
+        jobs, images = conn.execute(
+            "SELECT (SELECT COUNT(*) FROM jobs), (SELECT COUNT(DISTINCT job_id) FROM blob_chunks)"
+        ).fetchone()
+    answered = storing["subject"]["requests_ok"] + ceilings["rest_bridge_storing"]["subject"]["requests_ok"]
+    assert jobs == images >= answered  # warm-up requests are stored too, not counted
 
 
 async def test_memory_of_an_upload_is_reported(tmp_path: Path) -> None:
