@@ -34,7 +34,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from asyncgate.v1 import job_pb2, job_service_pb2
 from grpc_server.allocator import keep_freed_memory
-from grpc_server.domain.jobs import ImageEditParams, InputFile, Job, JobStatus, RequestType
+from grpc_server.domain.jobs import ImageEditParams, InputFile, Job, JobStatus, RequestType, new_job_id
 from grpc_server.store.base import StagedFile
 from grpc_server.store.sqlite import SQLiteStore
 
@@ -42,6 +42,7 @@ EDITS_PATH = "/v1/async/images/edits"
 JOB_SERVICE = "asyncgate.v1.JobService"
 CHUNK_BYTES = 256 * 1024  # the bridge's upload_chunk_bytes
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # the server's max_message_bytes
+STORED_TTL_SECONDS = 3600  # what the storing handler's jobs carry; nothing expires them during a run
 
 
 async def submit(request: web.Request) -> web.StreamResponse:
@@ -65,12 +66,16 @@ def rest_app() -> web.Application:
     return app
 
 
+def _pending_job(job_id: str, model: str) -> job_service_pb2.CreateImageEditJobResponse:
+    job = job_pb2.Job(id=job_id, status=job_pb2.JOB_STATUS_PENDING, model=model)
+    job.create_time.GetCurrentTime()
+    return job_service_pb2.CreateImageEditJobResponse(job=job)
+
+
 async def create_job(
     request: job_service_pb2.CreateImageEditJobRequest, context: grpc.aio.ServicerContext[Any, Any]
 ) -> job_service_pb2.CreateImageEditJobResponse:
-    job = job_pb2.Job(id=str(uuid.uuid4()), status=job_pb2.JOB_STATUS_PENDING, model=request.request.model)
-    job.create_time.GetCurrentTime()
-    return job_service_pb2.CreateImageEditJobResponse(job=job)
+    return _pending_job(str(uuid.uuid4()), request.request.model)
 
 
 def storing_create_job(
@@ -90,7 +95,7 @@ def storing_create_job(
             for i, image in enumerate(edit.images)
         ]
         job = Job(
-            id=str(uuid.uuid4()),
+            id=new_job_id(),
             request_type=RequestType.IMAGE_EDIT,
             status=JobStatus.PENDING,
             params=ImageEditParams(model=edit.model, prompt=edit.prompt),
@@ -99,12 +104,9 @@ def storing_create_job(
             inputs=tuple(f.info for f in files),
         )
         await store.create_job(job, files)
-        return await create_job(request, context)
+        return _pending_job(job.id, edit.model)
 
     return handler
-
-
-STORED_TTL_SECONDS = 3600
 
 
 async def serve_grpc(port: int, store_dir: Path | None = None) -> None:

@@ -42,7 +42,7 @@ def comparison_lines(
         header(),
         *side_lines(baseline_name, part["baseline"]),
         *side_lines(subject_name, part["subject"]),
-        ratio_line(f"{subject_name} / baseline"[:24], part["ratio"]),
+        ratio_line("ratio to baseline", part["ratio"]),
         by_round_line(part),
         "",
     ]
