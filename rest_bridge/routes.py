@@ -95,8 +95,10 @@ async def submit_image_edit(request: web.Request) -> web.StreamResponse:
         try:
             await call.write(message)
         except (asyncio.InvalidStateError, grpc.aio.AioRpcError):
-            # The server ended the call early (a refusal mid-upload); the failed write
-            # only says "Internal error from Core": the call itself has the real status.
+            # The server ended the call while we still wrote: a refusal mid-upload that it
+            # stopped reading (past grpc_server.service.REFUSED_UPLOAD_DRAIN_BYTES). The failed
+            # write only says "Internal error from Core"; the call has the real status, unless
+            # grpc.aio overwrote it with that (grpc/grpc#36066).
             await call
             raise
 

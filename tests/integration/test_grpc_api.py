@@ -19,9 +19,10 @@ from asyncgate.v1 import image_edit_pb2 as edit_pb
 from asyncgate.v1 import job_pb2 as job_pb
 from asyncgate.v1 import job_service_pb2 as pb
 from asyncgate.v1 import job_service_pb2_grpc as pb_grpc
-from tests.conftest import KEY_A, KEY_B, Stack
+from tests.conftest import KEY_A, KEY_B, Stack, StackFactory
 from tests.images import mask_bytes, png_bytes, subject_on_background
 
+MB = 1024 * 1024
 TERMINAL = (job_pb.JOB_STATUS_COMPLETED, job_pb.JOB_STATUS_FAILED)
 
 
@@ -208,6 +209,29 @@ async def test_upload_without_header_and_chunk_before_file(stack: Stack) -> None
             await stack.stub.UploadImageEditJob(parts())  # type: ignore[arg-type]
         assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert _details(raised.value)[1] == field
+    assert stack.stored_jobs() == 0
+
+
+async def test_a_file_over_the_limit_is_refused_after_the_clients_last_write(
+    make_stack: StackFactory,
+) -> None:
+    """The server reads the rest of a refused upload before it ends the call, so every write the
+    client makes succeeds and the call ends with the refusal (see service._discard_rest): not with
+    the INTERNAL that grpc.aio reports when a write meets a call already ended."""
+    stack = await make_stack(max_image_bytes=MB)
+    chunk = os.urandom(64 * 1024)
+    for _ in range(10):  # the race this guards against was seen in about one call in several
+        call = stack.stub.UploadImageEditJob()
+        await call.write(pb.UploadImageEditJobRequest(file=pb.UploadFile(role=pb.UPLOAD_FILE_ROLE_IMAGE)))
+        for _ in range(2 * MB // len(chunk)):
+            await call.write(pb.UploadImageEditJobRequest(chunk=chunk))
+        request = edit_pb.ImageEditRequest(model="local/pillow", type=edit_pb.EDIT_TYPE_BACKGROUND_REMOVAL)
+        await call.write(pb.UploadImageEditJobRequest(header=pb.UploadHeader(request=request)))
+        await call.done_writing()
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await call
+        assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, raised.value.details()
+        assert _details(raised.value) == ("PAYLOAD_TOO_LARGE", "image")
     assert stack.stored_jobs() == 0
 
 
