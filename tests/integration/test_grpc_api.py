@@ -221,7 +221,7 @@ async def test_a_file_over_the_limit_is_refused_after_the_clients_last_write(
     stack = await make_stack(max_image_bytes=MB)
     chunk = os.urandom(64 * 1024)
     for _ in range(10):  # the race this guards against was seen in about one call in several
-        call = stack.stub.UploadImageEditJob()
+        call = stack.stub.UploadImageEditJob(None)  # None: the caller writes the messages
         await call.write(pb.UploadImageEditJobRequest(file=pb.UploadFile(role=pb.UPLOAD_FILE_ROLE_IMAGE)))
         for _ in range(2 * MB // len(chunk)):
             await call.write(pb.UploadImageEditJobRequest(chunk=chunk))
