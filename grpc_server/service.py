@@ -155,6 +155,12 @@ class JobServicer(pb_grpc.JobServiceServicer):
         )
         return pb.CreateImageGenerationJobResponse(job=convert.job_to_proto(job, self._api.capabilities))
 
+    async def CreateImageVariationJob(
+        self, request: pb.CreateImageVariationJobRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.CreateImageVariationJobResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "image variations are being wired in")
+        raise AssertionError("unreachable: abort raises")
+
     @_aborts_on_errors
     async def CreateEmbeddingJob(
         self, request: pb.CreateEmbeddingJobRequest, context: grpc.aio.ServicerContext[Any, Any]

@@ -26,6 +26,7 @@ class RequestType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REQUEST_TYPE_IMAGE_EDIT: _ClassVar[RequestType]
     REQUEST_TYPE_IMAGE_GENERATION: _ClassVar[RequestType]
     REQUEST_TYPE_EMBEDDING: _ClassVar[RequestType]
+    REQUEST_TYPE_IMAGE_VARIATION: _ClassVar[RequestType]
 JOB_STATUS_UNSPECIFIED: JobStatus
 JOB_STATUS_PENDING: JobStatus
 JOB_STATUS_PROCESSING: JobStatus
@@ -35,6 +36,7 @@ REQUEST_TYPE_UNSPECIFIED: RequestType
 REQUEST_TYPE_IMAGE_EDIT: RequestType
 REQUEST_TYPE_IMAGE_GENERATION: RequestType
 REQUEST_TYPE_EMBEDDING: RequestType
+REQUEST_TYPE_IMAGE_VARIATION: RequestType
 
 class Job(_message.Message):
     __slots__ = ("id", "status", "request_type", "model", "create_time", "complete_time", "expire_time", "status_code", "image_result", "embedding_result", "error")

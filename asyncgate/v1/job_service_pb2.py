@@ -25,12 +25,13 @@ _sym_db = _symbol_database.Default()
 from asyncgate.v1 import embedding_pb2 as asyncgate_dot_v1_dot_embedding__pb2
 from asyncgate.v1 import image_edit_pb2 as asyncgate_dot_v1_dot_image__edit__pb2
 from asyncgate.v1 import image_generation_pb2 as asyncgate_dot_v1_dot_image__generation__pb2
+from asyncgate.v1 import image_variation_pb2 as asyncgate_dot_v1_dot_image__variation__pb2
 from asyncgate.v1 import job_pb2 as asyncgate_dot_v1_dot_job__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x61syncgate/v1/job_service.proto\x12\x0c\x61syncgate.v1\x1a\x1c\x61syncgate/v1/embedding.proto\x1a\x1d\x61syncgate/v1/image_edit.proto\x1a#asyncgate/v1/image_generation.proto\x1a\x16\x61syncgate/v1/job.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\"D\n\nJobOptions\x12\x1f\n\x12result_ttl_seconds\x18\x01 \x01(\x03H\x00\x88\x01\x01\x42\x15\n\x13_result_ttl_seconds\"}\n\x19\x43reateImageEditJobRequest\x12\x35\n\x07request\x18\x01 \x01(\x0b\x32\x1e.asyncgate.v1.ImageEditRequestB\x04\xe2\x41\x01\x02\x12)\n\x07options\x18\x02 \x01(\x0b\x32\x18.asyncgate.v1.JobOptions\"<\n\x1a\x43reateImageEditJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.asyncgate.v1.Job\"\x89\x01\n\x1f\x43reateImageGenerationJobRequest\x12;\n\x07request\x18\x01 \x01(\x0b\x32$.asyncgate.v1.ImageGenerationRequestB\x04\xe2\x41\x01\x02\x12)\n\x07options\x18\x02 \x01(\x0b\x32\x18.asyncgate.v1.JobOptions\"B\n CreateImageGenerationJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.asyncgate.v1.Job\"}\n\x19\x43reateEmbeddingJobRequest\x12\x35\n\x07request\x18\x01 \x01(\x0b\x32\x1e.asyncgate.v1.EmbeddingRequestB\x04\xe2\x41\x01\x02\x12)\n\x07options\x18\x02 \x01(\x0b\x32\x18.asyncgate.v1.JobOptions\"<\n\x1a\x43reateEmbeddingJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.asyncgate.v1.Job\"\x8c\x01\n\x19UploadImageEditJobRequest\x12,\n\x06header\x18\x01 \x01(\x0b\x32\x1a.asyncgate.v1.UploadHeaderH\x00\x12(\n\x04\x66ile\x18\x02 \x01(\x0b\x32\x18.asyncgate.v1.UploadFileH\x00\x12\x0f\n\x05\x63hunk\x18\x03 \x01(\x0cH\x00\x42\x06\n\x04part\"j\n\x0cUploadHeader\x12/\n\x07request\x18\x01 \x01(\x0b\x32\x1e.asyncgate.v1.ImageEditRequest\x12)\n\x07options\x18\x02 \x01(\x0b\x32\x18.asyncgate.v1.JobOptions\"`\n\nUploadFile\x12*\n\x04role\x18\x01 \x01(\x0e\x32\x1c.asyncgate.v1.UploadFileRole\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\"<\n\x1aUploadImageEditJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.asyncgate.v1.Job\"R\n\rGetJobRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12/\n\x0crequest_type\x18\x02 \x01(\x0e\x32\x19.asyncgate.v1.RequestType\"0\n\x0eGetJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.asyncgate.v1.Job\"Q\n\x14ReadJobOutputRequest\x12\x14\n\x06job_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\r\n\x05index\x18\x02 \x01(\x05\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x03 \x01(\t\"P\n\x15ReadJobOutputResponse\x12\x14\n\x0c\x63ontent_type\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x03\x12\r\n\x05\x63hunk\x18\x03 \x01(\x0c*i\n\x0eUploadFileRole\x12 \n\x1cUPLOAD_FILE_ROLE_UNSPECIFIED\x10\x00\x12\x1a\n\x16UPLOAD_FILE_ROLE_IMAGE\x10\x01\x12\x19\n\x15UPLOAD_FILE_ROLE_MASK\x10\x02\x32\xe8\x06\n\nJobService\x12\x8a\x01\n\x12\x43reateImageEditJob\x12\'.asyncgate.v1.CreateImageEditJobRequest\x1a(.asyncgate.v1.CreateImageEditJobResponse\"!\x82\xd3\xe4\x93\x02\x1b\"\x16/v1/async/images/edits:\x01*\x12i\n\x12UploadImageEditJob\x12\'.asyncgate.v1.UploadImageEditJobRequest\x1a(.asyncgate.v1.UploadImageEditJobResponse(\x01\x12\xa2\x01\n\x18\x43reateImageGenerationJob\x12-.asyncgate.v1.CreateImageGenerationJobRequest\x1a..asyncgate.v1.CreateImageGenerationJobResponse\"\'\x82\xd3\xe4\x93\x02!\"\x1c/v1/async/images/generations:\x01*\x12\x88\x01\n\x12\x43reateEmbeddingJob\x12\'.asyncgate.v1.CreateEmbeddingJobRequest\x1a(.asyncgate.v1.CreateEmbeddingJobResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\"\x14/v1/async/embeddings:\x01*\x12\xaa\x01\n\x06GetJob\x12\x1b.asyncgate.v1.GetJobRequest\x1a\x1c.asyncgate.v1.GetJobResponse\"e\x82\xd3\xe4\x93\x02_\x12\x1b/v1/async/images/edits/{id}Z#\x12!/v1/async/images/generations/{id}Z\x1b\x12\x19/v1/async/embeddings/{id}\x12\x84\x01\n\rReadJobOutput\x12\".asyncgate.v1.ReadJobOutputRequest\x1a#.asyncgate.v1.ReadJobOutputResponse\"(\x82\xd3\xe4\x93\x02\"\x12 /v1/async/files/{job_id}/{index}0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x61syncgate/v1/job_service.proto\x12\x0c\x61syncgate.v1\x1a\x1c\x61syncgate/v1/embedding.proto\x1a\x1d\x61syncgate/v1/image_edit.proto\x1a#asyncgate/v1/image_generation.proto\x1a\"asyncgate/v1/image_variation.proto\x1a\x16\x61syncgate/v1/job.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\"D\n\nJobOptions\x12\x1f\n\x12result_ttl_seconds\x18\x01 \x01(\x03H\x00\x88\x01\x01\x42\x15\n\x13_result_ttl_seconds\"}\n\x19\x43reateImageEditJobRequest\x12\x35\n\x07request\x18\x01 \x01(\x0b\x32\x1e.asyncgate.v1.ImageEditRequestB\x04\xe2\x41\x01\x02\x12)\n\x07options\x18\x02 \x01(\x0b\x32\x18.asyncgate.v1.JobOptions\"<\n\x1a\x43reateImageEditJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.asyncgate.v1.Job\"\x89\x01\n\x1f\x43reateImageGenerationJobRequest\x12;\n\x07request\x18\x01 \x01(\x0b\x32$.asyncgate.v1.ImageGenerationRequestB\x04\xe2\x41\x01\x02\x12)\n\x07options\x18\x02 \x01(\x0b\x32\x18.asyncgate.v1.JobOptions\"B\n CreateImageGenerationJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.asyncgate.v1.Job\"\x87\x01\n\x1e\x43reateImageVariationJobRequest\x12:\n\x07request\x18\x01 \x01(\x0b\x32#.asyncgate.v1.ImageVariationRequestB\x04\xe2\x41\x01\x02\x12)\n\x07options\x18\x02 \x01(\x0b\x32\x18.asyncgate.v1.JobOptions\"A\n\x1f\x43reateImageVariationJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.asyncgate.v1.Job\"}\n\x19\x43reateEmbeddingJobRequest\x12\x35\n\x07request\x18\x01 \x01(\x0b\x32\x1e.asyncgate.v1.EmbeddingRequestB\x04\xe2\x41\x01\x02\x12)\n\x07options\x18\x02 \x01(\x0b\x32\x18.asyncgate.v1.JobOptions\"<\n\x1a\x43reateEmbeddingJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.asyncgate.v1.Job\"\x8c\x01\n\x19UploadImageEditJobRequest\x12,\n\x06header\x18\x01 \x01(\x0b\x32\x1a.asyncgate.v1.UploadHeaderH\x00\x12(\n\x04\x66ile\x18\x02 \x01(\x0b\x32\x18.asyncgate.v1.UploadFileH\x00\x12\x0f\n\x05\x63hunk\x18\x03 \x01(\x0cH\x00\x42\x06\n\x04part\"j\n\x0cUploadHeader\x12/\n\x07request\x18\x01 \x01(\x0b\x32\x1e.asyncgate.v1.ImageEditRequest\x12)\n\x07options\x18\x02 \x01(\x0b\x32\x18.asyncgate.v1.JobOptions\"`\n\nUploadFile\x12*\n\x04role\x18\x01 \x01(\x0e\x32\x1c.asyncgate.v1.UploadFileRole\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\"<\n\x1aUploadImageEditJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.asyncgate.v1.Job\"R\n\rGetJobRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12/\n\x0crequest_type\x18\x02 \x01(\x0e\x32\x19.asyncgate.v1.RequestType\"0\n\x0eGetJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.asyncgate.v1.Job\"Q\n\x14ReadJobOutputRequest\x12\x14\n\x06job_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\r\n\x05index\x18\x02 \x01(\x05\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x03 \x01(\t\"P\n\x15ReadJobOutputResponse\x12\x14\n\x0c\x63ontent_type\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x03\x12\r\n\x05\x63hunk\x18\x03 \x01(\x0c*i\n\x0eUploadFileRole\x12 \n\x1cUPLOAD_FILE_ROLE_UNSPECIFIED\x10\x00\x12\x1a\n\x16UPLOAD_FILE_ROLE_IMAGE\x10\x01\x12\x19\n\x15UPLOAD_FILE_ROLE_MASK\x10\x02\x32\xe0\x07\n\nJobService\x12\x8a\x01\n\x12\x43reateImageEditJob\x12\'.asyncgate.v1.CreateImageEditJobRequest\x1a(.asyncgate.v1.CreateImageEditJobResponse\"!\x82\xd3\xe4\x93\x02\x1b\"\x16/v1/async/images/edits:\x01*\x12i\n\x12UploadImageEditJob\x12\'.asyncgate.v1.UploadImageEditJobRequest\x1a(.asyncgate.v1.UploadImageEditJobResponse(\x01\x12\xa2\x01\n\x18\x43reateImageGenerationJob\x12-.asyncgate.v1.CreateImageGenerationJobRequest\x1a..asyncgate.v1.CreateImageGenerationJobResponse\"\'\x82\xd3\xe4\x93\x02!\"\x1c/v1/async/images/generations:\x01*\x12v\n\x17\x43reateImageVariationJob\x12,.asyncgate.v1.CreateImageVariationJobRequest\x1a-.asyncgate.v1.CreateImageVariationJobResponse\x12\x88\x01\n\x12\x43reateEmbeddingJob\x12\'.asyncgate.v1.CreateEmbeddingJobRequest\x1a(.asyncgate.v1.CreateEmbeddingJobResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\"\x14/v1/async/embeddings:\x01*\x12\xaa\x01\n\x06GetJob\x12\x1b.asyncgate.v1.GetJobRequest\x1a\x1c.asyncgate.v1.GetJobResponse\"e\x82\xd3\xe4\x93\x02_\x12\x1b/v1/async/images/edits/{id}Z#\x12!/v1/async/images/generations/{id}Z\x1b\x12\x19/v1/async/embeddings/{id}\x12\x84\x01\n\rReadJobOutput\x12\".asyncgate.v1.ReadJobOutputRequest\x1a#.asyncgate.v1.ReadJobOutputResponse\"(\x82\xd3\xe4\x93\x02\"\x12 /v1/async/files/{job_id}/{index}0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,6 +42,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATEIMAGEEDITJOBREQUEST'].fields_by_name['request']._serialized_options = b'\342A\001\002'
   _globals['_CREATEIMAGEGENERATIONJOBREQUEST'].fields_by_name['request']._loaded_options = None
   _globals['_CREATEIMAGEGENERATIONJOBREQUEST'].fields_by_name['request']._serialized_options = b'\342A\001\002'
+  _globals['_CREATEIMAGEVARIATIONJOBREQUEST'].fields_by_name['request']._loaded_options = None
+  _globals['_CREATEIMAGEVARIATIONJOBREQUEST'].fields_by_name['request']._serialized_options = b'\342A\001\002'
   _globals['_CREATEEMBEDDINGJOBREQUEST'].fields_by_name['request']._loaded_options = None
   _globals['_CREATEEMBEDDINGJOBREQUEST'].fields_by_name['request']._serialized_options = b'\342A\001\002'
   _globals['_GETJOBREQUEST'].fields_by_name['id']._loaded_options = None
@@ -57,38 +60,42 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_JOBSERVICE'].methods_by_name['GetJob']._serialized_options = b'\202\323\344\223\002_\022\033/v1/async/images/edits/{id}Z#\022!/v1/async/images/generations/{id}Z\033\022\031/v1/async/embeddings/{id}'
   _globals['_JOBSERVICE'].methods_by_name['ReadJobOutput']._loaded_options = None
   _globals['_JOBSERVICE'].methods_by_name['ReadJobOutput']._serialized_options = b'\202\323\344\223\002\"\022 /v1/async/files/{job_id}/{index}'
-  _globals['_UPLOADFILEROLE']._serialized_start=1599
-  _globals['_UPLOADFILEROLE']._serialized_end=1704
-  _globals['_JOBOPTIONS']._serialized_start=233
-  _globals['_JOBOPTIONS']._serialized_end=301
-  _globals['_CREATEIMAGEEDITJOBREQUEST']._serialized_start=303
-  _globals['_CREATEIMAGEEDITJOBREQUEST']._serialized_end=428
-  _globals['_CREATEIMAGEEDITJOBRESPONSE']._serialized_start=430
-  _globals['_CREATEIMAGEEDITJOBRESPONSE']._serialized_end=490
-  _globals['_CREATEIMAGEGENERATIONJOBREQUEST']._serialized_start=493
-  _globals['_CREATEIMAGEGENERATIONJOBREQUEST']._serialized_end=630
-  _globals['_CREATEIMAGEGENERATIONJOBRESPONSE']._serialized_start=632
-  _globals['_CREATEIMAGEGENERATIONJOBRESPONSE']._serialized_end=698
-  _globals['_CREATEEMBEDDINGJOBREQUEST']._serialized_start=700
-  _globals['_CREATEEMBEDDINGJOBREQUEST']._serialized_end=825
-  _globals['_CREATEEMBEDDINGJOBRESPONSE']._serialized_start=827
-  _globals['_CREATEEMBEDDINGJOBRESPONSE']._serialized_end=887
-  _globals['_UPLOADIMAGEEDITJOBREQUEST']._serialized_start=890
-  _globals['_UPLOADIMAGEEDITJOBREQUEST']._serialized_end=1030
-  _globals['_UPLOADHEADER']._serialized_start=1032
-  _globals['_UPLOADHEADER']._serialized_end=1138
-  _globals['_UPLOADFILE']._serialized_start=1140
-  _globals['_UPLOADFILE']._serialized_end=1236
-  _globals['_UPLOADIMAGEEDITJOBRESPONSE']._serialized_start=1238
-  _globals['_UPLOADIMAGEEDITJOBRESPONSE']._serialized_end=1298
-  _globals['_GETJOBREQUEST']._serialized_start=1300
-  _globals['_GETJOBREQUEST']._serialized_end=1382
-  _globals['_GETJOBRESPONSE']._serialized_start=1384
-  _globals['_GETJOBRESPONSE']._serialized_end=1432
-  _globals['_READJOBOUTPUTREQUEST']._serialized_start=1434
-  _globals['_READJOBOUTPUTREQUEST']._serialized_end=1515
-  _globals['_READJOBOUTPUTRESPONSE']._serialized_start=1517
-  _globals['_READJOBOUTPUTRESPONSE']._serialized_end=1597
-  _globals['_JOBSERVICE']._serialized_start=1707
-  _globals['_JOBSERVICE']._serialized_end=2579
+  _globals['_UPLOADFILEROLE']._serialized_start=1840
+  _globals['_UPLOADFILEROLE']._serialized_end=1945
+  _globals['_JOBOPTIONS']._serialized_start=269
+  _globals['_JOBOPTIONS']._serialized_end=337
+  _globals['_CREATEIMAGEEDITJOBREQUEST']._serialized_start=339
+  _globals['_CREATEIMAGEEDITJOBREQUEST']._serialized_end=464
+  _globals['_CREATEIMAGEEDITJOBRESPONSE']._serialized_start=466
+  _globals['_CREATEIMAGEEDITJOBRESPONSE']._serialized_end=526
+  _globals['_CREATEIMAGEGENERATIONJOBREQUEST']._serialized_start=529
+  _globals['_CREATEIMAGEGENERATIONJOBREQUEST']._serialized_end=666
+  _globals['_CREATEIMAGEGENERATIONJOBRESPONSE']._serialized_start=668
+  _globals['_CREATEIMAGEGENERATIONJOBRESPONSE']._serialized_end=734
+  _globals['_CREATEIMAGEVARIATIONJOBREQUEST']._serialized_start=737
+  _globals['_CREATEIMAGEVARIATIONJOBREQUEST']._serialized_end=872
+  _globals['_CREATEIMAGEVARIATIONJOBRESPONSE']._serialized_start=874
+  _globals['_CREATEIMAGEVARIATIONJOBRESPONSE']._serialized_end=939
+  _globals['_CREATEEMBEDDINGJOBREQUEST']._serialized_start=941
+  _globals['_CREATEEMBEDDINGJOBREQUEST']._serialized_end=1066
+  _globals['_CREATEEMBEDDINGJOBRESPONSE']._serialized_start=1068
+  _globals['_CREATEEMBEDDINGJOBRESPONSE']._serialized_end=1128
+  _globals['_UPLOADIMAGEEDITJOBREQUEST']._serialized_start=1131
+  _globals['_UPLOADIMAGEEDITJOBREQUEST']._serialized_end=1271
+  _globals['_UPLOADHEADER']._serialized_start=1273
+  _globals['_UPLOADHEADER']._serialized_end=1379
+  _globals['_UPLOADFILE']._serialized_start=1381
+  _globals['_UPLOADFILE']._serialized_end=1477
+  _globals['_UPLOADIMAGEEDITJOBRESPONSE']._serialized_start=1479
+  _globals['_UPLOADIMAGEEDITJOBRESPONSE']._serialized_end=1539
+  _globals['_GETJOBREQUEST']._serialized_start=1541
+  _globals['_GETJOBREQUEST']._serialized_end=1623
+  _globals['_GETJOBRESPONSE']._serialized_start=1625
+  _globals['_GETJOBRESPONSE']._serialized_end=1673
+  _globals['_READJOBOUTPUTREQUEST']._serialized_start=1675
+  _globals['_READJOBOUTPUTREQUEST']._serialized_end=1756
+  _globals['_READJOBOUTPUTRESPONSE']._serialized_start=1758
+  _globals['_READJOBOUTPUTRESPONSE']._serialized_end=1838
+  _globals['_JOBSERVICE']._serialized_start=1948
+  _globals['_JOBSERVICE']._serialized_end=2940
 # @@protoc_insertion_point(module_scope)

@@ -1,6 +1,7 @@
 from asyncgate.v1 import embedding_pb2 as _embedding_pb2
 from asyncgate.v1 import image_edit_pb2 as _image_edit_pb2
 from asyncgate.v1 import image_generation_pb2 as _image_generation_pb2
+from asyncgate.v1 import image_variation_pb2 as _image_variation_pb2
 from asyncgate.v1 import job_pb2 as _job_pb2
 from google.api import annotations_pb2 as _annotations_pb2
 from google.api import field_behavior_pb2 as _field_behavior_pb2
@@ -50,6 +51,20 @@ class CreateImageGenerationJobRequest(_message.Message):
     def __init__(self, request: _Optional[_Union[_image_generation_pb2.ImageGenerationRequest, _Mapping]] = ..., options: _Optional[_Union[JobOptions, _Mapping]] = ...) -> None: ...
 
 class CreateImageGenerationJobResponse(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: _job_pb2.Job
+    def __init__(self, job: _Optional[_Union[_job_pb2.Job, _Mapping]] = ...) -> None: ...
+
+class CreateImageVariationJobRequest(_message.Message):
+    __slots__ = ("request", "options")
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    request: _image_variation_pb2.ImageVariationRequest
+    options: JobOptions
+    def __init__(self, request: _Optional[_Union[_image_variation_pb2.ImageVariationRequest, _Mapping]] = ..., options: _Optional[_Union[JobOptions, _Mapping]] = ...) -> None: ...
+
+class CreateImageVariationJobResponse(_message.Message):
     __slots__ = ("job",)
     JOB_FIELD_NUMBER: _ClassVar[int]
     job: _job_pb2.Job

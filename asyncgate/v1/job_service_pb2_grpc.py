@@ -58,6 +58,11 @@ class JobServiceStub:
                 request_serializer=asyncgate_dot_v1_dot_job__service__pb2.CreateImageGenerationJobRequest.SerializeToString,
                 response_deserializer=asyncgate_dot_v1_dot_job__service__pb2.CreateImageGenerationJobResponse.FromString,
                 _registered_method=True)
+        self.CreateImageVariationJob = channel.unary_unary(
+                '/asyncgate.v1.JobService/CreateImageVariationJob',
+                request_serializer=asyncgate_dot_v1_dot_job__service__pb2.CreateImageVariationJobRequest.SerializeToString,
+                response_deserializer=asyncgate_dot_v1_dot_job__service__pb2.CreateImageVariationJobResponse.FromString,
+                _registered_method=True)
         self.CreateEmbeddingJob = channel.unary_unary(
                 '/asyncgate.v1.JobService/CreateEmbeddingJob',
                 request_serializer=asyncgate_dot_v1_dot_job__service__pb2.CreateEmbeddingJobRequest.SerializeToString,
@@ -112,6 +117,14 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateImageVariationJob(self, request, context):
+        """Creates an image variation job, the image inline (bounded by the server's
+        maximum message size, far above what providers take for a variation).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateEmbeddingJob(self, request, context):
         """Creates an embeddings job.
         """
@@ -152,6 +165,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.CreateImageGenerationJob,
                     request_deserializer=asyncgate_dot_v1_dot_job__service__pb2.CreateImageGenerationJobRequest.FromString,
                     response_serializer=asyncgate_dot_v1_dot_job__service__pb2.CreateImageGenerationJobResponse.SerializeToString,
+            ),
+            'CreateImageVariationJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateImageVariationJob,
+                    request_deserializer=asyncgate_dot_v1_dot_job__service__pb2.CreateImageVariationJobRequest.FromString,
+                    response_serializer=asyncgate_dot_v1_dot_job__service__pb2.CreateImageVariationJobResponse.SerializeToString,
             ),
             'CreateEmbeddingJob': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateEmbeddingJob,
@@ -259,6 +277,33 @@ class JobService:
             '/asyncgate.v1.JobService/CreateImageGenerationJob',
             asyncgate_dot_v1_dot_job__service__pb2.CreateImageGenerationJobRequest.SerializeToString,
             asyncgate_dot_v1_dot_job__service__pb2.CreateImageGenerationJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateImageVariationJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/asyncgate.v1.JobService/CreateImageVariationJob',
+            asyncgate_dot_v1_dot_job__service__pb2.CreateImageVariationJobRequest.SerializeToString,
+            asyncgate_dot_v1_dot_job__service__pb2.CreateImageVariationJobResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -54,6 +54,10 @@ class JobServiceStub:
     """
     CreateImageGenerationJob: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.CreateImageGenerationJobRequest, _job_service_pb2.CreateImageGenerationJobResponse]
     """Creates an image generation job."""
+    CreateImageVariationJob: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.CreateImageVariationJobRequest, _job_service_pb2.CreateImageVariationJobResponse]
+    """Creates an image variation job, the image inline (bounded by the server's
+    maximum message size, far above what providers take for a variation).
+    """
     CreateEmbeddingJob: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.CreateEmbeddingJobRequest, _job_service_pb2.CreateEmbeddingJobResponse]
     """Creates an embeddings job."""
     GetJob: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.GetJobRequest, _job_service_pb2.GetJobResponse]
@@ -91,6 +95,10 @@ class JobServiceAsyncStub(JobServiceStub):
     """
     CreateImageGenerationJob: _aio.UnaryUnaryMultiCallable[_job_service_pb2.CreateImageGenerationJobRequest, _job_service_pb2.CreateImageGenerationJobResponse]  # type: ignore[assignment]
     """Creates an image generation job."""
+    CreateImageVariationJob: _aio.UnaryUnaryMultiCallable[_job_service_pb2.CreateImageVariationJobRequest, _job_service_pb2.CreateImageVariationJobResponse]  # type: ignore[assignment]
+    """Creates an image variation job, the image inline (bounded by the server's
+    maximum message size, far above what providers take for a variation).
+    """
     CreateEmbeddingJob: _aio.UnaryUnaryMultiCallable[_job_service_pb2.CreateEmbeddingJobRequest, _job_service_pb2.CreateEmbeddingJobResponse]  # type: ignore[assignment]
     """Creates an embeddings job."""
     GetJob: _aio.UnaryUnaryMultiCallable[_job_service_pb2.GetJobRequest, _job_service_pb2.GetJobResponse]  # type: ignore[assignment]
@@ -143,6 +151,16 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_job_service_pb2.CreateImageGenerationJobResponse, _abc.Awaitable[_job_service_pb2.CreateImageGenerationJobResponse]]:
         """Creates an image generation job."""
+
+    @_abc_1.abstractmethod
+    def CreateImageVariationJob(
+        self,
+        request: _job_service_pb2.CreateImageVariationJobRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_service_pb2.CreateImageVariationJobResponse, _abc.Awaitable[_job_service_pb2.CreateImageVariationJobResponse]]:
+        """Creates an image variation job, the image inline (bounded by the server's
+        maximum message size, far above what providers take for a variation).
+        """
 
     @_abc_1.abstractmethod
     def CreateEmbeddingJob(

@@ -21,13 +21,21 @@ from typing import TypeVar
 from grpc_server.config import ServerConfig
 from grpc_server.dispatch.chain import ChainFailed, ChainSuccess, run_chain
 from grpc_server.dispatch.outcome import check_vectors, embedding_result, image_result, job_error
-from grpc_server.domain.jobs import ImageEditParams, ImageGenerationParams, Job, JobResult, OutputBlob
+from grpc_server.domain.jobs import (
+    ImageEditParams,
+    ImageGenerationParams,
+    ImageVariationParams,
+    Job,
+    JobResult,
+    OutputBlob,
+)
 from grpc_server.providers.base import (
     EmbeddingCall,
     EmbeddingOutcome,
     ImageEditCall,
     ImageGenerationCall,
     ImageInput,
+    ImageVariationCall,
     Provider,
 )
 from grpc_server.providers.registry import ProviderRegistry
@@ -161,6 +169,13 @@ class Dispatcher:
                     job, lambda p, model: p.edit_image(ImageEditCall(model, params, images, mask))
                 )
             return (*image_result(job, edited.value, edited.model, params.response_format), edited.model)
+        if isinstance(params, ImageVariationParams):
+            with tempfile.TemporaryDirectory(prefix=f"job-{job.id}-", dir=self._staging_root()) as work_dir:
+                images, _ = _inputs(await self._store.export_inputs(job.id, Path(work_dir)))
+                varied = await self._chain(
+                    job, lambda p, model: p.vary_image(ImageVariationCall(model, params, images[0]))
+                )
+            return (*image_result(job, varied.value, varied.model, params.response_format), varied.model)
         if isinstance(params, ImageGenerationParams):
             generated = await self._chain(
                 job, lambda p, model: p.generate_image(ImageGenerationCall(model, params))

@@ -25,6 +25,7 @@ class RequestType(StrEnum):
     IMAGE_EDIT = "image_edit"
     IMAGE_GENERATION = "image_generation"
     EMBEDDING = "embedding"
+    IMAGE_VARIATION = "image_variation"
 
 
 def new_job_id() -> str:
@@ -105,6 +106,19 @@ class ImageGenerationParams(_Params):
     extra_params: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ImageVariationParams(_Params):
+    """Every field of an image variation request except the image bytes."""
+
+    model: str
+    n: int | None = None
+    size: str | None = None
+    response_format: str = "url"
+    user: str | None = None
+    fallbacks: tuple[str, ...] = ()
+    extra_params: dict[str, str] = field(default_factory=dict)
+
+
 EmbeddingInput = str | list[str] | list[int] | list[list[int]]
 
 
@@ -130,13 +144,15 @@ class EmbeddingParams(_Params):
         return cast(list[str] | list[list[int]], value)
 
 
-JobParams = ImageEditParams | ImageGenerationParams | EmbeddingParams
+JobParams = ImageEditParams | ImageGenerationParams | EmbeddingParams | ImageVariationParams
 PARAMS_BY_TYPE: dict[
-    RequestType, type[ImageEditParams] | type[ImageGenerationParams] | type[EmbeddingParams]
+    RequestType,
+    type[ImageEditParams] | type[ImageGenerationParams] | type[EmbeddingParams] | type[ImageVariationParams],
 ] = {
     RequestType.IMAGE_EDIT: ImageEditParams,
     RequestType.IMAGE_GENERATION: ImageGenerationParams,
     RequestType.EMBEDDING: EmbeddingParams,
+    RequestType.IMAGE_VARIATION: ImageVariationParams,
 }
 
 

@@ -50,7 +50,9 @@ from grpc_server.providers.base import (
     ImageEditCall,
     ImageGenerationCall,
     ImageOutcome,
+    ImageVariationCall,
     ProviderError,
+    unsupported,
 )
 from grpc_server.providers.http_errors import Malformed, Redactor, invalid_response, json_object, missing_key
 from grpc_server.providers.keys import KeyPool
@@ -99,6 +101,9 @@ class AzureOpenAIProvider:
         with ExitStack() as files:
             form = openai_wire.edit_form(call, files, send_model=False)
             return await self._post(call.model, EDITS, openai_wire.image_outcome, form=form)
+
+    async def vary_image(self, call: ImageVariationCall) -> ImageOutcome:
+        raise unsupported(self.name, RequestType.IMAGE_VARIATION)
 
     async def embed(self, call: EmbeddingCall) -> EmbeddingOutcome:
         body = openai_wire.embedding_body(call, send_model=False)

@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from grpc_server.domain.jobs import EmbeddingParams, ImageEditParams, ImageGenerationParams, RequestType
+from grpc_server.domain.jobs import (
+    EmbeddingParams,
+    ImageEditParams,
+    ImageGenerationParams,
+    ImageVariationParams,
+    RequestType,
+)
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 
@@ -47,6 +53,16 @@ class ImageGenerationCall:
     model: str
     """The bare model name, without the `provider/` prefix."""
     params: ImageGenerationParams
+
+
+@dataclass(frozen=True)
+class ImageVariationCall:
+    """One image variation as a provider receives it."""
+
+    model: str
+    """The bare model name, without the `provider/` prefix."""
+    params: ImageVariationParams
+    image: ImageInput
 
 
 @dataclass(frozen=True)
@@ -144,6 +160,8 @@ class Provider(Protocol):
     async def generate_image(self, call: ImageGenerationCall) -> ImageOutcome: ...
 
     async def embed(self, call: EmbeddingCall) -> EmbeddingOutcome: ...
+
+    async def vary_image(self, call: ImageVariationCall) -> ImageOutcome: ...
 
 
 def unsupported(provider: str, request_type: RequestType) -> ProviderError:

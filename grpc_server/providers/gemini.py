@@ -81,10 +81,12 @@ from grpc_server.providers.base import (
     ImageGenerationCall,
     ImageInput,
     ImageOutcome,
+    ImageVariationCall,
     ProducedImage,
     ProviderError,
     parse_retry_after,
     retryable_status,
+    unsupported,
 )
 from grpc_server.providers.fan_out import gather_bounded
 from grpc_server.providers.http_errors import (
@@ -188,6 +190,9 @@ class GeminiProvider:
         # Reading and base64-encoding up to 16 large files would stall the event loop.
         body = await asyncio.to_thread(_edit_body, call)
         return await self._generate_content(resource, body, call.params.n)
+
+    async def vary_image(self, call: ImageVariationCall) -> ImageOutcome:
+        raise unsupported(self.name, RequestType.IMAGE_VARIATION)
 
     async def embed(self, call: EmbeddingCall) -> EmbeddingOutcome:
         resource = self._resource(call.model)

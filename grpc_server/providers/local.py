@@ -38,8 +38,10 @@ from grpc_server.providers.base import (
     ImageGenerationCall,
     ImageInput,
     ImageOutcome,
+    ImageVariationCall,
     ProducedImage,
     ProviderError,
+    unsupported,
 )
 from grpc_server.providers.hashing_embeddings import (
     DEFAULT_DIMENSIONS,
@@ -92,6 +94,9 @@ class LocalProvider:
 
     async def generate_image(self, call: ImageGenerationCall) -> ImageOutcome:
         return await asyncio.to_thread(run_generation, call)
+
+    async def vary_image(self, call: ImageVariationCall) -> ImageOutcome:
+        raise unsupported(self.name, RequestType.IMAGE_VARIATION)
 
     async def embed(self, call: EmbeddingCall) -> EmbeddingOutcome:
         return await asyncio.to_thread(run_embedding, call)

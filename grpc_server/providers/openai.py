@@ -42,6 +42,8 @@ from grpc_server.providers.base import (
     ImageEditCall,
     ImageGenerationCall,
     ImageOutcome,
+    ImageVariationCall,
+    unsupported,
 )
 from grpc_server.providers.http_errors import Malformed, Redactor, invalid_response, json_object, missing_key
 from grpc_server.providers.keys import KeyPool
@@ -82,6 +84,9 @@ class OpenAIProvider:
     async def generate_image(self, call: ImageGenerationCall) -> ImageOutcome:
         body = openai_wire.generation_body(call, self._generation_fields)
         return await self._post("/images/generations", openai_wire.image_outcome, body=body)
+
+    async def vary_image(self, call: ImageVariationCall) -> ImageOutcome:
+        raise unsupported(self.name, RequestType.IMAGE_VARIATION)
 
     async def embed(self, call: EmbeddingCall) -> EmbeddingOutcome:
         expected = len(call.params.inputs())

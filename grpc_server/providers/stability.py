@@ -76,6 +76,7 @@ from grpc_server.providers.base import (
     ImageGenerationCall,
     ImageInput,
     ImageOutcome,
+    ImageVariationCall,
     ProducedImage,
     ProviderError,
     parse_retry_after,
@@ -152,6 +153,9 @@ class StabilityProvider:
 
     def supports(self, request_type: RequestType) -> bool:
         return request_type in (RequestType.IMAGE_GENERATION, RequestType.IMAGE_EDIT)
+
+    async def vary_image(self, call: ImageVariationCall) -> ImageOutcome:
+        raise unsupported(self.name, RequestType.IMAGE_VARIATION)
 
     async def embed(self, call: EmbeddingCall) -> EmbeddingOutcome:
         raise unsupported(self.name, RequestType.EMBEDDING)

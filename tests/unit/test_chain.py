@@ -23,6 +23,7 @@ from grpc_server.providers.base import (
     ImageEditCall,
     ImageGenerationCall,
     ImageOutcome,
+    ImageVariationCall,
     Provider,
     ProviderError,
     unsupported,
@@ -66,6 +67,9 @@ class ScriptedProvider:
 
     async def embed(self, call: EmbeddingCall) -> EmbeddingOutcome:
         raise unsupported(self.name, RequestType.EMBEDDING)
+
+    async def vary_image(self, call: ImageVariationCall) -> ImageOutcome:
+        raise unsupported(self.name, RequestType.IMAGE_VARIATION)
 
 
 class RecordingSleep:
