@@ -48,7 +48,9 @@ class ProviderSettings:
     """Azure OpenAI: model name -> deployment name; a model not listed is its own deployment."""
     operations: tuple[str, ...] = ()
     """openai-compatible: the operations the server offers (image_edit, image_generation,
-    embedding); empty = all three."""
+    embedding, image_variation); empty = all of them."""
+    max_response_bytes: int = 128 * MB
+    """Largest answer read from this provider; a bigger one fails the attempt (never read whole)."""
 
     @property
     def api_key(self) -> str | None:
@@ -93,6 +95,8 @@ class DispatcherSettings:
     """Claims of one job (crashes included) before it fails for good."""
     shutdown_grace_seconds: float = 10.0
     """On SIGTERM, how long running jobs may finish before they are released."""
+    job_deadline_seconds: float = 3600.0
+    """Overall bound on one run of a job: every attempt, wait and fallback together."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,21 @@ class ServerConfig:
     """Width x height above which an image is refused as a decompression bomb."""
     max_message_bytes: int = 64 * MB
     """Largest unary gRPC message; bigger uploads use UploadImageEditJob."""
+    max_fallbacks: int = 4
+    """Most fallback models one request may name."""
+    image_pixel_budget: int = 128 * 1024 * 1024
+    """Decoded pixels being checked or processed at once in this process (every request and
+    local job together); work beyond it waits its turn. At least max_image_pixels."""
+    local_max_pixels: int = 16 * 1024 * 1024
+    """The local provider works on a copy of each input reduced to at most this many pixels."""
+    max_embedding_tokens: int = 300_000
+    """All token ids of one embeddings request together."""
+    max_embedding_chars: int = 2_000_000
+    """All characters of one embeddings request's texts together."""
+    upload_idle_timeout_seconds: float = 30.0
+    """A gRPC upload stream that sends nothing for this long is ended (DEADLINE_EXCEEDED)."""
+    max_staged_upload_bytes: int = 1024 * MB
+    """Bytes held by uploads in progress in this process; a new upload past it is refused."""
     require_virtual_key: bool = False
     """Refuse requests that carry no virtual key."""
     url_signing_secret: str | None = None
@@ -165,6 +184,7 @@ _PROVIDER_SETTINGS = {
     "api_version",
     "deployments",
     "operations",
+    "max_response_bytes",
 }
 
 
@@ -212,6 +232,7 @@ def _providers(table: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Pr
             api_version=entry.get("api_version") or env.get(env_names.get("api_version", "")),
             deployments=dict(entry.get("deployments", {})),
             operations=tuple(entry.get("operations", ())),
+            **({"max_response_bytes": entry["max_response_bytes"]} if "max_response_bytes" in entry else {}),
         )
     return providers
 

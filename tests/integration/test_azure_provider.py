@@ -116,7 +116,11 @@ async def failure(provider: AzureOpenAIProvider, operation: str, tmp_path: Path)
 
 
 def test_supports_all_three_operations(provider: AzureOpenAIProvider) -> None:
-    assert all(provider.supports(t) for t in RequestType)
+    assert all(
+        provider.supports(t)
+        for t in (RequestType.IMAGE_EDIT, RequestType.IMAGE_GENERATION, RequestType.EMBEDDING)
+    )
+    assert not provider.supports(RequestType.IMAGE_VARIATION)
 
 
 @each_operation

@@ -465,7 +465,11 @@ def test_the_default_base_url_is_googles_v1beta(session: aiohttp.ClientSession) 
 
 
 def test_supports_all_three_operations(provider: GeminiProvider) -> None:
-    assert all(provider.supports(t) for t in RequestType)
+    assert all(
+        provider.supports(t)
+        for t in (RequestType.IMAGE_EDIT, RequestType.IMAGE_GENERATION, RequestType.EMBEDDING)
+    )
+    assert not provider.supports(RequestType.IMAGE_VARIATION)
 
 
 async def test_without_an_api_key_nothing_is_sent(session: aiohttp.ClientSession, fake: FakeGemini) -> None:
