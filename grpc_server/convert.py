@@ -1,33 +1,19 @@
-"""Proto <-> domain conversion, in one place. Servicers hold no business logic.
+"""Domain -> proto for what every operation answers: the Job and its result.
 
-Enums map by name: `IMAGE_SIZE_1024X1024` <-> "1024x1024", `EDIT_TYPE_INPAINTING`
-<-> "inpainting"; the `*_UNSPECIFIED` value means "not set".
+Each operation's request conversion (proto -> params) lives in its slice
+(grpc_server.operations.*); results come in two kinds, images and embeddings.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from google.protobuf import json_format, struct_pb2, timestamp_pb2
-from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
+from google.protobuf import struct_pb2, timestamp_pb2
 
-from asyncgate.v1 import embedding_pb2 as emb_pb
-from asyncgate.v1 import image_edit_pb2 as edit_pb
-from asyncgate.v1 import image_generation_pb2 as gen_pb
 from asyncgate.v1 import job_pb2 as job_pb
 from grpc_server.capabilities import Capabilities
-from grpc_server.domain.jobs import (
-    EmbeddingInput,
-    EmbeddingParams,
-    EmbeddingResult,
-    ExtraFields,
-    ImageEditParams,
-    ImageGenerationParams,
-    ImageResult,
-    Job,
-    JobError,
-    RequestType,
-)
+from grpc_server.domain.jobs import EmbeddingResult, ExtraFields, ImageResult, Job, JobError
+from grpc_server.operations.registry import OPERATIONS
 
 _STATUS = {
     "pending": job_pb.JOB_STATUS_PENDING,
@@ -35,98 +21,6 @@ _STATUS = {
     "completed": job_pb.JOB_STATUS_COMPLETED,
     "failed": job_pb.JOB_STATUS_FAILED,
 }
-_REQUEST_TYPE = {
-    RequestType.IMAGE_EDIT: job_pb.REQUEST_TYPE_IMAGE_EDIT,
-    RequestType.IMAGE_GENERATION: job_pb.REQUEST_TYPE_IMAGE_GENERATION,
-    RequestType.EMBEDDING: job_pb.REQUEST_TYPE_EMBEDDING,
-}
-REQUEST_TYPE_FROM_PROTO = {v: k for k, v in _REQUEST_TYPE.items()}
-
-
-def _prefix(enum: EnumTypeWrapper) -> str:
-    return enum.Name(0).removesuffix("UNSPECIFIED")
-
-
-def enum_to_str(enum: EnumTypeWrapper, value: int) -> str | None:
-    """`EDIT_TYPE_INPAINTING` -> "inpainting"; unspecified -> None."""
-    if value == 0:
-        return None
-    return enum.Name(value).removeprefix(_prefix(enum)).lower()
-
-
-def _optional(message: object, field: str) -> int | None:
-    return getattr(message, field) if message.HasField(field) else None  # type: ignore[attr-defined]
-
-
-def image_edit_params(request: edit_pb.ImageEditRequest) -> ImageEditParams:
-    return ImageEditParams(
-        model=request.model.strip(),
-        prompt=request.prompt,
-        type=enum_to_str(edit_pb.EditType, request.type),
-        n=_optional(request, "n"),
-        size=enum_to_str(edit_pb.ImageSize, request.size),
-        response_format=enum_to_str(edit_pb.ResponseFormat, request.response_format) or "url",
-        background=enum_to_str(edit_pb.Background, request.background),
-        input_fidelity=enum_to_str(edit_pb.InputFidelity, request.input_fidelity),
-        partial_images=_optional(request, "partial_images"),
-        quality=enum_to_str(edit_pb.Quality, request.quality),
-        output_format=enum_to_str(edit_pb.OutputFormat, request.output_format),
-        output_compression=_optional(request, "output_compression"),
-        num_inference_steps=_optional(request, "num_inference_steps"),
-        seed=_optional(request, "seed"),
-        negative_prompt=request.negative_prompt or None,
-        user=request.user or None,
-        fallbacks=tuple(f.strip() for f in request.fallbacks),
-        extra_params=dict(request.extra_params),
-    )
-
-
-def image_generation_params(request: gen_pb.ImageGenerationRequest) -> ImageGenerationParams:
-    return ImageGenerationParams(
-        model=request.model.strip(),
-        prompt=request.prompt,
-        n=_optional(request, "n"),
-        size=enum_to_str(edit_pb.ImageSize, request.size),
-        quality=enum_to_str(edit_pb.Quality, request.quality),
-        style=enum_to_str(gen_pb.Style, request.style),
-        response_format=enum_to_str(edit_pb.ResponseFormat, request.response_format) or "url",
-        background=enum_to_str(edit_pb.Background, request.background),
-        moderation=enum_to_str(gen_pb.Moderation, request.moderation),
-        output_format=enum_to_str(edit_pb.OutputFormat, request.output_format),
-        output_compression=_optional(request, "output_compression"),
-        partial_images=_optional(request, "partial_images"),
-        seed=_optional(request, "seed"),
-        negative_prompt=request.negative_prompt or None,
-        num_inference_steps=_optional(request, "num_inference_steps"),
-        user=request.user or None,
-        fallbacks=tuple(f.strip() for f in request.fallbacks),
-        extra_params=json_format.MessageToDict(request.extra_params),
-    )
-
-
-def embedding_input(value: emb_pb.EmbeddingInput) -> EmbeddingInput:
-    kind = value.WhichOneof("kind")
-    if kind == "text":
-        return value.text
-    if kind == "texts":
-        return list(value.texts.values)
-    if kind == "tokens":
-        return list(value.tokens.values)
-    if kind == "token_lists":
-        return [list(tokens.values) for tokens in value.token_lists.values]
-    return ""
-
-
-def embedding_params(request: emb_pb.EmbeddingRequest) -> EmbeddingParams:
-    return EmbeddingParams(
-        model=request.model.strip(),
-        input=embedding_input(request.input),
-        encoding_format=enum_to_str(emb_pb.EncodingFormat, request.encoding_format) or "float",
-        dimensions=_optional(request, "dimensions"),
-        user=request.user or None,
-        fallbacks=tuple(f.strip() for f in request.fallbacks),
-        extra_params=json_format.MessageToDict(request.extra_params),
-    )
 
 
 def _timestamp(value: datetime) -> timestamp_pb2.Timestamp:
@@ -214,7 +108,7 @@ def job_to_proto(job: Job, capabilities: Capabilities) -> job_pb.Job:
     proto = job_pb.Job(
         id=job.id,
         status=_STATUS[job.status.value],
-        request_type=_REQUEST_TYPE[job.request_type],
+        request_type=OPERATIONS[job.request_type].proto_request_type,  # type: ignore[arg-type]
         model=job.params.model,
         create_time=_timestamp(job.created_at),
         status_code=job.status_code,

@@ -1,87 +1,64 @@
-"""Errors the server raises to callers, and their mapping to gRPC statuses.
+"""The gRPC boundary's one error map: whatever a handler raises becomes a status here.
 
-    AsyncGateError                 base: a reason (stable, for ErrorInfo) and an HTTP status
-    +-- InvalidArgument            400, names the offending field (BadRequest violation)
-    |   +-- VirtualKeyNotFound     400, an unknown virtual key was presented
-    +-- PayloadTooLarge            413, a file or body over its limit (names the field)
-    +-- Unauthenticated            401, no virtual key where one is required
-    +-- PermissionDenied           403, key may not use the model; altered capability
-    +-- NotFound                   404, no such job, expired, or another key's job
-    |   +-- OperationTypeMismatch  404, a readable job polled as another operation
-    +-- Unavailable                503, the store cannot be reached; try again
+- A domain error (grpc_server.domain.errors) -> its gRPC code, with google.rpc ErrorInfo
+  (domain "asyncgate", the error's stable reason) and, when it names a field, BadRequest.
+- The store being unreachable -> UNAVAILABLE (STORE_UNAVAILABLE); full -> STORE_FULL.
+- Anything else -> INTERNAL with a generic message and an event id; the exception and its
+  traceback go to the log under that id, never to the caller.
 
-The REST bridge maps these back to HTTP from the gRPC code and ErrorInfo reason.
+`maps_errors` applies this to every method of a servicer class, so no RPC is left out.
+The REST bridge decides HTTP statuses from the code and reason (rest_bridge.errors).
 """
 
 from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any, NoReturn, TypeVar
 
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from grpc_server.domain.errors import (
+    AsyncGateError,
+    Busy,
+    IdleTimeout,
+    InvalidArgument,
+    NotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+    StorageFull,
+    Unauthenticated,
+    Unavailable,
+)
+from grpc_server.store.base import StoreUnavailable
+
 ERROR_DOMAIN = "asyncgate"
+log = logging.getLogger("asyncgate.errors")
+
+# Most specific first: the first class an error is an instance of decides its code.
+_CODES: tuple[tuple[type[AsyncGateError], grpc.StatusCode], ...] = (
+    (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+    (PayloadTooLarge, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (Busy, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+    (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
+    (NotFound, grpc.StatusCode.NOT_FOUND),
+    (IdleTimeout, grpc.StatusCode.DEADLINE_EXCEEDED),
+    (Unavailable, grpc.StatusCode.UNAVAILABLE),
+)
 
 
-class AsyncGateError(Exception):
-    reason = "INTERNAL"
-    http_status = 500
-    grpc_code = grpc.StatusCode.INTERNAL
-
-    def __init__(self, message: str, param: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.param = param
-
-
-class InvalidArgument(AsyncGateError):
-    reason = "INVALID_ARGUMENT"
-    http_status = 400
-    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
-
-
-class VirtualKeyNotFound(InvalidArgument):
-    reason = "VIRTUAL_KEY_NOT_FOUND"
-
-    def __init__(self) -> None:
-        super().__init__("virtual key not found")
-
-
-class PayloadTooLarge(AsyncGateError):
-    reason = "PAYLOAD_TOO_LARGE"
-    http_status = 413
-    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
-
-
-class Unauthenticated(AsyncGateError):
-    reason = "VIRTUAL_KEY_REQUIRED"
-    http_status = 401
-    grpc_code = grpc.StatusCode.UNAUTHENTICATED
-
-
-class PermissionDenied(AsyncGateError):
-    reason = "PERMISSION_DENIED"
-    http_status = 403
-    grpc_code = grpc.StatusCode.PERMISSION_DENIED
-
-
-class NotFound(AsyncGateError):
-    reason = "JOB_NOT_FOUND"
-    http_status = 404
-    grpc_code = grpc.StatusCode.NOT_FOUND
-
-
-class OperationTypeMismatch(NotFound):
-    reason = "OPERATION_TYPE_MISMATCH"
-
-    def __init__(self) -> None:
-        super().__init__("operation type mismatch")
-
-
-class Unavailable(AsyncGateError):
-    reason = "STORE_UNAVAILABLE"
-    http_status = 503
-    grpc_code = grpc.StatusCode.UNAVAILABLE
+def grpc_code(error: AsyncGateError) -> grpc.StatusCode:
+    for cls, code in _CODES:
+        if isinstance(error, cls):
+            return code
+    return grpc.StatusCode.INTERNAL
 
 
 def _pack(message: object) -> any_pb2.Any:
@@ -91,18 +68,75 @@ def _pack(message: object) -> any_pb2.Any:
 
 
 def to_rpc_status(error: AsyncGateError) -> grpc.Status:
-    """The gRPC status for an error, with ErrorInfo and (for a field) BadRequest details."""
-    details = [
-        _pack(
-            error_details_pb2.ErrorInfo(
-                reason=error.reason,
-                domain=ERROR_DOMAIN,
-                metadata={"http_status": str(error.http_status)},
-            )
-        )
-    ]
+    """The gRPC status for a domain error, with ErrorInfo and (for a field) BadRequest."""
+    details = [_pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN))]
     if error.param:
         violation = error_details_pb2.BadRequest.FieldViolation(field=error.param, description=error.message)
         details.append(_pack(error_details_pb2.BadRequest(field_violations=[violation])))
-    status = status_pb2.Status(code=error.grpc_code.value[0], message=error.message, details=details)
+    status = status_pb2.Status(code=grpc_code(error).value[0], message=error.message, details=details)
     return rpc_status.to_status(status)
+
+
+def as_domain_error(exc: Exception) -> AsyncGateError:
+    """Any exception a handler let through, as the error the caller is told."""
+    if isinstance(exc, AsyncGateError):
+        return exc
+    if isinstance(exc, StoreUnavailable):
+        if getattr(exc, "full", False) or type(exc).__name__ == "StoreFull":
+            return StorageFull("the job store cannot write (its disk is full); try again later")
+        return Unavailable("the job store is unavailable; try again")
+    event_id = str(uuid.uuid4())
+    log.error("internal error (event_id=%s)", event_id, exc_info=exc)
+    error = AsyncGateError(f"internal error (event_id={event_id})")
+    return error
+
+
+async def abort(context: grpc.aio.ServicerContext[Any, Any], error: AsyncGateError) -> NoReturn:
+    """End the call with the error's status and google.rpc details."""
+    await context.abort_with_status(to_rpc_status(error))  # type: ignore[attr-defined]  # not in grpc-stubs
+    raise AssertionError("unreachable: abort_with_status raises")
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _unary(method: F) -> F:
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        try:
+            return await method(self, request, context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            await abort(context, as_domain_error(exc))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _streaming(method: F) -> F:
+    @functools.wraps(method)
+    async def wrapper(
+        self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[Any]:
+        try:
+            async for message in method(self, request, context):
+                yield message
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            await abort(context, as_domain_error(exc))
+
+    return wrapper  # type: ignore[return-value]
+
+
+C = TypeVar("C", bound=type)
+
+
+def maps_errors(cls: C) -> C:
+    """Wrap every public RPC method of a servicer class (CamelCase names) in the error map."""
+    for name, method in list(vars(cls).items()):
+        if not name[:1].isupper() or not callable(method):
+            continue
+        wrapped = _streaming(method) if inspect.isasyncgenfunction(method) else _unary(method)
+        setattr(cls, name, wrapped)
+    return cls

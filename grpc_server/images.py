@@ -19,14 +19,17 @@ the JPEG it starts with; Image.open would have called it "MPO".
 
 from __future__ import annotations
 
+import contextlib
 import io
-from dataclasses import dataclass
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 from PIL import Image, JpegImagePlugin, PngImagePlugin, WebPImagePlugin
 
-from grpc_server.errors import InvalidArgument
+from grpc_server.domain.errors import InvalidArgument
 
 SUPPORTED_FORMATS: frozenset[str] = frozenset({"PNG", "JPEG", "WEBP"})
 CONTENT_TYPES: dict[str, str] = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
@@ -36,6 +39,14 @@ _HEAD_BYTES = 32  # enough for every signature and the WEBP canvas size
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _JPEG_EOI = b"\xff\xd9"
 _SCAN_BLOCK = 1 << 20
+
+
+Reserve = Callable[[int], AbstractContextManager[None]]
+"""Holds a number of decoded pixels from a budget while a decode runs."""
+
+
+def _no_budget(pixels: int) -> AbstractContextManager[None]:
+    return contextlib.nullcontext()
 
 
 @dataclass(frozen=True)
@@ -54,15 +65,17 @@ def inspect_image(
     label: str,
     max_pixels: int,
     allowed_formats: frozenset[str] = SUPPORTED_FORMATS,
+    reserve: Reserve = _no_budget,
 ) -> ImageInfo:
     """Identify an uploaded image and check it, or raise InvalidArgument naming `param`.
 
     `label` starts every message ("image[1]", "mask"). The pixel count is checked
-    from the header before anything is decoded; then the data is verified.
+    from the header before anything is decoded; then the data is verified, a decode
+    holding `reserve(pixels)` (grpc_server.image_work.PixelBudget) while it runs.
     """
     if not allowed_formats <= SUPPORTED_FORMATS:
         raise ValueError(f"unsupported formats: {sorted(allowed_formats - SUPPORTED_FORMATS)}")
-    upload = _Upload(param, label, max_pixels)
+    upload = _Upload(param, label, max_pixels, reserve)
     with io.BytesIO(source) if isinstance(source, bytes) else source.open("rb") as fp:
         head = fp.read(_HEAD_BYTES)
         fmt = _identify(head, upload, allowed_formats)
@@ -101,6 +114,7 @@ class _Upload:
     param: str
     label: str
     max_pixels: int
+    reserve: Reserve = field(default=_no_budget)
 
     def error(self, text: str) -> InvalidArgument:
         return InvalidArgument(f"{self.label}: {text}", self.param)
@@ -186,7 +200,8 @@ def _check_jpeg(fp: BinaryIO, upload: _Upload) -> tuple[int, int]:
     # usual 4:2:0 chroma subsampling (measured 47 MB for 4000x4000), 6 without; max_pixels bounds it.
     width, height = size
     image.draft(None, (max(1, width // 8), max(1, height // 8)))
-    image.load()
+    with upload.reserve(width * height):  # progressive: about 3 bytes a pixel, see above
+        image.load()
     # With ImageFile.LOAD_TRUNCATED_IMAGES (a process-wide switch other code may turn on) load()
     # accepts a truncated file, so also require the end-of-image marker after the first scan.
     if not _contains(fp, scan_start, _JPEG_EOI):
@@ -202,6 +217,11 @@ def _check_webp(fp: BinaryIO, head: bytes, upload: _Upload) -> tuple[int, int]:
         raise upload.corrupt("unreadable WEBP header")
     upload.check_pixels(size)
     fp.seek(0)
+    with upload.reserve(size[0] * size[1]):
+        return _decode_webp(fp, size, upload)
+
+
+def _decode_webp(fp: BinaryIO, size: tuple[int, int], upload: _Upload) -> tuple[int, int]:
     try:
         # Reads the whole file and demuxes it: a truncated container fails here.
         image = WebPImagePlugin.WebPImageFile(fp)

@@ -1,23 +1,26 @@
 """What callers can do with jobs, independent of gRPC: submit, read, read outputs.
 
-The servicer converts protos and calls these; every business rule of the
-request path lives here or in domain/: validation before anything is stored,
-the virtual key binding, expiry on read, capability checks on outputs.
+The servicer converts protos and calls these; every business rule of the request path
+lives here, in domain/ or in the operation's slice: the field rules before anything is
+stored, the virtual key binding, expiry on read, capability checks on outputs.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from grpc_server.capabilities import Capabilities
 from grpc_server.config import ServerConfig, VirtualKey
+from grpc_server.domain.errors import (
+    InvalidArgument,
+    NotFound,
+    OperationTypeMismatch,
+    PermissionDenied,
+)
 from grpc_server.domain.jobs import (
-    EmbeddingParams,
-    ImageEditParams,
-    ImageGenerationParams,
     InputFile,
     Job,
     JobParams,
@@ -28,16 +31,13 @@ from grpc_server.domain.jobs import (
 )
 from grpc_server.domain.keys import model_allowed
 from grpc_server.domain.ttl import resolve_ttl
-from grpc_server.domain.validation import validate_embedding, validate_image_edit, validate_image_generation
-from grpc_server.errors import InvalidArgument, NotFound, OperationTypeMismatch, PermissionDenied, Unavailable
-from grpc_server.images import check_mask, inspect_image
+from grpc_server.image_work import ImageWork
+from grpc_server.images import ImageInfo, inspect_image
 from grpc_server.keyring import KeyRing
+from grpc_server.operations.base import Operation, SubmitShape
 from grpc_server.providers.registry import ProviderRegistry
 from grpc_server.staging import StagingFile
-from grpc_server.store.base import JobStore, StagedFile, StoreUnavailable
-
-INLINE_INSPECTION_BYTES = 256 * 1024
-"""Requests with at most this many image bytes are checked on the event loop."""
+from grpc_server.store.base import JobStore, StagedFile
 
 
 def utcnow() -> datetime:
@@ -58,6 +58,7 @@ class JobApi:
         registry: ProviderRegistry,
         keyring: KeyRing,
         capabilities: Capabilities,
+        image_work: ImageWork,
         on_submit: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
@@ -66,55 +67,33 @@ class JobApi:
         self._registry = registry
         self._keyring = keyring
         self.capabilities = capabilities
+        self._image_work = image_work
         self._on_submit = on_submit
         self._clock = clock
 
-    async def submit_image_edit(
+    def caller(self, headers: Mapping[str, str]) -> VirtualKey | None:
+        """The caller's virtual key (None when keyless and allowed); raises when refused.
+        Checked from headers alone, so an upload can be refused before its body is read."""
+        return self._keyring.resolve(headers)
+
+    async def submit(
         self,
-        params: ImageEditParams,
-        files: list[StagingFile],
+        operation: Operation[Any, Any],
+        params: JobParams,
+        files: Sequence[StagingFile],
         headers: Mapping[str, str],
         *,
-        stream: bool,
-        ttl_seconds: int | None,
+        stream: bool = False,
+        ttl_seconds: int | None = None,
     ) -> Job:
-        key = self._keyring.resolve(headers)
+        """Check a request against every rule, then persist it as a pending job."""
+        key = self.caller(headers)
         images = [f for f in files if f.role == "image"]
         mask = next((f for f in files if f.role == "mask"), None)
-        validate_image_edit(
-            params,
-            image_count=len(images),
-            has_mask=mask is not None,
-            stream=stream,
-            max_images=self.config.max_images,
-        )
-        self._check_models(params, RequestType.IMAGE_EDIT, key)
-        if sum(f.size for f in files) <= INLINE_INSPECTION_BYTES:
-            inputs = self._inspect_files(images, mask)  # a fraction of a millisecond: not worth a thread
-        else:
-            inputs = await asyncio.to_thread(self._inspect_files, images, mask)
-        return await self._accept(RequestType.IMAGE_EDIT, params, key, ttl_seconds, inputs)
-
-    async def submit_image_generation(
-        self,
-        params: ImageGenerationParams,
-        headers: Mapping[str, str],
-        *,
-        stream: bool,
-        ttl_seconds: int | None,
-    ) -> Job:
-        key = self._keyring.resolve(headers)
-        validate_image_generation(params, stream=stream)
-        self._check_models(params, RequestType.IMAGE_GENERATION, key)
-        return await self._accept(RequestType.IMAGE_GENERATION, params, key, ttl_seconds, [])
-
-    async def submit_embedding(
-        self, params: EmbeddingParams, headers: Mapping[str, str], *, ttl_seconds: int | None
-    ) -> Job:
-        key = self._keyring.resolve(headers)
-        validate_embedding(params)
-        self._check_models(params, RequestType.EMBEDDING, key)
-        return await self._accept(RequestType.EMBEDDING, params, key, ttl_seconds, [])
+        operation.validate(params, SubmitShape(len(images), mask is not None, stream), self.config)
+        self._check_models(params, operation.request_type, key)
+        inputs = await self._inspect_files(operation, images, mask) if files else []
+        return await self._accept(operation.request_type, params, key, ttl_seconds, inputs)
 
     async def _accept(
         self,
@@ -137,10 +116,7 @@ class JobApi:
             owner_key_id=key.id if key else None,
             inputs=tuple(s.info for s in inputs),
         )
-        try:
-            await self._store.create_job(job, inputs)
-        except StoreUnavailable as exc:
-            raise Unavailable("the job store is unavailable; try again") from exc
+        await self._store.create_job(job, inputs)
         self._on_submit()
         return job
 
@@ -158,26 +134,29 @@ class JobApi:
                 "model",
             )
 
-    def _inspect_files(self, images: list[StagingFile], mask: StagingFile | None) -> list[StagedFile]:
-        staged = []
-        infos = []
-        for f in [*images, *([mask] if mask else [])]:
-            source = f.source
-            info = inspect_image(
-                source, param=f.param, label=f.label, max_pixels=self.config.max_image_pixels
+    async def _inspect_files(
+        self, operation: Operation[Any, Any], images: list[StagingFile], mask: StagingFile | None
+    ) -> list[StagedFile]:
+        """Every file identified and verified on the image threads, within the pixel budget."""
+        files = [*images, *([mask] if mask else [])]
+        infos = [await self._image_work.run(self._inspect, f) for f in files]
+        operation.check_images(infos[: len(images)], infos[-1] if mask else None)
+        return [
+            StagedFile(
+                InputFile(f.role, f.index, f.filename, info.content_type, f.size, info.width, info.height),
+                f.source,
             )
-            infos.append(info)
-            staged.append(
-                StagedFile(
-                    InputFile(
-                        f.role, f.index, f.filename, info.content_type, f.size, info.width, info.height
-                    ),
-                    source,
-                )
-            )
-        if mask is not None:
-            check_mask(infos[-1], infos[0])
-        return staged
+            for f, info in zip(files, infos, strict=True)
+        ]
+
+    def _inspect(self, staged: StagingFile) -> ImageInfo:
+        return inspect_image(
+            staged.source,
+            param=staged.param,
+            label=staged.label,
+            max_pixels=self.config.max_image_pixels,
+            reserve=self._image_work.budget.reserve,
+        )
 
     async def get_job(
         self, job_id: str, headers: Mapping[str, str], request_type: RequestType | None = None
@@ -204,10 +183,7 @@ class JobApi:
         return OutputStream(info, self._store.read_output(job.id, index))
 
     async def _live_job(self, job_id: str) -> Job:
-        try:
-            job = await self._store.get_job(job_id)
-        except StoreUnavailable as exc:
-            raise Unavailable("the job store is unavailable; try again") from exc
+        job = await self._store.get_job(job_id)
         if job is None or job.is_expired(self._clock()):
             raise NotFound("job not found")
         return job

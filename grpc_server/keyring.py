@@ -10,8 +10,8 @@ import hashlib
 from collections.abc import Iterable, Mapping
 
 from grpc_server.config import VirtualKey
+from grpc_server.domain.errors import Unauthenticated, VirtualKeyNotFound
 from grpc_server.domain.keys import presented_key
-from grpc_server.errors import Unauthenticated, VirtualKeyNotFound
 
 
 def _digest(value: str) -> bytes:

@@ -25,6 +25,7 @@ from grpc_server.capabilities import Capabilities, load_secret
 from grpc_server.config import ServerConfig
 from grpc_server.dispatch.sweeper import run_sweeper
 from grpc_server.dispatch.worker import Dispatcher
+from grpc_server.image_work import ImageWork
 from grpc_server.job_api import JobApi, utcnow
 from grpc_server.keyring import KeyRing
 from grpc_server.providers.factory import build_registry
@@ -52,6 +53,7 @@ class AsyncGateServer:
         self._stop_background = asyncio.Event()
         self._background: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
+        self._image_work = ImageWork(config.image_pixel_budget)
         self.dispatcher: Dispatcher | None = None
         self.port = 0
 
@@ -68,6 +70,7 @@ class AsyncGateServer:
             registry,
             KeyRing(config.virtual_keys, require_key=config.require_virtual_key),
             Capabilities(load_secret(config.url_signing_secret, config.data_dir)),
+            self._image_work,
             on_submit=self.dispatcher.wake,
         )
         job_service_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(api), self._server)
@@ -132,6 +135,7 @@ class AsyncGateServer:
         if self._session is not None:
             await self._session.close()
         await self.store.close()
+        self._image_work.close()
 
     async def wait_for_termination(self) -> None:
         await self._server.wait_for_termination()

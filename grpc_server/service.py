@@ -1,31 +1,41 @@
-"""The JobService servicer: convert, call JobApi, convert back. No business logic."""
+"""The JobService servicer: convert, call JobApi, convert back. No business logic.
+
+Every method is wrapped by grpc_server.errors.maps_errors: whatever it raises becomes a
+status there, once.
+"""
 
 from __future__ import annotations
 
-import functools
-import logging
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
-from typing import Any, NoReturn, TypeVar
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from typing import Any
 
 import grpc
 
+from asyncgate.v1 import image_edit_pb2 as edit_pb
 from asyncgate.v1 import job_service_pb2 as pb
 from asyncgate.v1 import job_service_pb2_grpc as pb_grpc
 from grpc_server import convert
-from grpc_server.errors import AsyncGateError, InvalidArgument, Unavailable, to_rpc_status
+from grpc_server.domain.errors import AsyncGateError, IdleTimeout, InvalidArgument
+from grpc_server.domain.jobs import Job
+from grpc_server.errors import maps_errors
 from grpc_server.job_api import JobApi
-from grpc_server.staging import Staging
-from grpc_server.store.base import StoreUnavailable
+from grpc_server.operations.base import Operation
+from grpc_server.operations.registry import (
+    BY_PROTO,
+    EMBEDDING,
+    IMAGE_EDIT,
+    IMAGE_GENERATION,
+    IMAGE_VARIATION,
+)
+from grpc_server.staging import Staging, StagingFile
+from grpc_server.uploads import UploadBudget, UploadReader
 
-log = logging.getLogger("asyncgate.service")
-
-Response = TypeVar("Response")
-Handler = Callable[..., Awaitable[Response]]
+Context = grpc.aio.ServicerContext[Any, Any]
 
 _ROLES = {pb.UPLOAD_FILE_ROLE_IMAGE: "image", pb.UPLOAD_FILE_ROLE_MASK: "mask"}
 
 
-def headers_of(context: grpc.aio.ServicerContext[Any, Any]) -> dict[str, str]:
+def headers_of(context: Context) -> dict[str, str]:
     """Request metadata as lower-cased text headers (binary entries skipped)."""
     return {
         key.lower(): value
@@ -34,52 +44,42 @@ def headers_of(context: grpc.aio.ServicerContext[Any, Any]) -> dict[str, str]:
     }
 
 
-async def abort(context: grpc.aio.ServicerContext[Any, Any], error: AsyncGateError) -> NoReturn:
-    """End the call with the error's status and google.rpc details."""
-    await context.abort_with_status(to_rpc_status(error))  # type: ignore[attr-defined]  # not in grpc-stubs
-    raise AssertionError("unreachable: abort_with_status raises")
-
-
-def _aborts_on_errors(method: Handler[Response]) -> Handler[Response]:
-    """Turn AsyncGateError into a gRPC status with details; anything else is INTERNAL."""
-
-    @functools.wraps(method)
-    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Response:
-        try:
-            return await method(self, request, context)
-        except AsyncGateError as error:
-            await abort(context, error)
-        except StoreUnavailable as exc:
-            await abort(context, Unavailable(f"the job store is unavailable; try again ({exc})"))
-
-    return wrapper
-
-
 REFUSED_UPLOAD_DRAIN_BYTES = 64 * 1024 * 1024
 """How much of an upload refused midway is still read (and dropped) before the call ends."""
 
 
-async def _discard_rest(messages: AsyncIterator[pb.UploadImageEditJobRequest]) -> None:
+async def _discard_rest(reader: UploadReader[pb.UploadImageEditJobRequest]) -> None:
     """Read what the client is still sending, up to REFUSED_UPLOAD_DRAIN_BYTES, so that the
     refusal ends the call after the client's last write. A call ended while a grpc.aio client
     is still writing makes that write fail, and grpc.aio then reports INTERNAL "Internal error
     from Core" in place of the status we sent (grpc/grpc#36066): the bridge answered 500 for a
-    file over the limit instead of 413, now and then. A client that sends more than the bound
-    gets the refusal at once, as before."""
+    file over the limit instead of 413, now and then. A client that sends more than the bound,
+    or goes quiet, gets the refusal at once. Nothing drained is kept."""
     drained = 0
-    async for message in messages:
-        drained += message.ByteSize()
-        if drained > REFUSED_UPLOAD_DRAIN_BYTES:
-            return
+    try:
+        while (message := await reader.next()) is not None:
+            drained += message.ByteSize()
+            if drained > REFUSED_UPLOAD_DRAIN_BYTES:
+                return
+    except AsyncGateError:
+        return
 
 
 def _ttl(options: pb.JobOptions) -> int | None:
     return options.result_ttl_seconds if options.HasField("result_ttl_seconds") else None
 
 
+def _inline_images(
+    images: Iterable[edit_pb.InputImage], mask: edit_pb.InputImage | None
+) -> list[tuple[str, edit_pb.InputImage]]:
+    return [*(("image", image) for image in images), *([("mask", mask)] if mask is not None else [])]
+
+
+@maps_errors
 class JobServicer(pb_grpc.JobServiceServicer):
     def __init__(self, api: JobApi) -> None:
         self._api = api
+        self._uploads = UploadBudget(api.config.max_staged_upload_bytes)
 
     def _staging(self) -> Staging:
         config = self._api.config
@@ -87,115 +87,148 @@ class JobServicer(pb_grpc.JobServiceServicer):
             config.staging_dir, max_file_bytes=config.max_image_bytes, max_images=config.max_images
         )
 
-    @_aborts_on_errors
+    async def _create(
+        self,
+        operation: Operation[Any, Any],
+        request: Any,
+        options: pb.JobOptions,
+        context: Context,
+        files: list[tuple[str, edit_pb.InputImage]] | None = None,
+    ) -> Job:
+        """A Create RPC: the caller checked first, then the inline files staged, then submit."""
+        headers = headers_of(context)
+        self._api.caller(headers)
+        params = operation.params_from_proto(request)
+        async with self._staging() as staging:
+            for role, image in files or []:
+                staging.add_file(role, image.filename, image.content_type, image.data)  # type: ignore[arg-type]
+            return await self._submit(operation, params, staging.finish(), headers, request, options)
+
+    async def _submit(
+        self,
+        operation: Operation[Any, Any],
+        params: Any,
+        files: list[StagingFile],
+        headers: dict[str, str],
+        request: Any,
+        options: pb.JobOptions,
+    ) -> Job:
+        return await self._api.submit(
+            operation,
+            params,
+            files,
+            headers,
+            stream=operation.streams(request),
+            ttl_seconds=_ttl(options),
+        )
+
+    def _proto(self, job: Job) -> Any:
+        return convert.job_to_proto(job, self._api.capabilities)
+
     async def CreateImageEditJob(
-        self, request: pb.CreateImageEditJobRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self, request: pb.CreateImageEditJobRequest, context: Context
     ) -> pb.CreateImageEditJobResponse:
         edit = request.request
-        async with self._staging() as staging:
-            for image in edit.images:
-                staging.add_file("image", image.filename, image.content_type, image.data)
-            if edit.HasField("mask"):
-                staging.add_file("mask", edit.mask.filename, edit.mask.content_type, edit.mask.data)
-            job = await self._api.submit_image_edit(
-                convert.image_edit_params(edit),
-                staging.finish(),
-                headers_of(context),
-                stream=edit.stream,
-                ttl_seconds=_ttl(request.options),
-            )
-        return pb.CreateImageEditJobResponse(job=convert.job_to_proto(job, self._api.capabilities))
+        files = _inline_images(edit.images, edit.mask if edit.HasField("mask") else None)
+        job = await self._create(IMAGE_EDIT, edit, request.options, context, files)
+        return pb.CreateImageEditJobResponse(job=self._proto(job))
 
-    @_aborts_on_errors
     async def UploadImageEditJob(
-        self,
-        request_iterator: AsyncIterable[pb.UploadImageEditJobRequest],
-        context: grpc.aio.ServicerContext[Any, Any],
+        self, request_iterator: AsyncIterable[pb.UploadImageEditJobRequest], context: Context
     ) -> pb.UploadImageEditJobResponse:
-        header: pb.UploadHeader | None = None
-        messages = aiter(request_iterator)
-        async with self._staging() as staging:
-            try:
-                async for message in messages:
-                    part = message.WhichOneof("part")
-                    if part == "chunk":
-                        staging.write(message.chunk)
-                    elif part == "file":
-                        role = _ROLES.get(message.file.role)
-                        if role is None:
-                            raise InvalidArgument("file role must be IMAGE or MASK", "file.role")
-                        staging.start_file(role, message.file.filename, message.file.content_type)  # type: ignore[arg-type]
-                    elif part == "header":
-                        if header is not None:
-                            raise InvalidArgument("the upload header was sent twice", "header")
-                        header = message.header
-            except AsyncGateError:
-                await _discard_rest(messages)
-                raise
-            if header is None:
-                raise InvalidArgument("the upload carried no header", "header")
-            job = await self._api.submit_image_edit(
-                convert.image_edit_params(header.request),
-                staging.finish(),
-                headers_of(context),
-                stream=header.request.stream,
-                ttl_seconds=_ttl(header.options),
-            )
-        return pb.UploadImageEditJobResponse(job=convert.job_to_proto(job, self._api.capabilities))
-
-    @_aborts_on_errors
-    async def CreateImageGenerationJob(
-        self, request: pb.CreateImageGenerationJobRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> pb.CreateImageGenerationJobResponse:
-        job = await self._api.submit_image_generation(
-            convert.image_generation_params(request.request),
-            headers_of(context),
-            stream=request.request.stream,
-            ttl_seconds=_ttl(request.options),
+        headers = headers_of(context)
+        reader = UploadReader(
+            aiter(request_iterator), self._uploads, self._api.config.upload_idle_timeout_seconds
         )
-        return pb.CreateImageGenerationJobResponse(job=convert.job_to_proto(job, self._api.capabilities))
+        header: pb.UploadHeader | None = None
+        try:
+            async with self._staging() as staging:
+                try:
+                    self._api.caller(headers)  # before any byte is staged
+                    while (message := await reader.next()) is not None:
+                        header = self._take_upload_part(message, staging, reader, header)
+                except AsyncGateError as refused:
+                    reader.release()
+                    if not isinstance(refused, IdleTimeout):  # an idle client sends nothing more
+                        await _discard_rest(reader)
+                    raise
+                if header is None:
+                    raise InvalidArgument("the upload carried no header", "header")
+                params = IMAGE_EDIT.params_from_proto(header.request)
+                job = await self._submit(
+                    IMAGE_EDIT, params, staging.finish(), headers, header.request, header.options
+                )
+        finally:
+            reader.release()
+        return pb.UploadImageEditJobResponse(job=self._proto(job))
+
+    @staticmethod
+    def _take_upload_part(
+        message: pb.UploadImageEditJobRequest,
+        staging: Staging,
+        reader: UploadReader[pb.UploadImageEditJobRequest],
+        header: pb.UploadHeader | None,
+    ) -> pb.UploadHeader | None:
+        """One message of an upload; the header, once it has come."""
+        part = message.WhichOneof("part")
+        if part == "chunk":
+            reader.hold(len(message.chunk), "image")
+            staging.write(message.chunk)
+        elif part == "file":
+            role = _ROLES.get(message.file.role)
+            if role is None:
+                raise InvalidArgument("file role must be IMAGE or MASK", "file.role")
+            staging.start_file(role, message.file.filename, message.file.content_type)  # type: ignore[arg-type]
+        elif part == "header":
+            if header is not None:
+                raise InvalidArgument("the upload header was sent twice", "header")
+            return message.header
+        return header
+
+    async def CreateImageGenerationJob(
+        self, request: pb.CreateImageGenerationJobRequest, context: Context
+    ) -> pb.CreateImageGenerationJobResponse:
+        job = await self._create(IMAGE_GENERATION, request.request, request.options, context)
+        return pb.CreateImageGenerationJobResponse(job=self._proto(job))
 
     async def CreateImageVariationJob(
-        self, request: pb.CreateImageVariationJobRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self, request: pb.CreateImageVariationJobRequest, context: Context
     ) -> pb.CreateImageVariationJobResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "image variations are being wired in")
-        raise AssertionError("unreachable: abort raises")
+        variation = request.request
+        files = _inline_images([variation.image] if variation.HasField("image") else [], None)
+        job = await self._create(IMAGE_VARIATION, variation, request.options, context, files)
+        return pb.CreateImageVariationJobResponse(job=self._proto(job))
 
-    @_aborts_on_errors
     async def CreateEmbeddingJob(
-        self, request: pb.CreateEmbeddingJobRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self, request: pb.CreateEmbeddingJobRequest, context: Context
     ) -> pb.CreateEmbeddingJobResponse:
-        job = await self._api.submit_embedding(
-            convert.embedding_params(request.request), headers_of(context), ttl_seconds=_ttl(request.options)
-        )
-        return pb.CreateEmbeddingJobResponse(job=convert.job_to_proto(job, self._api.capabilities))
+        job = await self._create(EMBEDDING, request.request, request.options, context)
+        return pb.CreateEmbeddingJobResponse(job=self._proto(job))
 
-    @_aborts_on_errors
-    async def GetJob(
-        self, request: pb.GetJobRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> pb.GetJobResponse:
-        request_type = convert.REQUEST_TYPE_FROM_PROTO.get(request.request_type)
-        job = await self._api.get_job(request.id, headers_of(context), request_type)
-        return pb.GetJobResponse(job=convert.job_to_proto(job, self._api.capabilities))
+    async def GetJob(self, request: pb.GetJobRequest, context: Context) -> pb.GetJobResponse:
+        operation = BY_PROTO.get(request.request_type)
+        if operation is None and request.request_type:
+            raise InvalidArgument(
+                f"invalid request_type value: {request.request_type} (not a known enum number)",
+                "request_type",
+            )
+        job = await self._api.get_job(
+            request.id, headers_of(context), operation.request_type if operation else None
+        )
+        return pb.GetJobResponse(job=self._proto(job))
 
     async def ReadJobOutput(
-        self, request: pb.ReadJobOutputRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self, request: pb.ReadJobOutputRequest, context: Context
     ) -> AsyncIterator[pb.ReadJobOutputResponse]:
-        try:
-            output = await self._api.open_output(
-                request.job_id, request.index, headers_of(context), request.access_token
-            )
-        except AsyncGateError as error:
-            await abort(context, error)
+        output = await self._api.open_output(
+            request.job_id, request.index, headers_of(context), request.access_token
+        )
         first = True
-        try:
-            async for chunk in output.chunks:
-                if first:
-                    yield pb.ReadJobOutputResponse(
-                        content_type=output.info.content_type, size_bytes=output.info.size_bytes, chunk=chunk
-                    )
-                    first = False
-                else:
-                    yield pb.ReadJobOutputResponse(chunk=chunk)
-        except StoreUnavailable as exc:  # the store went away mid-stream: the client may retry
-            await abort(context, Unavailable(f"the job store is unavailable; try again ({exc})"))
+        async for chunk in output.chunks:
+            if first:
+                yield pb.ReadJobOutputResponse(
+                    content_type=output.info.content_type, size_bytes=output.info.size_bytes, chunk=chunk
+                )
+                first = False
+            else:
+                yield pb.ReadJobOutputResponse(chunk=chunk)

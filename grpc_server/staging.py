@@ -17,8 +17,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
+from grpc_server.domain.errors import InvalidArgument, PayloadTooLarge
 from grpc_server.domain.jobs import FileRole
-from grpc_server.errors import InvalidArgument, PayloadTooLarge
 
 SPOOL_BYTES = 1024 * 1024
 """Files up to this size are kept in memory; larger ones are written to disk."""

@@ -16,28 +16,15 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from grpc_server.config import ServerConfig
 from grpc_server.dispatch.chain import ChainFailed, ChainSuccess, run_chain
-from grpc_server.dispatch.outcome import check_vectors, embedding_result, image_result, job_error
-from grpc_server.domain.jobs import (
-    ImageEditParams,
-    ImageGenerationParams,
-    ImageVariationParams,
-    Job,
-    JobResult,
-    OutputBlob,
-)
-from grpc_server.providers.base import (
-    EmbeddingCall,
-    EmbeddingOutcome,
-    ImageEditCall,
-    ImageGenerationCall,
-    ImageInput,
-    ImageVariationCall,
-    Provider,
-)
+from grpc_server.dispatch.outcome import deadline_error, job_error
+from grpc_server.domain.jobs import Job, JobError, JobResult, OutputBlob
+from grpc_server.operations.base import Operation, RunInputs
+from grpc_server.operations.registry import OPERATIONS
+from grpc_server.providers.base import ImageInput, Provider
 from grpc_server.providers.registry import ProviderRegistry
 from grpc_server.store.base import JobStore, StagedFile, StoreEvent, StoreUnavailable
 
@@ -45,13 +32,28 @@ log = logging.getLogger("asyncgate.dispatcher")
 T = TypeVar("T")
 
 
-def _inputs(staged: list[StagedFile]) -> tuple[list[ImageInput], ImageInput | None]:
+LOCAL_FAULTS = (StoreUnavailable, OSError)
+"""Faults of this server's own disk or store while a job runs (a provider's failures arrive as
+ProviderError, transport failures are classified by the chain)."""
+LOCAL_FAULT_PAUSE_SECONDS = 2.0
+"""After a local fault, how long this dispatcher waits before claiming again."""
+OUTCOME_RETRY_FIRST_DELAY = 0.5
+OUTCOME_RETRY_MAX_DELAY = 10.0
+
+
+def _describe(fault: BaseException) -> str:
+    """A local fault for the log: its class and errno, not its text (which may name paths)."""
+    errno = getattr(fault, "errno", None)
+    return f"{type(fault).__name__}{f' errno {errno}' if errno else ''}"
+
+
+def _inputs(staged: list[StagedFile]) -> RunInputs:
     def as_input(s: StagedFile) -> ImageInput:
         return ImageInput(s.path, s.info.filename, s.info.content_type, s.info.width, s.info.height)
 
     images = [as_input(s) for s in sorted(staged, key=lambda s: s.info.index) if s.info.role == "image"]
     mask = next((as_input(s) for s in staged if s.info.role == "mask"), None)
-    return images, mask
+    return RunInputs(images, mask)
 
 
 class Dispatcher:
@@ -72,6 +74,7 @@ class Dispatcher:
         self._attention = asyncio.Event()
         self._stopping = False
         self._running: dict[str, asyncio.Task[None]] = {}
+        self._claims_paused_until = 0.0
 
     def wake(self) -> None:
         """A job was submitted: claim now rather than at the next safety poll."""
@@ -100,6 +103,8 @@ class Dispatcher:
             await self._idle()
 
     async def _claim(self, limit: int) -> list[Job]:
+        if asyncio.get_running_loop().time() < self._claims_paused_until:
+            return []
         now = self._clock()
         try:
             return await self._store.claim_jobs(self.worker_id, limit, now, self._lease_until(now))
@@ -147,51 +152,70 @@ class Dispatcher:
         return root
 
     async def _execute(self, job: Job) -> None:
+        operation = OPERATIONS[job.request_type]
         try:
-            result, outputs, served_by = await self._run_operation(job)
+            async with asyncio.timeout(self._settings.job_deadline_seconds):
+                result, outputs, served_by = await self._run_operation(job, operation)
         except ChainFailed as failed:
-            written = await self._store.fail_job(
-                job.id, self.worker_id, job_error(job, failed.error), self._clock()
-            )
-            log.info("job %s failed: %s (written: %s)", job.id, failed.error.message, written)
+            await self._write_outcome(job, "failed", job_error(job, failed.error))
+            log.info("job %s failed: %s", job.id, failed.error.message)
             return
-        written = await self._store.complete_job(job.id, self.worker_id, result, outputs, self._clock())
-        log.info("job %s completed by %s (written: %s)", job.id, served_by, written)
+        except TimeoutError:
+            await self._write_outcome(job, "failed", deadline_error(job, self._settings.job_deadline_seconds))
+            log.info("job %s failed: its deadline of %gs passed", job.id, self._settings.job_deadline_seconds)
+            return
+        except LOCAL_FAULTS as fault:
+            # Our disk or store failed, not the provider: the job goes back to the queue as if
+            # never claimed, and this dispatcher pauses before claiming again.
+            log.warning("job %s: handed back to the queue after a local fault (%s)", job.id, _describe(fault))
+            self._pause_claims()
+            await self._hand_back(job.id)
+            return
+        await self._write_outcome(job, "completed", (result, outputs))
+        log.info("job %s completed by %s", job.id, served_by)
 
-    async def _run_operation(self, job: Job) -> tuple[JobResult, list[OutputBlob], str]:
+    async def _run_operation(
+        self, job: Job, operation: Operation[Any, Any]
+    ) -> tuple[JobResult, list[OutputBlob], str]:
         """Run the job's operation through its provider chain; raises ChainFailed."""
-        params = job.params
-        if isinstance(params, ImageEditParams):
+        if not operation.file_roles:
+            served = await self._chain(
+                job, lambda p, model: operation.call(p, model, job.params, RunInputs())
+            )
+        else:
             # The inputs go to local files for the providers to stream, only while the job runs.
             with tempfile.TemporaryDirectory(prefix=f"job-{job.id}-", dir=self._staging_root()) as work_dir:
-                images, mask = _inputs(await self._store.export_inputs(job.id, Path(work_dir)))
-                edited = await self._chain(
-                    job, lambda p, model: p.edit_image(ImageEditCall(model, params, images, mask))
-                )
-            return (*image_result(job, edited.value, edited.model, params.response_format), edited.model)
-        if isinstance(params, ImageVariationParams):
-            with tempfile.TemporaryDirectory(prefix=f"job-{job.id}-", dir=self._staging_root()) as work_dir:
-                images, _ = _inputs(await self._store.export_inputs(job.id, Path(work_dir)))
-                varied = await self._chain(
-                    job, lambda p, model: p.vary_image(ImageVariationCall(model, params, images[0]))
-                )
-            return (*image_result(job, varied.value, varied.model, params.response_format), varied.model)
-        if isinstance(params, ImageGenerationParams):
-            generated = await self._chain(
-                job, lambda p, model: p.generate_image(ImageGenerationCall(model, params))
-            )
-            return (
-                *image_result(job, generated.value, generated.model, params.response_format),
-                generated.model,
-            )
+                inputs = _inputs(await self._store.export_inputs(job.id, Path(work_dir)))
+                served = await self._chain(job, lambda p, model: operation.call(p, model, job.params, inputs))
+        result, outputs = operation.keep(job, job.params, served.value, served.model)
+        return result, outputs, served.model
 
-        async def embed(provider: Provider, model: str) -> EmbeddingOutcome:
-            outcome = await provider.embed(EmbeddingCall(model, params))
-            check_vectors(outcome, len(params.inputs()))  # inside the chain: a bad answer is retried
-            return outcome
+    async def _write_outcome(
+        self, job: Job, kind: str, outcome: JobError | tuple[JobResult, list[OutputBlob]]
+    ) -> None:
+        """Write a terminal outcome, retrying while the store cannot take it (down or full):
+        an answer a provider was paid for is not thrown away for a passing local fault."""
+        delay = OUTCOME_RETRY_FIRST_DELAY
+        while True:
+            try:
+                if isinstance(outcome, JobError):
+                    written = await self._store.fail_job(job.id, self.worker_id, outcome, self._clock())
+                else:
+                    result, outputs = outcome
+                    written = await self._store.complete_job(
+                        job.id, self.worker_id, result, outputs, self._clock()
+                    )
+            except StoreUnavailable as exc:
+                log.warning("job %s: cannot write its outcome yet (%s); retrying in %gs", job.id, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, OUTCOME_RETRY_MAX_DELAY)
+                continue
+            if not written:
+                log.warning("job %s: %s outcome not written: the lease was lost", job.id, kind)
+            return
 
-        embedded = await self._chain(job, embed)
-        return (*embedding_result(job, params, embedded.value, embedded.model), embedded.model)
+    def _pause_claims(self) -> None:
+        self._claims_paused_until = asyncio.get_running_loop().time() + LOCAL_FAULT_PAUSE_SECONDS
 
     async def _chain(self, job: Job, call: Callable[[Provider, str], Awaitable[T]]) -> ChainSuccess[T]:
         """The chain of models that can run this operation; the others are skipped."""
@@ -218,6 +242,11 @@ class Dispatcher:
                 return
 
     async def _release(self, job_id: str) -> None:
+        with contextlib.suppress(StoreUnavailable):
+            await self._store.release_job(job_id, self.worker_id)
+
+    async def _hand_back(self, job_id: str) -> None:
+        """Back to the queue after a local fault; if even that fails, its lease will expire."""
         with contextlib.suppress(StoreUnavailable):
             await self._store.release_job(job_id, self.worker_id)
 

@@ -332,12 +332,34 @@ class OutputBlob:
     content_type: str
 
 
-def split_model(model: str) -> tuple[str, str] | None:
-    """`provider/model` -> (provider, model); None when not of that form.
+@dataclass(frozen=True)
+class ModelRef:
+    """A `provider/model` string, parsed once: the provider's configured name and the model
+    as that provider knows it (which may itself contain slashes: `compatible/org/model`)."""
 
-    The model part may itself contain slashes (`openai-compatible/org/model`).
-    """
-    provider, sep, name = model.partition("/")
-    if not sep or not provider or not name or provider.strip() != provider or name.strip() != name:
-        return None
-    return provider, name
+    provider: str
+    name: str
+
+    @classmethod
+    def parse(cls, model: str) -> ModelRef | None:
+        """None when `model` is not of the form `provider/model` (or has stray whitespace)."""
+        provider, sep, name = model.partition("/")
+        if not sep or not provider or not name or provider.strip() != provider or name.strip() != name:
+            return None
+        return cls(provider, name)
+
+    def __str__(self) -> str:
+        return f"{self.provider}/{self.name}"
+
+
+def split_model(model: str) -> tuple[str, str] | None:
+    """`provider/model` -> (provider, model); None when not of that form (see ModelRef)."""
+    ref = ModelRef.parse(model)
+    return (ref.provider, ref.name) if ref else None
+
+
+def served_extra_fields(job: Job, model: str) -> ExtraFields:
+    """The extra_fields of a result or error: who served (or failed) the job, and as what."""
+    ref = ModelRef.parse(model)
+    provider, name = (ref.provider, ref.name) if ref else ("", model)
+    return ExtraFields(provider=provider, model_requested=name, request_type=job.request_type.value)

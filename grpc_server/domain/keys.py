@@ -1,4 +1,4 @@
-"""Which virtual key a caller presents (CONTRACT section 4).
+"""Which virtual key a caller presents (docs/rest-api.md §4).
 
 Checked in this order: `x-bf-vk`; `Authorization: Bearer sk-bf-...`; `x-api-key`
 or `x-goog-api-key` starting with `sk-bf-` (prefix case-insensitive). A bearer
@@ -8,6 +8,8 @@ token that is not a virtual key (an admin JWT, say) is not a virtual key.
 from __future__ import annotations
 
 from collections.abc import Mapping
+
+from grpc_server.domain.jobs import ModelRef
 
 VIRTUAL_KEY_PREFIX = "sk-bf-"
 KEY_HEADERS = ("x-bf-vk", "authorization", "x-api-key", "x-goog-api-key")
@@ -35,5 +37,5 @@ def model_allowed(model: str, allowed: tuple[str, ...]) -> bool:
     """Whether `provider/model` matches a key's allow-list (empty = anything; `provider/*`)."""
     if not allowed:
         return True
-    provider = model.partition("/")[0]
-    return model in allowed or f"{provider}/*" in allowed
+    ref = ModelRef.parse(model)
+    return model in allowed or (ref is not None and f"{ref.provider}/*" in allowed)

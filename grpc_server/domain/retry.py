@@ -10,7 +10,7 @@ Rules, per model of the chain:
   moves straight to the next model; the same call would fail the same way.
   Adapters classify errors (429, 5xx, 408 and 409 are retryable); the runner marks
   timeouts and connection errors retryable. The flag is trusted as given.
-- A model gets at most RetrySettings.max_attempts calls, the first one included.
+- A model gets at most RetryPolicy.max_attempts calls, the first one included.
 - With a Retry-After hint, wait exactly that long: the provider knows its own
   rate limits better than our backoff does. A hint above max_delay_seconds is not
   worth waiting for while other models are available, so move to the next model.
@@ -23,9 +23,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-from grpc_server.config import RetrySettings
 from grpc_server.providers.base import ProviderError
+
+
+class RetryPolicy(Protocol):
+    """The settings a decision needs (grpc_server.config.RetrySettings is one)."""
+
+    @property
+    def max_attempts(self) -> int: ...
+
+    @property
+    def base_delay_seconds(self) -> float: ...
+
+    @property
+    def max_delay_seconds(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -45,7 +58,7 @@ class NextModel:
 Decision = Retry | NextModel
 
 
-def backoff_delay(retry_number: int, settings: RetrySettings, jitter: float) -> float:
+def backoff_delay(retry_number: int, settings: RetryPolicy, jitter: float) -> float:
     """Seconds to wait before retry number `retry_number` (1 = the first retry).
 
     The ceiling doubles from base_delay_seconds and is capped at max_delay_seconds;
@@ -62,7 +75,7 @@ def backoff_delay(retry_number: int, settings: RetrySettings, jitter: float) -> 
     return half + jitter * half
 
 
-def decide(error: ProviderError, attempt: int, settings: RetrySettings, jitter: float) -> Decision:
+def decide(error: ProviderError, attempt: int, settings: RetryPolicy, jitter: float) -> Decision:
     """What to do after attempt number `attempt` (1-based) of one model failed with `error`.
 
     `jitter` in [0, 1) is drawn by the caller; it is ignored when the provider gave a

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from PIL import Image, ImageFile
 
-from grpc_server.errors import InvalidArgument
+from grpc_server.domain.errors import InvalidArgument
 from grpc_server.images import ImageInfo, check_mask, inspect_image
 
 LIMIT = 64 * 1024 * 1024  # ServerConfig.max_image_pixels default

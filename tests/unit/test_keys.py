@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from grpc_server.config import VirtualKey
+from grpc_server.domain.errors import Unauthenticated, VirtualKeyNotFound
 from grpc_server.domain.keys import model_allowed, presented_key
-from grpc_server.errors import Unauthenticated, VirtualKeyNotFound
 from grpc_server.keyring import KeyRing
 
 

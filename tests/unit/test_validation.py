@@ -1,4 +1,4 @@
-"""Image edit field rules (grpc_server.domain.validation), as tables."""
+"""Image edit field rules (grpc_server.operations.image_edit), as tables."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from grpc_server.domain.errors import InvalidArgument
 from grpc_server.domain.jobs import ImageEditParams
 from grpc_server.domain.validation import (
     BACKGROUNDS,
@@ -16,9 +17,8 @@ from grpc_server.domain.validation import (
     OUTPUT_FORMATS,
     QUALITIES,
     RESPONSE_FORMATS,
-    validate_image_edit,
 )
-from grpc_server.errors import InvalidArgument
+from grpc_server.operations.image_edit import validate_image_edit
 
 VALID = ImageEditParams(model="openai/gpt-image-1", prompt="a red fox in the snow")
 
@@ -32,7 +32,12 @@ def validate(
     max_images: int = 16,
 ) -> None:
     validate_image_edit(
-        params, image_count=image_count, has_mask=has_mask, stream=stream, max_images=max_images
+        params,
+        image_count=image_count,
+        has_mask=has_mask,
+        stream=stream,
+        max_images=max_images,
+        max_fallbacks=4,
     )
 
 

@@ -1,0 +1,79 @@
+"""Errors the server refuses callers with: pure values, no transport.
+
+    AsyncGateError                 base: a stable reason (for ErrorInfo), a message, the field
+    +-- InvalidArgument            the request breaks a rule; names the offending field
+    |   +-- VirtualKeyNotFound     an unknown virtual key was presented
+    +-- PayloadTooLarge            a file, body or input over its limit (names the field)
+    +-- Unauthenticated            no virtual key where one is required
+    +-- PermissionDenied           the key may not use the model; an altered capability
+    +-- NotFound                   no such job, expired, or another key's job
+    |   +-- OperationTypeMismatch  a readable job asked for as another operation
+    +-- Busy                       a shared budget is exhausted right now; try again
+    +-- IdleTimeout                the caller stopped sending mid-request
+    +-- Unavailable                the store cannot be reached; try again
+        +-- StorageFull            the store cannot write (disk full); try again later
+
+Each boundary maps these once: grpc_server.errors to gRPC statuses with google.rpc
+details, the REST bridge from those to HTTP.
+"""
+
+from __future__ import annotations
+
+
+class AsyncGateError(Exception):
+    reason = "INTERNAL"
+
+    def __init__(self, message: str, param: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+class InvalidArgument(AsyncGateError):
+    reason = "INVALID_ARGUMENT"
+
+
+class VirtualKeyNotFound(InvalidArgument):
+    reason = "VIRTUAL_KEY_NOT_FOUND"
+
+    def __init__(self) -> None:
+        super().__init__("virtual key not found")
+
+
+class PayloadTooLarge(AsyncGateError):
+    reason = "PAYLOAD_TOO_LARGE"
+
+
+class Unauthenticated(AsyncGateError):
+    reason = "VIRTUAL_KEY_REQUIRED"
+
+
+class PermissionDenied(AsyncGateError):
+    reason = "PERMISSION_DENIED"
+
+
+class NotFound(AsyncGateError):
+    reason = "JOB_NOT_FOUND"
+
+
+class OperationTypeMismatch(NotFound):
+    reason = "OPERATION_TYPE_MISMATCH"
+
+    def __init__(self) -> None:
+        super().__init__("operation type mismatch")
+
+
+class Busy(AsyncGateError):
+    reason = "UPLOADS_BUSY"
+
+
+class IdleTimeout(AsyncGateError):
+    reason = "UPLOAD_IDLE"
+
+
+class Unavailable(AsyncGateError):
+    reason = "STORE_UNAVAILABLE"
+
+
+class StorageFull(Unavailable):
+    reason = "STORE_FULL"
