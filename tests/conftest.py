@@ -29,7 +29,7 @@ KEY_A = VirtualKey(id="vk-team-a", value="sk-bf-team-a-secret")
 KEY_B = VirtualKey(id="vk-team-b", value="sk-bf-team-b-secret")
 
 
-def test_config(data_dir: Path, **overrides: Any) -> ServerConfig:
+def fast_config(data_dir: Path, **overrides: Any) -> ServerConfig:
     """Fast timings so that tests do not wait on production defaults."""
     config = ServerConfig(
         port=0,
@@ -90,7 +90,7 @@ async def make_stack(tmp_path: Path) -> AsyncIterator[StackFactory]:
     cleanups: list[Callable[[], Awaitable[None]]] = []
 
     async def start(bridge: BridgeConfig | None = None, **overrides: Any) -> Stack:
-        server = AsyncGateServer(test_config(tmp_path / f"data{len(cleanups)}", **overrides))
+        server = AsyncGateServer(fast_config(tmp_path / f"data{len(cleanups)}", **overrides))
         port = await server.start()
         cleanups.append(lambda: server.stop(grace=1.0))
         target = f"127.0.0.1:{port}"

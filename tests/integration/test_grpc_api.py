@@ -9,10 +9,8 @@ import os
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from grpc_status import rpc_status
 from PIL import Image
 
 from asyncgate.v1 import image_edit_pb2 as edit_pb
@@ -20,6 +18,7 @@ from asyncgate.v1 import job_pb2 as job_pb
 from asyncgate.v1 import job_service_pb2 as pb
 from asyncgate.v1 import job_service_pb2_grpc as pb_grpc
 from tests.conftest import KEY_A, KEY_B, Stack, StackFactory
+from tests.grpc_details import error_details
 from tests.images import mask_bytes, png_bytes, subject_on_background
 
 MB = 1024 * 1024
@@ -53,24 +52,6 @@ async def _read(stack: Stack, request: pb.ReadJobOutputRequest) -> tuple[str, in
         chunks.append(len(message.chunk))
         data += message.chunk
     return content_type, size, bytes(data), chunks
-
-
-def _details(error: grpc.aio.AioRpcError) -> tuple[str, str]:
-    """(ErrorInfo reason, first BadRequest field) of a failed call."""
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    assert status is not None, "no google.rpc details"
-    reason = field = ""
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            assert info.domain == "asyncgate"
-            reason = info.reason
-        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
-            field = bad.field_violations[0].field
-    return reason, field
 
 
 async def test_unary_create_get_and_read_output(stack: Stack) -> None:
@@ -150,7 +131,7 @@ async def test_validation_error_carries_bad_request_and_error_info(stack: Stack)
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await stack.stub.CreateImageEditJob(pb.CreateImageEditJobRequest(request=_edit(n=11)))
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert _details(raised.value) == ("INVALID_ARGUMENT", "n")
+    assert error_details(raised.value) == ("INVALID_ARGUMENT", "n")
     assert "invalid n value" in (raised.value.details() or "")
 
 
@@ -158,7 +139,7 @@ async def test_stream_true_is_refused(stack: Stack) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await stack.stub.CreateImageEditJob(pb.CreateImageEditJobRequest(request=_edit(stream=True)))
     assert raised.value.details() == "stream is not supported for async image edits"
-    assert _details(raised.value)[1] == "stream"
+    assert error_details(raised.value)[1] == "stream"
 
 
 async def test_unknown_and_other_keys_jobs_are_not_found_alike(stack: Stack) -> None:
@@ -174,7 +155,7 @@ async def test_unknown_and_other_keys_jobs_are_not_found_alike(stack: Stack) -> 
         with pytest.raises(grpc.aio.AioRpcError) as raised:
             await stack.stub.GetJob(pb.GetJobRequest(id=job_id), metadata=metadata)
         assert raised.value.code() == grpc.StatusCode.NOT_FOUND
-        assert _details(raised.value)[0] == "JOB_NOT_FOUND"
+        assert error_details(raised.value)[0] == "JOB_NOT_FOUND"
     assert (
         await stack.stub.GetJob(pb.GetJobRequest(id=created.job.id), metadata=key_a)
     ).job.id == created.job.id
@@ -190,10 +171,10 @@ async def test_operation_type_mismatch_only_for_a_reader(stack: Stack) -> None:
         await stack.stub.GetJob(as_embedding, metadata=key_a)
     assert raised.value.code() == grpc.StatusCode.NOT_FOUND
     assert raised.value.details() == "operation type mismatch"
-    assert _details(raised.value)[0] == "OPERATION_TYPE_MISMATCH"
+    assert error_details(raised.value)[0] == "OPERATION_TYPE_MISMATCH"
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await stack.stub.GetJob(as_embedding)  # may not read it: simply unknown
-    assert _details(raised.value)[0] == "JOB_NOT_FOUND"
+    assert error_details(raised.value)[0] == "JOB_NOT_FOUND"
 
 
 async def test_upload_without_header_and_chunk_before_file(stack: Stack) -> None:
@@ -208,7 +189,7 @@ async def test_upload_without_header_and_chunk_before_file(stack: Stack) -> None
         with pytest.raises(grpc.aio.AioRpcError) as raised:
             await stack.stub.UploadImageEditJob(parts())  # type: ignore[arg-type]
         assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert _details(raised.value)[1] == field
+        assert error_details(raised.value)[1] == field
     assert stack.stored_jobs() == 0
 
 
@@ -231,7 +212,7 @@ async def test_a_file_over_the_limit_is_refused_after_the_clients_last_write(
         with pytest.raises(grpc.aio.AioRpcError) as raised:
             await call
         assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, raised.value.details()
-        assert _details(raised.value) == ("PAYLOAD_TOO_LARGE", "image")
+        assert error_details(raised.value) == ("PAYLOAD_TOO_LARGE", "image")
     assert stack.stored_jobs() == 0
 
 
