@@ -37,13 +37,13 @@ def free_port() -> int:
 class Process:
     """One `python -m ...` child; stop() is safe to call more than once."""
 
-    def __init__(self, name: str, args: list[str], workdir: Path) -> None:
+    def __init__(self, name: str, args: list[str], workdir: Path, cwd: Path = ROOT) -> None:
         self.name = name
         self.log_path = workdir / f"{name}.log"
         self._log = self.log_path.open("wb")
         try:
             self._popen = subprocess.Popen(
-                [sys.executable, *args], cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT
+                [sys.executable, *args], cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT
             )
         except BaseException:
             self._log.close()
@@ -72,9 +72,11 @@ class Process:
         self._log.close()
 
 
-def start(stack: contextlib.ExitStack, name: str, args: list[str], workdir: Path) -> Process:
-    """Start a child whose stop() runs when `stack` closes."""
-    process = Process(name, args, workdir)
+def start(
+    stack: contextlib.ExitStack, name: str, args: list[str], workdir: Path, cwd: Path = ROOT
+) -> Process:
+    """Start a child whose stop() runs when `stack` closes; `cwd`: the source tree it runs from."""
+    process = Process(name, args, workdir, cwd)
     stack.callback(process.stop)
     return process
 
@@ -120,6 +122,7 @@ def start_server(
     workdir: Path,
     name: str = "grpc-server",
     options: ServerOptions = ACCEPT_ONLY,
+    source: Path = ROOT,
 ) -> tuple[Process, str]:
     """The real gRPC server (accept-only unless told otherwise), its data in a directory of its own."""
     data_dir = workdir / f"{name}-data"
@@ -136,15 +139,19 @@ def start_server(
         "--data-dir",
         str(data_dir),
     ]
-    return start(stack, name, args, workdir), f"127.0.0.1:{port}"
+    return start(stack, name, args, workdir, source), f"127.0.0.1:{port}"
 
 
 def start_bridge(
-    stack: contextlib.ExitStack, workdir: Path, grpc_target: str, name: str = "rest-bridge"
+    stack: contextlib.ExitStack,
+    workdir: Path,
+    grpc_target: str,
+    name: str = "rest-bridge",
+    source: Path = ROOT,
 ) -> tuple[Process, str]:
     port = free_port()
     args = ["-m", "rest_bridge", "--grpc-target", grpc_target, "--http-port", str(port)]
-    return start(stack, name, args, workdir), f"http://127.0.0.1:{port}"
+    return start(stack, name, args, workdir, source), f"http://127.0.0.1:{port}"
 
 
 def start_rest_baseline(stack: contextlib.ExitStack, workdir: Path) -> tuple[Process, str]:

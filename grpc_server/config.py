@@ -128,7 +128,7 @@ class ServerConfig:
     """Largest unary gRPC message; bigger uploads use UploadImageEditJob."""
     max_fallbacks: int = 4
     """Most fallback models one request may name."""
-    image_pixel_budget: int = 128 * 1024 * 1024
+    image_pixel_budget: int = 64 * 1024 * 1024
     """Decoded pixels being checked or processed at once in this process (every request and
     local job together); work beyond it waits its turn. At least max_image_pixels."""
     local_max_pixels: int = 16 * 1024 * 1024
