@@ -6,12 +6,15 @@ Enums map by name: `IMAGE_SIZE_1024X1024` <-> "1024x1024", `EDIT_TYPE_INPAINTING
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 
 from asyncgate.v1 import embedding_pb2 as emb_pb
+from asyncgate.v1 import image_common_pb2 as common_pb
 from asyncgate.v1 import image_edit_pb2 as edit_pb
 from asyncgate.v1 import image_generation_pb2 as gen_pb
 from asyncgate.v1 import job_pb2 as job_pb
@@ -58,26 +61,47 @@ def _optional(message: object, field: str) -> int | None:
     return getattr(message, field) if message.HasField(field) else None  # type: ignore[attr-defined]
 
 
+def _integral(value: Any) -> Any:
+    """Struct numbers are doubles: 7.0 -> 7, so a form field reads "7" as it was given."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_integral(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _integral(item) for key, item in value.items()}
+    return value
+
+
+def form_extra_params(extra: struct_pb2.Struct) -> dict[str, str]:
+    """Extra fields of a multipart operation (edit, variation) as form text: a string as it
+    is, any other value as its JSON text (7 -> "7", true -> "true", [1, 2] -> "[1,2]")."""
+    fields: dict[str, str] = {}
+    for name, value in json_format.MessageToDict(extra).items():
+        plain = _integral(value)
+        fields[name] = plain if isinstance(plain, str) else json.dumps(plain, separators=(",", ":"))
+    return fields
+
+
 def image_edit_params(request: edit_pb.ImageEditRequest) -> ImageEditParams:
     return ImageEditParams(
         model=request.model.strip(),
         prompt=request.prompt,
         type=enum_to_str(edit_pb.EditType, request.type),
         n=_optional(request, "n"),
-        size=enum_to_str(edit_pb.ImageSize, request.size),
-        response_format=enum_to_str(edit_pb.ResponseFormat, request.response_format) or "url",
-        background=enum_to_str(edit_pb.Background, request.background),
+        size=enum_to_str(common_pb.ImageSize, request.size),
+        response_format=enum_to_str(common_pb.ResponseFormat, request.response_format) or "url",
+        background=enum_to_str(common_pb.Background, request.background),
         input_fidelity=enum_to_str(edit_pb.InputFidelity, request.input_fidelity),
         partial_images=_optional(request, "partial_images"),
-        quality=enum_to_str(edit_pb.Quality, request.quality),
-        output_format=enum_to_str(edit_pb.OutputFormat, request.output_format),
+        quality=enum_to_str(common_pb.Quality, request.quality),
+        output_format=enum_to_str(common_pb.OutputFormat, request.output_format),
         output_compression=_optional(request, "output_compression"),
         num_inference_steps=_optional(request, "num_inference_steps"),
         seed=_optional(request, "seed"),
         negative_prompt=request.negative_prompt or None,
         user=request.user or None,
         fallbacks=tuple(f.strip() for f in request.fallbacks),
-        extra_params=dict(request.extra_params),
+        extra_params=form_extra_params(request.extra_params),
     )
 
 
@@ -86,13 +110,13 @@ def image_generation_params(request: gen_pb.ImageGenerationRequest) -> ImageGene
         model=request.model.strip(),
         prompt=request.prompt,
         n=_optional(request, "n"),
-        size=enum_to_str(edit_pb.ImageSize, request.size),
-        quality=enum_to_str(edit_pb.Quality, request.quality),
+        size=enum_to_str(common_pb.ImageSize, request.size),
+        quality=enum_to_str(common_pb.Quality, request.quality),
         style=enum_to_str(gen_pb.Style, request.style),
-        response_format=enum_to_str(edit_pb.ResponseFormat, request.response_format) or "url",
-        background=enum_to_str(edit_pb.Background, request.background),
+        response_format=enum_to_str(common_pb.ResponseFormat, request.response_format) or "url",
+        background=enum_to_str(common_pb.Background, request.background),
         moderation=enum_to_str(gen_pb.Moderation, request.moderation),
-        output_format=enum_to_str(edit_pb.OutputFormat, request.output_format),
+        output_format=enum_to_str(common_pb.OutputFormat, request.output_format),
         output_compression=_optional(request, "output_compression"),
         partial_images=_optional(request, "partial_images"),
         seed=_optional(request, "seed"),
