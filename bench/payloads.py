@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from asyncgate.v1 import image_edit_pb2, job_service_pb2
+from asyncgate.v1 import image_common_pb2, image_edit_pb2, job_service_pb2
 
 MODEL = "local/pillow"
 EDIT_TYPE = "background_removal"
@@ -60,7 +60,7 @@ def create_request(png: bytes) -> job_service_pb2.CreateImageEditJobRequest:
         request=image_edit_pb2.ImageEditRequest(
             model=MODEL,
             type=image_edit_pb2.EDIT_TYPE_BACKGROUND_REMOVAL,
-            images=[image_edit_pb2.InputImage(data=png, filename="photo.png", content_type="image/png")],
+            images=[image_common_pb2.InputImage(data=png, filename="photo.png", content_type="image/png")],
         )
     )
 

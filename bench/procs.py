@@ -101,7 +101,10 @@ class ServerOptions:
         lines = [f'data_dir = "{data_dir}"']
         if self.database_url is not None:
             # Replicas of one store sign result URLs alike; the bench reads none, but a deployment would.
-            lines += [f'database_url = "{self.database_url}"', 'url_signing_secret = "asyncgate-bench"']
+            lines += [
+                f'database_url = "{self.database_url}"',
+                'url_signing_secret = "asyncgate-bench-url-signing-secret"',
+            ]
         lines += [
             "",
             "[dispatcher]",

@@ -81,6 +81,30 @@ def _ceiling_lines(ceilings: dict[str, Any]) -> list[str]:
     ]
 
 
+def bomb_lines(bombs: dict[str, Any]) -> list[str]:
+    lines = [
+        f"Pixel bombs: {bombs['requests']} lossless WEBPs of {bombs['bomb_bytes']:,} B declaring "
+        f"{bombs['bomb_pixels'] / 1e6:.0f} Mpx each, at once through the bridge, /health asked meanwhile",
+        f"  {'':<8}{'statuses':>22}{'burst s':>9}{'peak RSS MB':>13}{'/health max ms':>16}{'p50 ms':>8}",
+    ]
+    for side in ("before", "after"):
+        fig = bombs[side]
+        if "skipped" in fig:
+            lines.append(f"  {side:<8}skipped: {fig['skipped']}")
+            continue
+        statuses = ",".join(f"{s}x{fig['statuses'].count(s)}" for s in sorted(set(fig["statuses"])))
+        lines.append(
+            f"  {side:<8}{statuses:>22}{fig['burst_seconds']:>9.1f}{fig['peak_rss_bytes'] / MB:>13.0f}"
+            f"{fig['health_max_ms']:>16.1f}{fig['health_p50_ms']:>8.1f}"
+        )
+    if "peak_rss_after_to_before" in bombs:
+        lines.append(
+            f"  after/before: peak RSS {bombs['peak_rss_after_to_before']:.2f}, "
+            f"longest /health {bombs['health_max_after_to_before']:.3f}"
+        )
+    return [*lines, ""]
+
+
 def format_report(report: dict[str, Any]) -> str:
     meta = report["meta"]
     settings = meta["settings"]
@@ -112,6 +136,8 @@ def format_report(report: dict[str, Any]) -> str:
         lines += generations_lines(report["generations"])
     if "postgres" in report:
         lines += postgres_lines(report["postgres"])
+    if "bombs" in report:
+        lines += bomb_lines(report["bombs"])
     lines.append("Goals (reported, not enforced):")
     for goal in report.get("goals", []):
         lines.append(f"  {goal['goal']:<44}{f(goal['value']):>8}  {'met' if goal['met'] else 'NOT MET'}")

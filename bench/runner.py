@@ -20,6 +20,7 @@ from bench.e2e import embeddings_measurement, generations_measurement
 from bench.load import GrpcTarget, RestTarget
 from bench.memory import measure_upload
 from bench.payloads import BIG_SIDE, create_request, multipart_form, small_png, write_big_png
+from bench.pixel_bombs import pixel_bomb_measurement
 from bench.postgres import postgres_measurement
 from bench.procfs import load_average
 from bench.report import goals
@@ -163,6 +164,10 @@ MEASUREMENTS: dict[str, tuple[str, Measurement]] = {
     "postgres": (
         "PostgreSQL next to SQLite: submit, end to end, NOTIFY dispatch, two replicas ...",
         postgres_measurement,
+    ),
+    "bombs": (
+        "Pixel bombs: 20 x 64 Mpx WEBPs at once, before and after the pixel budget ...",
+        lambda workdir, _: pixel_bomb_measurement(workdir),
     ),
 }
 """Each part: what the progress line says, and what measures it; run in this order."""

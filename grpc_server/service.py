@@ -11,7 +11,7 @@ from typing import Any
 
 import grpc
 
-from asyncgate.v1 import image_edit_pb2 as edit_pb
+from asyncgate.v1 import image_common_pb2 as common_pb
 from asyncgate.v1 import job_service_pb2 as pb
 from asyncgate.v1 import job_service_pb2_grpc as pb_grpc
 from grpc_server import convert
@@ -70,8 +70,8 @@ def _ttl(options: pb.JobOptions) -> int | None:
 
 
 def _inline_images(
-    images: Iterable[edit_pb.InputImage], mask: edit_pb.InputImage | None
-) -> list[tuple[str, edit_pb.InputImage]]:
+    images: Iterable[common_pb.InputImage], mask: common_pb.InputImage | None
+) -> list[tuple[str, common_pb.InputImage]]:
     return [*(("image", image) for image in images), *([("mask", mask)] if mask is not None else [])]
 
 
@@ -93,7 +93,7 @@ class JobServicer(pb_grpc.JobServiceServicer):
         request: Any,
         options: pb.JobOptions,
         context: Context,
-        files: list[tuple[str, edit_pb.InputImage]] | None = None,
+        files: list[tuple[str, common_pb.InputImage]] | None = None,
     ) -> Job:
         """A Create RPC: the caller checked first, then the inline files staged, then submit."""
         headers = headers_of(context)

@@ -11,6 +11,7 @@ import re
 
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 
+from asyncgate.v1 import image_common_pb2 as common_pb
 from asyncgate.v1 import image_edit_pb2 as edit_pb
 from rest_bridge.errors import BridgeError
 
@@ -18,12 +19,12 @@ _INTEGER = re.compile(r"[+-]?[0-9]+")
 
 ENUM_FIELDS: dict[str, EnumTypeWrapper] = {
     "type": edit_pb.EditType,
-    "size": edit_pb.ImageSize,
-    "response_format": edit_pb.ResponseFormat,
-    "background": edit_pb.Background,
+    "size": common_pb.ImageSize,
+    "response_format": common_pb.ResponseFormat,
+    "background": common_pb.Background,
     "input_fidelity": edit_pb.InputFidelity,
-    "quality": edit_pb.Quality,
-    "output_format": edit_pb.OutputFormat,
+    "quality": common_pb.Quality,
+    "output_format": common_pb.OutputFormat,
 }
 INT32_FIELDS = ("n", "partial_images", "output_compression")
 INT64_FIELDS = ("num_inference_steps", "seed")

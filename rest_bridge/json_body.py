@@ -18,7 +18,7 @@ from google.protobuf import struct_pb2
 from google.protobuf.message import Message
 
 from asyncgate.v1 import embedding_pb2 as emb_pb
-from asyncgate.v1 import image_edit_pb2 as edit_pb
+from asyncgate.v1 import image_common_pb2 as common_pb
 from asyncgate.v1 import image_generation_pb2 as gen_pb
 from rest_bridge.config import BridgeConfig
 from rest_bridge.errors import BridgeError
@@ -89,13 +89,13 @@ GENERATION_FIELDS: dict[str, Parser] = {
     "model": _string,
     "prompt": _string,
     "n": _integer(32),
-    "size": _enum(edit_pb.ImageSize),
-    "quality": _enum(edit_pb.Quality),
+    "size": _enum(common_pb.ImageSize),
+    "quality": _enum(common_pb.Quality),
     "style": _enum(gen_pb.Style),
-    "response_format": _enum(edit_pb.ResponseFormat),
-    "background": _enum(edit_pb.Background),
+    "response_format": _enum(common_pb.ResponseFormat),
+    "background": _enum(common_pb.Background),
     "moderation": _enum(gen_pb.Moderation),
-    "output_format": _enum(edit_pb.OutputFormat),
+    "output_format": _enum(common_pb.OutputFormat),
     "output_compression": _integer(32),
     "partial_images": _integer(32),
     "seed": _integer(64),

@@ -14,7 +14,7 @@ from typing import TypeVar
 import aiohttp
 from aiohttp import BodyPartReader, MultipartReader, web
 
-from asyncgate.v1 import image_edit_pb2 as edit_pb
+from asyncgate.v1 import image_common_pb2 as common_pb
 from asyncgate.v1 import job_service_pb2 as pb
 from rest_bridge.config import BridgeConfig
 from rest_bridge.disposition import name_and_filename
@@ -144,7 +144,7 @@ class UnaryRequest:
     def build(self) -> pb.CreateImageEditJobRequest:
         edit = self.request.request
         for file, chunks in self._files:
-            image = edit_pb.InputImage(
+            image = common_pb.InputImage(
                 data=b"".join(chunks), filename=file.filename, content_type=file.content_type
             )
             if file.role == pb.UPLOAD_FILE_ROLE_MASK:

@@ -1,11 +1,16 @@
 """Regenerate the Python code for protos/ (and check it is current).
 
-    python scripts/gen_protos.py           # write asyncgate/v1/*_pb2*.py(i)
-    python scripts/gen_protos.py --check   # exit 1 when the checked-in code is stale
-    python scripts/gen_protos.py --deps    # copy google/api protos to build/protodeps for buf
+    python scripts/gen_protos.py                    # write asyncgate/v1/*_pb2*.py(i)
+    python scripts/gen_protos.py --check            # exit 1 when the checked-in code is stale
+    python scripts/gen_protos.py --include-dir DIR  # the include files protos/ needs, for stubs
+    python scripts/gen_protos.py --deps             # the same for buf, into build/protodeps
 
-google/api and google/rpc protos come from the installed googleapis-common-protos
-package, the well-known types from grpcio-tools: nothing third-party is vendored.
+Stubs in another language (protoc, grpc_tools, Node's proto-loader, Go) need the
+files protos/ imports: `--include-dir DIR` writes google/api/*.proto and
+google/rpc/*.proto (from the installed googleapis-common-protos, Apache-2.0) and the
+well-known types google/protobuf/*.proto (from grpcio-tools, BSD-3-Clause) to DIR; then
+e.g. `protoc -I protos -I DIR --go_out=... protos/asyncgate/v1/*.proto`. `--deps` leaves
+out the well-known types, which buf brings itself. Nothing third-party is vendored.
 """
 
 from __future__ import annotations
@@ -84,13 +89,27 @@ def check() -> int:
     return 0
 
 
-def copy_deps() -> None:
-    """Lay out the imported google protos where buf.yaml expects them."""
-    shutil.rmtree(DEPS_DIR, ignore_errors=True)
-    for package in ("google/api", "google/rpc"):
-        shutil.copytree(
-            GOOGLEAPIS / package, DEPS_DIR / package, ignore=shutil.ignore_patterns("*.py", "__pycache__")
-        )
+_LICENCES = """Include files for compiling protos/ (written by scripts/gen_protos.py; do not edit).
+google/api, google/rpc: googleapis-common-protos, Apache License 2.0, Copyright Google LLC.
+google/protobuf: Protocol Buffers well-known types, BSD 3-Clause, Copyright Google Inc.
+"""
+
+
+def write_includes(target: Path, *, well_known: bool) -> list[Path]:
+    """Write the google protos protos/ can import, and a licence note, under `target`/google
+    (files of the same name are overwritten); returns the .proto files written."""
+    sources = [(GOOGLEAPIS, "google/api"), (GOOGLEAPIS, "google/rpc")]
+    if well_known:
+        sources.append((WELL_KNOWN, "google/protobuf"))
+    written = []
+    for root, package in sources:
+        for source in sorted((root / package).rglob("*.proto")):
+            destination = target / source.relative_to(root)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, destination)
+            written.append(destination)
+    (target / "google" / "README.txt").write_text(_LICENCES)
+    return written
 
 
 def main() -> int:
@@ -98,10 +117,22 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--check", action="store_true", help="fail when the checked-in code is stale")
-    parser.add_argument("--deps", action="store_true", help="copy google protos to build/protodeps for buf")
+    parser.add_argument(
+        "--include-dir",
+        type=Path,
+        metavar="DIR",
+        help="write the include files protos/ needs (google/api, google/rpc, well-known types) to DIR",
+    )
+    parser.add_argument("--deps", action="store_true", help="write google/api and google/rpc for buf")
     options = parser.parse_args()
+    if options.include_dir is not None:
+        written = write_includes(options.include_dir, well_known=True)
+        print(f"wrote {len(written)} include files to {options.include_dir}")
+        print(f"  protoc -I {PROTOS.relative_to(ROOT)} -I {options.include_dir} ...")
+        return 0
     if options.deps:
-        copy_deps()
+        shutil.rmtree(DEPS_DIR, ignore_errors=True)  # ours alone (git-ignored): no stale files
+        write_includes(DEPS_DIR, well_known=False)
         return 0
     if options.check:
         return check()

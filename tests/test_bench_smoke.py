@@ -14,8 +14,9 @@ from bench.e2e import embeddings_measurement, generations_measurement
 from bench.memory import measure_upload
 from bench.payloads import multipart_form, small_png, write_big_png
 from bench.pg import BACKENDS
+from bench.pixel_bombs import pixel_bomb_measurement
 from bench.postgres import postgres_measurement
-from bench.report import format_report
+from bench.report import bomb_lines, format_report
 from bench.report_jobs import embeddings_lines, generations_lines, postgres_lines
 from bench.runner import PARTS, Settings, ceilings_measurement, grpc_comparison, rest_comparison, run_all
 
@@ -181,3 +182,16 @@ def test_command_line_takes_the_new_parts() -> None:
     assert settings.parts == ("embeddings", "postgres")
     assert settings.database_url == "postgresql://x/y"
     assert {"embeddings", "generations", "postgres"} <= set(settings_from_args([]).parts) == set(PARTS)
+
+
+async def test_pixel_bombs_part_reports_both_sides(tmp_path: Path) -> None:
+    """Two bombs a side; `before` is this very commit, so the part's git worktree path runs."""
+    part = await pixel_bomb_measurement(tmp_path, count=2, before_ref="HEAD")
+    assert part["requests"] == 2 and part["bomb_pixels"] == 64_000_000
+    for side in ("before", "after"):
+        figures = part[side]
+        assert figures["statuses"] == [202, 202], figures
+        assert figures["peak_rss_bytes"] >= figures["idle_rss_bytes"] > 0
+        assert figures["health_answers"] >= 1
+    assert part["peak_rss_after_to_before"] > 0
+    assert "Pixel bombs" in "\n".join(bomb_lines(part))

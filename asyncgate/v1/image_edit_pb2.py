@@ -22,38 +22,25 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from asyncgate.v1 import image_common_pb2 as asyncgate_dot_v1_dot_image__common__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61syncgate/v1/image_edit.proto\x12\x0c\x61syncgate.v1\x1a\x1fgoogle/api/field_behavior.proto\"\xe4\x06\n\x10ImageEditRequest\x12\x13\n\x05model\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12(\n\x06images\x18\x03 \x03(\x0b\x32\x18.asyncgate.v1.InputImage\x12&\n\x04mask\x18\x04 \x01(\x0b\x32\x18.asyncgate.v1.InputImage\x12$\n\x04type\x18\x05 \x01(\x0e\x32\x16.asyncgate.v1.EditType\x12\x0e\n\x01n\x18\x06 \x01(\x05H\x00\x88\x01\x01\x12%\n\x04size\x18\x07 \x01(\x0e\x32\x17.asyncgate.v1.ImageSize\x12\x35\n\x0fresponse_format\x18\x08 \x01(\x0e\x32\x1c.asyncgate.v1.ResponseFormat\x12\x0e\n\x06stream\x18\t \x01(\x08\x12,\n\nbackground\x18\n \x01(\x0e\x32\x18.asyncgate.v1.Background\x12\x33\n\x0einput_fidelity\x18\x0b \x01(\x0e\x32\x1b.asyncgate.v1.InputFidelity\x12\x1b\n\x0epartial_images\x18\x0c \x01(\x05H\x01\x88\x01\x01\x12&\n\x07quality\x18\r \x01(\x0e\x32\x15.asyncgate.v1.Quality\x12\x31\n\routput_format\x18\x0e \x01(\x0e\x32\x1a.asyncgate.v1.OutputFormat\x12\x1f\n\x12output_compression\x18\x0f \x01(\x05H\x02\x88\x01\x01\x12 \n\x13num_inference_steps\x18\x10 \x01(\x03H\x03\x88\x01\x01\x12\x11\n\x04seed\x18\x11 \x01(\x03H\x04\x88\x01\x01\x12\x17\n\x0fnegative_prompt\x18\x12 \x01(\t\x12\x0c\n\x04user\x18\x13 \x01(\t\x12\x11\n\tfallbacks\x18\x14 \x03(\t\x12\x45\n\x0c\x65xtra_params\x18\x15 \x03(\x0b\x32/.asyncgate.v1.ImageEditRequest.ExtraParamsEntry\x1a\x32\n\x10\x45xtraParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x04\n\x02_nB\x11\n\x0f_partial_imagesB\x15\n\x13_output_compressionB\x16\n\x14_num_inference_stepsB\x07\n\x05_seed\"B\n\nInputImage\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t*|\n\x08\x45\x64itType\x12\x19\n\x15\x45\x44IT_TYPE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x45\x44IT_TYPE_INPAINTING\x10\x01\x12\x19\n\x15\x45\x44IT_TYPE_OUTPAINTING\x10\x02\x12 \n\x1c\x45\x44IT_TYPE_BACKGROUND_REMOVAL\x10\x03*\xee\x01\n\tImageSize\x12\x1a\n\x16IMAGE_SIZE_UNSPECIFIED\x10\x00\x12\x16\n\x12IMAGE_SIZE_256X256\x10\x01\x12\x16\n\x12IMAGE_SIZE_512X512\x10\x02\x12\x18\n\x14IMAGE_SIZE_1024X1024\x10\x03\x12\x18\n\x14IMAGE_SIZE_1536X1024\x10\x04\x12\x18\n\x14IMAGE_SIZE_1024X1536\x10\x05\x12\x13\n\x0fIMAGE_SIZE_AUTO\x10\x06\x12\x18\n\x14IMAGE_SIZE_1792X1024\x10\x07\x12\x18\n\x14IMAGE_SIZE_1024X1792\x10\x08*h\n\x0eResponseFormat\x12\x1f\n\x1bRESPONSE_FORMAT_UNSPECIFIED\x10\x00\x12\x17\n\x13RESPONSE_FORMAT_URL\x10\x01\x12\x1c\n\x18RESPONSE_FORMAT_B64_JSON\x10\x02*p\n\nBackground\x12\x1a\n\x16\x42\x41\x43KGROUND_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x42\x41\x43KGROUND_TRANSPARENT\x10\x01\x12\x15\n\x11\x42\x41\x43KGROUND_OPAQUE\x10\x02\x12\x13\n\x0f\x42\x41\x43KGROUND_AUTO\x10\x03*`\n\rInputFidelity\x12\x1e\n\x1aINPUT_FIDELITY_UNSPECIFIED\x10\x00\x12\x16\n\x12INPUT_FIDELITY_LOW\x10\x01\x12\x17\n\x13INPUT_FIDELITY_HIGH\x10\x02*\x91\x01\n\x07Quality\x12\x17\n\x13QUALITY_UNSPECIFIED\x10\x00\x12\x10\n\x0cQUALITY_AUTO\x10\x01\x12\x10\n\x0cQUALITY_HIGH\x10\x02\x12\x12\n\x0eQUALITY_MEDIUM\x10\x03\x12\x0f\n\x0bQUALITY_LOW\x10\x04\x12\x14\n\x10QUALITY_STANDARD\x10\x05\x12\x0e\n\nQUALITY_HD\x10\x06*t\n\x0cOutputFormat\x12\x1d\n\x19OUTPUT_FORMAT_UNSPECIFIED\x10\x00\x12\x15\n\x11OUTPUT_FORMAT_PNG\x10\x01\x12\x16\n\x12OUTPUT_FORMAT_WEBP\x10\x02\x12\x16\n\x12OUTPUT_FORMAT_JPEG\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61syncgate/v1/image_edit.proto\x12\x0c\x61syncgate.v1\x1a\x1f\x61syncgate/v1/image_common.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1cgoogle/protobuf/struct.proto\"\x9e\x06\n\x10ImageEditRequest\x12\x13\n\x05model\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12(\n\x06images\x18\x03 \x03(\x0b\x32\x18.asyncgate.v1.InputImage\x12&\n\x04mask\x18\x04 \x01(\x0b\x32\x18.asyncgate.v1.InputImage\x12$\n\x04type\x18\x05 \x01(\x0e\x32\x16.asyncgate.v1.EditType\x12\x0e\n\x01n\x18\x06 \x01(\x05H\x00\x88\x01\x01\x12%\n\x04size\x18\x07 \x01(\x0e\x32\x17.asyncgate.v1.ImageSize\x12\x35\n\x0fresponse_format\x18\x08 \x01(\x0e\x32\x1c.asyncgate.v1.ResponseFormat\x12\x0e\n\x06stream\x18\t \x01(\x08\x12,\n\nbackground\x18\n \x01(\x0e\x32\x18.asyncgate.v1.Background\x12\x33\n\x0einput_fidelity\x18\x0b \x01(\x0e\x32\x1b.asyncgate.v1.InputFidelity\x12\x1b\n\x0epartial_images\x18\x0c \x01(\x05H\x01\x88\x01\x01\x12&\n\x07quality\x18\r \x01(\x0e\x32\x15.asyncgate.v1.Quality\x12\x31\n\routput_format\x18\x0e \x01(\x0e\x32\x1a.asyncgate.v1.OutputFormat\x12\x1f\n\x12output_compression\x18\x0f \x01(\x05H\x02\x88\x01\x01\x12 \n\x13num_inference_steps\x18\x10 \x01(\x03H\x03\x88\x01\x01\x12\x11\n\x04seed\x18\x11 \x01(\x03H\x04\x88\x01\x01\x12\x17\n\x0fnegative_prompt\x18\x12 \x01(\t\x12\x0c\n\x04user\x18\x13 \x01(\t\x12\x11\n\tfallbacks\x18\x14 \x03(\t\x12-\n\x0c\x65xtra_params\x18\x16 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\n\x02_nB\x11\n\x0f_partial_imagesB\x15\n\x13_output_compressionB\x16\n\x14_num_inference_stepsB\x07\n\x05_seedJ\x04\x08\x15\x10\x16*|\n\x08\x45\x64itType\x12\x19\n\x15\x45\x44IT_TYPE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x45\x44IT_TYPE_INPAINTING\x10\x01\x12\x19\n\x15\x45\x44IT_TYPE_OUTPAINTING\x10\x02\x12 \n\x1c\x45\x44IT_TYPE_BACKGROUND_REMOVAL\x10\x03*`\n\rInputFidelity\x12\x1e\n\x1aINPUT_FIDELITY_UNSPECIFIED\x10\x00\x12\x16\n\x12INPUT_FIDELITY_LOW\x10\x01\x12\x17\n\x13INPUT_FIDELITY_HIGH\x10\x02\x42\x98\x01\n\x10\x63om.asyncgate.v1B\x0eImageEditProtoP\x01Z>github.com/asyncgate/asyncgate/gen/go/asyncgate/v1;asyncgatev1\xa2\x02\x03\x41XX\xaa\x02\x0c\x41syncgate.V1\xca\x02\x0c\x41syncgate\\V1\xea\x02\rAsyncgate::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'asyncgate.v1.image_edit_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
-  _globals['_IMAGEEDITREQUEST_EXTRAPARAMSENTRY']._loaded_options = None
-  _globals['_IMAGEEDITREQUEST_EXTRAPARAMSENTRY']._serialized_options = b'8\001'
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\020com.asyncgate.v1B\016ImageEditProtoP\001Z>github.com/asyncgate/asyncgate/gen/go/asyncgate/v1;asyncgatev1\242\002\003AXX\252\002\014Asyncgate.V1\312\002\014Asyncgate\\V1\352\002\rAsyncgate::V1'
   _globals['_IMAGEEDITREQUEST'].fields_by_name['model']._loaded_options = None
   _globals['_IMAGEEDITREQUEST'].fields_by_name['model']._serialized_options = b'\342A\001\002'
-  _globals['_EDITTYPE']._serialized_start=1019
-  _globals['_EDITTYPE']._serialized_end=1143
-  _globals['_IMAGESIZE']._serialized_start=1146
-  _globals['_IMAGESIZE']._serialized_end=1384
-  _globals['_RESPONSEFORMAT']._serialized_start=1386
-  _globals['_RESPONSEFORMAT']._serialized_end=1490
-  _globals['_BACKGROUND']._serialized_start=1492
-  _globals['_BACKGROUND']._serialized_end=1604
-  _globals['_INPUTFIDELITY']._serialized_start=1606
-  _globals['_INPUTFIDELITY']._serialized_end=1702
-  _globals['_QUALITY']._serialized_start=1705
-  _globals['_QUALITY']._serialized_end=1850
-  _globals['_OUTPUTFORMAT']._serialized_start=1852
-  _globals['_OUTPUTFORMAT']._serialized_end=1968
-  _globals['_IMAGEEDITREQUEST']._serialized_start=81
-  _globals['_IMAGEEDITREQUEST']._serialized_end=949
-  _globals['_IMAGEEDITREQUEST_EXTRAPARAMSENTRY']._serialized_start=818
-  _globals['_IMAGEEDITREQUEST_EXTRAPARAMSENTRY']._serialized_end=868
-  _globals['_INPUTIMAGE']._serialized_start=951
-  _globals['_INPUTIMAGE']._serialized_end=1017
+  _globals['_EDITTYPE']._serialized_start=944
+  _globals['_EDITTYPE']._serialized_end=1068
+  _globals['_INPUTFIDELITY']._serialized_start=1070
+  _globals['_INPUTFIDELITY']._serialized_end=1166
+  _globals['_IMAGEEDITREQUEST']._serialized_start=144
+  _globals['_IMAGEEDITREQUEST']._serialized_end=942
 # @@protoc_insertion_point(module_scope)

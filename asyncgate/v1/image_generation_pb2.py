@@ -22,26 +22,27 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
-from asyncgate.v1 import image_edit_pb2 as asyncgate_dot_v1_dot_image__edit__pb2
+from asyncgate.v1 import image_common_pb2 as asyncgate_dot_v1_dot_image__common__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#asyncgate/v1/image_generation.proto\x12\x0c\x61syncgate.v1\x1a\x1d\x61syncgate/v1/image_edit.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1cgoogle/protobuf/struct.proto\"\xc9\x05\n\x16ImageGenerationRequest\x12\x13\n\x05model\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x06prompt\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0e\n\x01n\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12%\n\x04size\x18\x04 \x01(\x0e\x32\x17.asyncgate.v1.ImageSize\x12&\n\x07quality\x18\x05 \x01(\x0e\x32\x15.asyncgate.v1.Quality\x12\"\n\x05style\x18\x06 \x01(\x0e\x32\x13.asyncgate.v1.Style\x12\x35\n\x0fresponse_format\x18\x07 \x01(\x0e\x32\x1c.asyncgate.v1.ResponseFormat\x12,\n\nbackground\x18\x08 \x01(\x0e\x32\x18.asyncgate.v1.Background\x12,\n\nmoderation\x18\t \x01(\x0e\x32\x18.asyncgate.v1.Moderation\x12\x31\n\routput_format\x18\n \x01(\x0e\x32\x1a.asyncgate.v1.OutputFormat\x12\x1f\n\x12output_compression\x18\x0b \x01(\x05H\x01\x88\x01\x01\x12\x1b\n\x0epartial_images\x18\x0c \x01(\x05H\x02\x88\x01\x01\x12\x11\n\x04seed\x18\r \x01(\x03H\x03\x88\x01\x01\x12\x17\n\x0fnegative_prompt\x18\x0e \x01(\t\x12 \n\x13num_inference_steps\x18\x0f \x01(\x03H\x04\x88\x01\x01\x12\x0c\n\x04user\x18\x10 \x01(\t\x12\x11\n\tfallbacks\x18\x11 \x03(\t\x12\x0e\n\x06stream\x18\x12 \x01(\x08\x12-\n\x0c\x65xtra_params\x18\x13 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\n\x02_nB\x15\n\x13_output_compressionB\x11\n\x0f_partial_imagesB\x07\n\x05_seedB\x16\n\x14_num_inference_steps*B\n\x05Style\x12\x15\n\x11STYLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bSTYLE_VIVID\x10\x01\x12\x11\n\rSTYLE_NATURAL\x10\x02*Q\n\nModeration\x12\x1a\n\x16MODERATION_UNSPECIFIED\x10\x00\x12\x12\n\x0eMODERATION_LOW\x10\x01\x12\x13\n\x0fMODERATION_AUTO\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#asyncgate/v1/image_generation.proto\x12\x0c\x61syncgate.v1\x1a\x1f\x61syncgate/v1/image_common.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1cgoogle/protobuf/struct.proto\"\xc9\x05\n\x16ImageGenerationRequest\x12\x13\n\x05model\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x06prompt\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0e\n\x01n\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12%\n\x04size\x18\x04 \x01(\x0e\x32\x17.asyncgate.v1.ImageSize\x12&\n\x07quality\x18\x05 \x01(\x0e\x32\x15.asyncgate.v1.Quality\x12\"\n\x05style\x18\x06 \x01(\x0e\x32\x13.asyncgate.v1.Style\x12\x35\n\x0fresponse_format\x18\x07 \x01(\x0e\x32\x1c.asyncgate.v1.ResponseFormat\x12,\n\nbackground\x18\x08 \x01(\x0e\x32\x18.asyncgate.v1.Background\x12,\n\nmoderation\x18\t \x01(\x0e\x32\x18.asyncgate.v1.Moderation\x12\x31\n\routput_format\x18\n \x01(\x0e\x32\x1a.asyncgate.v1.OutputFormat\x12\x1f\n\x12output_compression\x18\x0b \x01(\x05H\x01\x88\x01\x01\x12\x1b\n\x0epartial_images\x18\x0c \x01(\x05H\x02\x88\x01\x01\x12\x11\n\x04seed\x18\r \x01(\x03H\x03\x88\x01\x01\x12\x17\n\x0fnegative_prompt\x18\x0e \x01(\t\x12 \n\x13num_inference_steps\x18\x0f \x01(\x03H\x04\x88\x01\x01\x12\x0c\n\x04user\x18\x10 \x01(\t\x12\x11\n\tfallbacks\x18\x11 \x03(\t\x12\x0e\n\x06stream\x18\x12 \x01(\x08\x12-\n\x0c\x65xtra_params\x18\x13 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\n\x02_nB\x15\n\x13_output_compressionB\x11\n\x0f_partial_imagesB\x07\n\x05_seedB\x16\n\x14_num_inference_steps*B\n\x05Style\x12\x15\n\x11STYLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bSTYLE_VIVID\x10\x01\x12\x11\n\rSTYLE_NATURAL\x10\x02*Q\n\nModeration\x12\x1a\n\x16MODERATION_UNSPECIFIED\x10\x00\x12\x12\n\x0eMODERATION_LOW\x10\x01\x12\x13\n\x0fMODERATION_AUTO\x10\x02\x42\x9e\x01\n\x10\x63om.asyncgate.v1B\x14ImageGenerationProtoP\x01Z>github.com/asyncgate/asyncgate/gen/go/asyncgate/v1;asyncgatev1\xa2\x02\x03\x41XX\xaa\x02\x0c\x41syncgate.V1\xca\x02\x0c\x41syncgate\\V1\xea\x02\rAsyncgate::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'asyncgate.v1.image_generation_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\020com.asyncgate.v1B\024ImageGenerationProtoP\001Z>github.com/asyncgate/asyncgate/gen/go/asyncgate/v1;asyncgatev1\242\002\003AXX\252\002\014Asyncgate.V1\312\002\014Asyncgate\\V1\352\002\rAsyncgate::V1'
   _globals['_IMAGEGENERATIONREQUEST'].fields_by_name['model']._loaded_options = None
   _globals['_IMAGEGENERATIONREQUEST'].fields_by_name['model']._serialized_options = b'\342A\001\002'
   _globals['_IMAGEGENERATIONREQUEST'].fields_by_name['prompt']._loaded_options = None
   _globals['_IMAGEGENERATIONREQUEST'].fields_by_name['prompt']._serialized_options = b'\342A\001\002'
-  _globals['_STYLE']._serialized_start=863
-  _globals['_STYLE']._serialized_end=929
-  _globals['_MODERATION']._serialized_start=931
-  _globals['_MODERATION']._serialized_end=1012
-  _globals['_IMAGEGENERATIONREQUEST']._serialized_start=148
-  _globals['_IMAGEGENERATIONREQUEST']._serialized_end=861
+  _globals['_STYLE']._serialized_start=865
+  _globals['_STYLE']._serialized_end=931
+  _globals['_MODERATION']._serialized_start=933
+  _globals['_MODERATION']._serialized_end=1014
+  _globals['_IMAGEGENERATIONREQUEST']._serialized_start=150
+  _globals['_IMAGEGENERATIONREQUEST']._serialized_end=863
 # @@protoc_insertion_point(module_scope)

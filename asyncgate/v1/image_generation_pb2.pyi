@@ -1,4 +1,4 @@
-from asyncgate.v1 import image_edit_pb2 as _image_edit_pb2
+from asyncgate.v1 import image_common_pb2 as _image_common_pb2
 from google.api import field_behavior_pb2 as _field_behavior_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf.internal import containers as _containers
@@ -52,13 +52,13 @@ class ImageGenerationRequest(_message.Message):
     model: str
     prompt: str
     n: int
-    size: _image_edit_pb2.ImageSize
-    quality: _image_edit_pb2.Quality
+    size: _image_common_pb2.ImageSize
+    quality: _image_common_pb2.Quality
     style: Style
-    response_format: _image_edit_pb2.ResponseFormat
-    background: _image_edit_pb2.Background
+    response_format: _image_common_pb2.ResponseFormat
+    background: _image_common_pb2.Background
     moderation: Moderation
-    output_format: _image_edit_pb2.OutputFormat
+    output_format: _image_common_pb2.OutputFormat
     output_compression: int
     partial_images: int
     seed: int
@@ -68,4 +68,4 @@ class ImageGenerationRequest(_message.Message):
     fallbacks: _containers.RepeatedScalarFieldContainer[str]
     stream: bool
     extra_params: _struct_pb2.Struct
-    def __init__(self, model: _Optional[str] = ..., prompt: _Optional[str] = ..., n: _Optional[int] = ..., size: _Optional[_Union[_image_edit_pb2.ImageSize, str]] = ..., quality: _Optional[_Union[_image_edit_pb2.Quality, str]] = ..., style: _Optional[_Union[Style, str]] = ..., response_format: _Optional[_Union[_image_edit_pb2.ResponseFormat, str]] = ..., background: _Optional[_Union[_image_edit_pb2.Background, str]] = ..., moderation: _Optional[_Union[Moderation, str]] = ..., output_format: _Optional[_Union[_image_edit_pb2.OutputFormat, str]] = ..., output_compression: _Optional[int] = ..., partial_images: _Optional[int] = ..., seed: _Optional[int] = ..., negative_prompt: _Optional[str] = ..., num_inference_steps: _Optional[int] = ..., user: _Optional[str] = ..., fallbacks: _Optional[_Iterable[str]] = ..., stream: _Optional[bool] = ..., extra_params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    def __init__(self, model: _Optional[str] = ..., prompt: _Optional[str] = ..., n: _Optional[int] = ..., size: _Optional[_Union[_image_common_pb2.ImageSize, str]] = ..., quality: _Optional[_Union[_image_common_pb2.Quality, str]] = ..., style: _Optional[_Union[Style, str]] = ..., response_format: _Optional[_Union[_image_common_pb2.ResponseFormat, str]] = ..., background: _Optional[_Union[_image_common_pb2.Background, str]] = ..., moderation: _Optional[_Union[Moderation, str]] = ..., output_format: _Optional[_Union[_image_common_pb2.OutputFormat, str]] = ..., output_compression: _Optional[int] = ..., partial_images: _Optional[int] = ..., seed: _Optional[int] = ..., negative_prompt: _Optional[str] = ..., num_inference_steps: _Optional[int] = ..., user: _Optional[str] = ..., fallbacks: _Optional[_Iterable[str]] = ..., stream: _Optional[bool] = ..., extra_params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...

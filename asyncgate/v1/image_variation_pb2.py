@@ -22,25 +22,23 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
-from asyncgate.v1 import image_edit_pb2 as asyncgate_dot_v1_dot_image__edit__pb2
+from asyncgate.v1 import image_common_pb2 as asyncgate_dot_v1_dot_image__common__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"asyncgate/v1/image_variation.proto\x12\x0c\x61syncgate.v1\x1a\x1d\x61syncgate/v1/image_edit.proto\x1a\x1fgoogle/api/field_behavior.proto\"\xf0\x02\n\x15ImageVariationRequest\x12\x13\n\x05model\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12-\n\x05image\x18\x02 \x01(\x0b\x32\x18.asyncgate.v1.InputImageB\x04\xe2\x41\x01\x02\x12\x0e\n\x01n\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12%\n\x04size\x18\x04 \x01(\x0e\x32\x17.asyncgate.v1.ImageSize\x12\x35\n\x0fresponse_format\x18\x05 \x01(\x0e\x32\x1c.asyncgate.v1.ResponseFormat\x12\x0c\n\x04user\x18\x06 \x01(\t\x12\x11\n\tfallbacks\x18\x07 \x03(\t\x12J\n\x0c\x65xtra_params\x18\x08 \x03(\x0b\x32\x34.asyncgate.v1.ImageVariationRequest.ExtraParamsEntry\x1a\x32\n\x10\x45xtraParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x04\n\x02_nb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"asyncgate/v1/image_variation.proto\x12\x0c\x61syncgate.v1\x1a\x1f\x61syncgate/v1/image_common.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1cgoogle/protobuf/struct.proto\"\xa5\x02\n\x15ImageVariationRequest\x12\x13\n\x05model\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12-\n\x05image\x18\x02 \x01(\x0b\x32\x18.asyncgate.v1.InputImageB\x04\xe2\x41\x01\x02\x12\x0e\n\x01n\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12%\n\x04size\x18\x04 \x01(\x0e\x32\x17.asyncgate.v1.ImageSize\x12\x35\n\x0fresponse_format\x18\x05 \x01(\x0e\x32\x1c.asyncgate.v1.ResponseFormat\x12\x0c\n\x04user\x18\x06 \x01(\t\x12\x11\n\tfallbacks\x18\x07 \x03(\t\x12-\n\x0c\x65xtra_params\x18\t \x01(\x0b\x32\x17.google.protobuf.StructB\x04\n\x02_nJ\x04\x08\x08\x10\tB\x9d\x01\n\x10\x63om.asyncgate.v1B\x13ImageVariationProtoP\x01Z>github.com/asyncgate/asyncgate/gen/go/asyncgate/v1;asyncgatev1\xa2\x02\x03\x41XX\xaa\x02\x0c\x41syncgate.V1\xca\x02\x0c\x41syncgate\\V1\xea\x02\rAsyncgate::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'asyncgate.v1.image_variation_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
-  _globals['_IMAGEVARIATIONREQUEST_EXTRAPARAMSENTRY']._loaded_options = None
-  _globals['_IMAGEVARIATIONREQUEST_EXTRAPARAMSENTRY']._serialized_options = b'8\001'
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\020com.asyncgate.v1B\023ImageVariationProtoP\001Z>github.com/asyncgate/asyncgate/gen/go/asyncgate/v1;asyncgatev1\242\002\003AXX\252\002\014Asyncgate.V1\312\002\014Asyncgate\\V1\352\002\rAsyncgate::V1'
   _globals['_IMAGEVARIATIONREQUEST'].fields_by_name['model']._loaded_options = None
   _globals['_IMAGEVARIATIONREQUEST'].fields_by_name['model']._serialized_options = b'\342A\001\002'
   _globals['_IMAGEVARIATIONREQUEST'].fields_by_name['image']._loaded_options = None
   _globals['_IMAGEVARIATIONREQUEST'].fields_by_name['image']._serialized_options = b'\342A\001\002'
-  _globals['_IMAGEVARIATIONREQUEST']._serialized_start=117
-  _globals['_IMAGEVARIATIONREQUEST']._serialized_end=485
-  _globals['_IMAGEVARIATIONREQUEST_EXTRAPARAMSENTRY']._serialized_start=429
-  _globals['_IMAGEVARIATIONREQUEST_EXTRAPARAMSENTRY']._serialized_end=479
+  _globals['_IMAGEVARIATIONREQUEST']._serialized_start=149
+  _globals['_IMAGEVARIATIONREQUEST']._serialized_end=442
 # @@protoc_insertion_point(module_scope)

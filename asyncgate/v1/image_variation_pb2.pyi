@@ -1,5 +1,6 @@
-from asyncgate.v1 import image_edit_pb2 as _image_edit_pb2
+from asyncgate.v1 import image_common_pb2 as _image_common_pb2
 from google.api import field_behavior_pb2 as _field_behavior_pb2
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -10,13 +11,6 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 class ImageVariationRequest(_message.Message):
     __slots__ = ("model", "image", "n", "size", "response_format", "user", "fallbacks", "extra_params")
-    class ExtraParamsEntry(_message.Message):
-        __slots__ = ("key", "value")
-        KEY_FIELD_NUMBER: _ClassVar[int]
-        VALUE_FIELD_NUMBER: _ClassVar[int]
-        key: str
-        value: str
-        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     MODEL_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     N_FIELD_NUMBER: _ClassVar[int]
@@ -26,11 +20,11 @@ class ImageVariationRequest(_message.Message):
     FALLBACKS_FIELD_NUMBER: _ClassVar[int]
     EXTRA_PARAMS_FIELD_NUMBER: _ClassVar[int]
     model: str
-    image: _image_edit_pb2.InputImage
+    image: _image_common_pb2.InputImage
     n: int
-    size: _image_edit_pb2.ImageSize
-    response_format: _image_edit_pb2.ResponseFormat
+    size: _image_common_pb2.ImageSize
+    response_format: _image_common_pb2.ResponseFormat
     user: str
     fallbacks: _containers.RepeatedScalarFieldContainer[str]
-    extra_params: _containers.ScalarMap[str, str]
-    def __init__(self, model: _Optional[str] = ..., image: _Optional[_Union[_image_edit_pb2.InputImage, _Mapping]] = ..., n: _Optional[int] = ..., size: _Optional[_Union[_image_edit_pb2.ImageSize, str]] = ..., response_format: _Optional[_Union[_image_edit_pb2.ResponseFormat, str]] = ..., user: _Optional[str] = ..., fallbacks: _Optional[_Iterable[str]] = ..., extra_params: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    extra_params: _struct_pb2.Struct
+    def __init__(self, model: _Optional[str] = ..., image: _Optional[_Union[_image_common_pb2.InputImage, _Mapping]] = ..., n: _Optional[int] = ..., size: _Optional[_Union[_image_common_pb2.ImageSize, str]] = ..., response_format: _Optional[_Union[_image_common_pb2.ResponseFormat, str]] = ..., user: _Optional[str] = ..., fallbacks: _Optional[_Iterable[str]] = ..., extra_params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...

@@ -95,6 +95,10 @@ class JobServiceServicer:
     def CreateImageEditJob(self, request, context):
         """Creates an image edit job with the images inline. Simple, but bounded by the
         server's maximum message size; use UploadImageEditJob for large images.
+
+        No google.api.http binding: the REST `POST /v1/async/images/edits` takes a
+        multipart form, not JSON, and the bridge maps it onto UploadImageEditJob (a
+        client stream), neither of which an HTTP rule can express.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -112,6 +116,13 @@ class JobServiceServicer:
 
     def CreateImageGenerationJob(self, request, context):
         """Creates an image generation job.
+
+        The REST bridge serves this path with the JSON body as the request field.
+        Where it differs from the proto JSON mapping: enum values are spelled as
+        OpenAI spells them ("1024x1024", not "IMAGE_SIZE_1024X1024"), field names
+        are snake_case only, unknown fields go to extra_params, the options come
+        from the x-bf-async-job-result-ttl header, and the answer is the job
+        envelope with 202.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -120,6 +131,9 @@ class JobServiceServicer:
     def CreateImageVariationJob(self, request, context):
         """Creates an image variation job, the image inline (bounded by the server's
         maximum message size, far above what providers take for a variation).
+
+        No google.api.http binding: the REST `POST /v1/async/images/variations`
+        takes a multipart form, which an HTTP rule cannot express.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -127,6 +141,10 @@ class JobServiceServicer:
 
     def CreateEmbeddingJob(self, request, context):
         """Creates an embeddings job.
+
+        The REST bridge serves this path with the JSON body as the request field,
+        differing from the proto JSON mapping as CreateImageGenerationJob does
+        (and `input` is OpenAI's string or array, not an EmbeddingInput object).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -135,6 +153,11 @@ class JobServiceServicer:
     def GetJob(self, request, context):
         """Gets a job. A job that does not exist, has expired, or belongs to another
         virtual key is NOT_FOUND, all alike.
+
+        No google.api.http binding: the REST bridge serves one path per operation
+        (`GET /v1/async/images/edits/{id}`, `/v1/async/embeddings/{id}`, ...) and
+        sets request_type from the path, a constant an HTTP rule cannot bind; it
+        answers with the job envelope (202 until the job ends), not a GetJobResponse.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -143,6 +166,11 @@ class JobServiceServicer:
     def ReadJobOutput(self, request, context):
         """Streams the bytes of one stored output (a result image, or an embedding job's
         vectors): the first message carries its content type and size, every message a chunk.
+
+        No google.api.http binding: the REST bridge serves
+        `GET /v1/async/files/{job_id}/{index}?token=...` as the raw bytes with their
+        content type, which an HTTP rule could only promise for a google.api.HttpBody
+        response; a transcoder would answer a JSON array of these messages.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -45,6 +45,10 @@ class JobServiceStub:
     CreateImageEditJob: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.CreateImageEditJobRequest, _job_service_pb2.CreateImageEditJobResponse]
     """Creates an image edit job with the images inline. Simple, but bounded by the
     server's maximum message size; use UploadImageEditJob for large images.
+
+    No google.api.http binding: the REST `POST /v1/async/images/edits` takes a
+    multipart form, not JSON, and the bridge maps it onto UploadImageEditJob (a
+    client stream), neither of which an HTTP rule can express.
     """
     UploadImageEditJob: _grpc.StreamUnaryMultiCallable[_job_service_pb2.UploadImageEditJobRequest, _job_service_pb2.UploadImageEditJobResponse]
     """Creates an image edit job from a stream: one UploadHeader, and for each
@@ -53,20 +57,46 @@ class JobServiceStub:
     maps its multipart `POST /v1/async/images/edits` onto this call.
     """
     CreateImageGenerationJob: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.CreateImageGenerationJobRequest, _job_service_pb2.CreateImageGenerationJobResponse]
-    """Creates an image generation job."""
+    """Creates an image generation job.
+
+    The REST bridge serves this path with the JSON body as the request field.
+    Where it differs from the proto JSON mapping: enum values are spelled as
+    OpenAI spells them ("1024x1024", not "IMAGE_SIZE_1024X1024"), field names
+    are snake_case only, unknown fields go to extra_params, the options come
+    from the x-bf-async-job-result-ttl header, and the answer is the job
+    envelope with 202.
+    """
     CreateImageVariationJob: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.CreateImageVariationJobRequest, _job_service_pb2.CreateImageVariationJobResponse]
     """Creates an image variation job, the image inline (bounded by the server's
     maximum message size, far above what providers take for a variation).
+
+    No google.api.http binding: the REST `POST /v1/async/images/variations`
+    takes a multipart form, which an HTTP rule cannot express.
     """
     CreateEmbeddingJob: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.CreateEmbeddingJobRequest, _job_service_pb2.CreateEmbeddingJobResponse]
-    """Creates an embeddings job."""
+    """Creates an embeddings job.
+
+    The REST bridge serves this path with the JSON body as the request field,
+    differing from the proto JSON mapping as CreateImageGenerationJob does
+    (and `input` is OpenAI's string or array, not an EmbeddingInput object).
+    """
     GetJob: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.GetJobRequest, _job_service_pb2.GetJobResponse]
     """Gets a job. A job that does not exist, has expired, or belongs to another
     virtual key is NOT_FOUND, all alike.
+
+    No google.api.http binding: the REST bridge serves one path per operation
+    (`GET /v1/async/images/edits/{id}`, `/v1/async/embeddings/{id}`, ...) and
+    sets request_type from the path, a constant an HTTP rule cannot bind; it
+    answers with the job envelope (202 until the job ends), not a GetJobResponse.
     """
     ReadJobOutput: _grpc.UnaryStreamMultiCallable[_job_service_pb2.ReadJobOutputRequest, _job_service_pb2.ReadJobOutputResponse]
     """Streams the bytes of one stored output (a result image, or an embedding job's
     vectors): the first message carries its content type and size, every message a chunk.
+
+    No google.api.http binding: the REST bridge serves
+    `GET /v1/async/files/{job_id}/{index}?token=...` as the raw bytes with their
+    content type, which an HTTP rule could only promise for a google.api.HttpBody
+    response; a transcoder would answer a JSON array of these messages.
     """
 
 @_typing.type_check_only
@@ -86,6 +116,10 @@ class JobServiceAsyncStub(JobServiceStub):
     CreateImageEditJob: _aio.UnaryUnaryMultiCallable[_job_service_pb2.CreateImageEditJobRequest, _job_service_pb2.CreateImageEditJobResponse]  # type: ignore[assignment]
     """Creates an image edit job with the images inline. Simple, but bounded by the
     server's maximum message size; use UploadImageEditJob for large images.
+
+    No google.api.http binding: the REST `POST /v1/async/images/edits` takes a
+    multipart form, not JSON, and the bridge maps it onto UploadImageEditJob (a
+    client stream), neither of which an HTTP rule can express.
     """
     UploadImageEditJob: _aio.StreamUnaryMultiCallable[_job_service_pb2.UploadImageEditJobRequest, _job_service_pb2.UploadImageEditJobResponse]  # type: ignore[assignment]
     """Creates an image edit job from a stream: one UploadHeader, and for each
@@ -94,20 +128,46 @@ class JobServiceAsyncStub(JobServiceStub):
     maps its multipart `POST /v1/async/images/edits` onto this call.
     """
     CreateImageGenerationJob: _aio.UnaryUnaryMultiCallable[_job_service_pb2.CreateImageGenerationJobRequest, _job_service_pb2.CreateImageGenerationJobResponse]  # type: ignore[assignment]
-    """Creates an image generation job."""
+    """Creates an image generation job.
+
+    The REST bridge serves this path with the JSON body as the request field.
+    Where it differs from the proto JSON mapping: enum values are spelled as
+    OpenAI spells them ("1024x1024", not "IMAGE_SIZE_1024X1024"), field names
+    are snake_case only, unknown fields go to extra_params, the options come
+    from the x-bf-async-job-result-ttl header, and the answer is the job
+    envelope with 202.
+    """
     CreateImageVariationJob: _aio.UnaryUnaryMultiCallable[_job_service_pb2.CreateImageVariationJobRequest, _job_service_pb2.CreateImageVariationJobResponse]  # type: ignore[assignment]
     """Creates an image variation job, the image inline (bounded by the server's
     maximum message size, far above what providers take for a variation).
+
+    No google.api.http binding: the REST `POST /v1/async/images/variations`
+    takes a multipart form, which an HTTP rule cannot express.
     """
     CreateEmbeddingJob: _aio.UnaryUnaryMultiCallable[_job_service_pb2.CreateEmbeddingJobRequest, _job_service_pb2.CreateEmbeddingJobResponse]  # type: ignore[assignment]
-    """Creates an embeddings job."""
+    """Creates an embeddings job.
+
+    The REST bridge serves this path with the JSON body as the request field,
+    differing from the proto JSON mapping as CreateImageGenerationJob does
+    (and `input` is OpenAI's string or array, not an EmbeddingInput object).
+    """
     GetJob: _aio.UnaryUnaryMultiCallable[_job_service_pb2.GetJobRequest, _job_service_pb2.GetJobResponse]  # type: ignore[assignment]
     """Gets a job. A job that does not exist, has expired, or belongs to another
     virtual key is NOT_FOUND, all alike.
+
+    No google.api.http binding: the REST bridge serves one path per operation
+    (`GET /v1/async/images/edits/{id}`, `/v1/async/embeddings/{id}`, ...) and
+    sets request_type from the path, a constant an HTTP rule cannot bind; it
+    answers with the job envelope (202 until the job ends), not a GetJobResponse.
     """
     ReadJobOutput: _aio.UnaryStreamMultiCallable[_job_service_pb2.ReadJobOutputRequest, _job_service_pb2.ReadJobOutputResponse]  # type: ignore[assignment]
     """Streams the bytes of one stored output (a result image, or an embedding job's
     vectors): the first message carries its content type and size, every message a chunk.
+
+    No google.api.http binding: the REST bridge serves
+    `GET /v1/async/files/{job_id}/{index}?token=...` as the raw bytes with their
+    content type, which an HTTP rule could only promise for a google.api.HttpBody
+    response; a transcoder would answer a JSON array of these messages.
     """
 
 class JobServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -130,6 +190,10 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_job_service_pb2.CreateImageEditJobResponse, _abc.Awaitable[_job_service_pb2.CreateImageEditJobResponse]]:
         """Creates an image edit job with the images inline. Simple, but bounded by the
         server's maximum message size; use UploadImageEditJob for large images.
+
+        No google.api.http binding: the REST `POST /v1/async/images/edits` takes a
+        multipart form, not JSON, and the bridge maps it onto UploadImageEditJob (a
+        client stream), neither of which an HTTP rule can express.
         """
 
     @_abc_1.abstractmethod
@@ -150,7 +214,15 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _job_service_pb2.CreateImageGenerationJobRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_job_service_pb2.CreateImageGenerationJobResponse, _abc.Awaitable[_job_service_pb2.CreateImageGenerationJobResponse]]:
-        """Creates an image generation job."""
+        """Creates an image generation job.
+
+        The REST bridge serves this path with the JSON body as the request field.
+        Where it differs from the proto JSON mapping: enum values are spelled as
+        OpenAI spells them ("1024x1024", not "IMAGE_SIZE_1024X1024"), field names
+        are snake_case only, unknown fields go to extra_params, the options come
+        from the x-bf-async-job-result-ttl header, and the answer is the job
+        envelope with 202.
+        """
 
     @_abc_1.abstractmethod
     def CreateImageVariationJob(
@@ -160,6 +232,9 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_job_service_pb2.CreateImageVariationJobResponse, _abc.Awaitable[_job_service_pb2.CreateImageVariationJobResponse]]:
         """Creates an image variation job, the image inline (bounded by the server's
         maximum message size, far above what providers take for a variation).
+
+        No google.api.http binding: the REST `POST /v1/async/images/variations`
+        takes a multipart form, which an HTTP rule cannot express.
         """
 
     @_abc_1.abstractmethod
@@ -168,7 +243,12 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _job_service_pb2.CreateEmbeddingJobRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_job_service_pb2.CreateEmbeddingJobResponse, _abc.Awaitable[_job_service_pb2.CreateEmbeddingJobResponse]]:
-        """Creates an embeddings job."""
+        """Creates an embeddings job.
+
+        The REST bridge serves this path with the JSON body as the request field,
+        differing from the proto JSON mapping as CreateImageGenerationJob does
+        (and `input` is OpenAI's string or array, not an EmbeddingInput object).
+        """
 
     @_abc_1.abstractmethod
     def GetJob(
@@ -178,6 +258,11 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_job_service_pb2.GetJobResponse, _abc.Awaitable[_job_service_pb2.GetJobResponse]]:
         """Gets a job. A job that does not exist, has expired, or belongs to another
         virtual key is NOT_FOUND, all alike.
+
+        No google.api.http binding: the REST bridge serves one path per operation
+        (`GET /v1/async/images/edits/{id}`, `/v1/async/embeddings/{id}`, ...) and
+        sets request_type from the path, a constant an HTTP rule cannot bind; it
+        answers with the job envelope (202 until the job ends), not a GetJobResponse.
         """
 
     @_abc_1.abstractmethod
@@ -188,6 +273,11 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_job_service_pb2.ReadJobOutputResponse], _abc.AsyncIterator[_job_service_pb2.ReadJobOutputResponse]]:
         """Streams the bytes of one stored output (a result image, or an embedding job's
         vectors): the first message carries its content type and size, every message a chunk.
+
+        No google.api.http binding: the REST bridge serves
+        `GET /v1/async/files/{job_id}/{index}?token=...` as the raw bytes with their
+        content type, which an HTTP rule could only promise for a google.api.HttpBody
+        response; a transcoder would answer a JSON array of these messages.
         """
 
 def add_JobServiceServicer_to_server(servicer: JobServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -22,8 +22,12 @@ from grpc_server.domain.jobs import (
     served_extra_fields,
 )
 from grpc_server.operations.base import Operation, RunInputs, SubmitShape
-from grpc_server.operations.image_generation import struct_params
-from grpc_server.operations.proto_fields import enum_to_str, optional, strip_models
+from grpc_server.operations.proto_fields import (
+    enum_to_str,
+    optional,
+    strip_models,
+    struct_params,
+)
 from grpc_server.providers.base import EmbeddingCall, EmbeddingOutcome, Provider, ProviderError
 
 
@@ -83,7 +87,7 @@ def embedding_params(request: emb_pb.EmbeddingRequest) -> EmbeddingParams:
         dimensions=optional(request, "dimensions"),
         user=request.user or None,
         fallbacks=strip_models(request.fallbacks),
-        extra_params=struct_params(request),
+        extra_params=struct_params(request.extra_params),
     )
 
 

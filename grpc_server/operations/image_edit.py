@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
+from asyncgate.v1 import image_common_pb2 as common_pb
 from asyncgate.v1 import image_edit_pb2 as edit_pb
 from asyncgate.v1 import job_pb2 as job_pb
 from grpc_server.config import ServerConfig
@@ -14,7 +15,12 @@ from grpc_server.domain.jobs import FileRole, ImageEditParams, ImageResult, Job,
 from grpc_server.images import ImageInfo, check_mask
 from grpc_server.operations.base import Operation, RunInputs, SubmitShape
 from grpc_server.operations.image_results import keep_images
-from grpc_server.operations.proto_fields import enum_to_str, optional, strip_models
+from grpc_server.operations.proto_fields import (
+    enum_to_str,
+    form_extra_params,
+    optional,
+    strip_models,
+)
 from grpc_server.providers.base import ImageEditCall, ImageOutcome, Provider
 
 
@@ -60,21 +66,21 @@ def image_edit_params(request: edit_pb.ImageEditRequest) -> ImageEditParams:
         prompt=request.prompt,
         type=enum_to_str(edit_pb.EditType, request.type, "type"),
         n=optional(request, "n"),
-        size=enum_to_str(edit_pb.ImageSize, request.size, "size"),
-        response_format=enum_to_str(edit_pb.ResponseFormat, request.response_format, "response_format")
+        size=enum_to_str(common_pb.ImageSize, request.size, "size"),
+        response_format=enum_to_str(common_pb.ResponseFormat, request.response_format, "response_format")
         or "url",
-        background=enum_to_str(edit_pb.Background, request.background, "background"),
+        background=enum_to_str(common_pb.Background, request.background, "background"),
         input_fidelity=enum_to_str(edit_pb.InputFidelity, request.input_fidelity, "input_fidelity"),
         partial_images=optional(request, "partial_images"),
-        quality=enum_to_str(edit_pb.Quality, request.quality, "quality"),
-        output_format=enum_to_str(edit_pb.OutputFormat, request.output_format, "output_format"),
+        quality=enum_to_str(common_pb.Quality, request.quality, "quality"),
+        output_format=enum_to_str(common_pb.OutputFormat, request.output_format, "output_format"),
         output_compression=optional(request, "output_compression"),
         num_inference_steps=optional(request, "num_inference_steps"),
         seed=optional(request, "seed"),
         negative_prompt=request.negative_prompt or None,
         user=request.user or None,
         fallbacks=strip_models(request.fallbacks),
-        extra_params=dict(request.extra_params),
+        extra_params=form_extra_params(request.extra_params),
     )
 
 

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from google.protobuf import json_format
-
-from asyncgate.v1 import image_edit_pb2 as edit_pb
+from asyncgate.v1 import image_common_pb2 as common_pb
 from asyncgate.v1 import image_generation_pb2 as gen_pb
 from asyncgate.v1 import job_pb2 as job_pb
 from grpc_server.config import ServerConfig
@@ -15,7 +11,12 @@ from grpc_server.domain.errors import InvalidArgument
 from grpc_server.domain.jobs import ImageGenerationParams, ImageResult, Job, OutputBlob, RequestType
 from grpc_server.operations.base import Operation, RunInputs, SubmitShape
 from grpc_server.operations.image_results import keep_images
-from grpc_server.operations.proto_fields import enum_to_str, optional, strip_models
+from grpc_server.operations.proto_fields import (
+    enum_to_str,
+    optional,
+    strip_models,
+    struct_params,
+)
 from grpc_server.providers.base import ImageGenerationCall, ImageOutcome, Provider
 
 
@@ -42,14 +43,14 @@ def image_generation_params(request: gen_pb.ImageGenerationRequest) -> ImageGene
         model=request.model.strip(),
         prompt=request.prompt,
         n=optional(request, "n"),
-        size=enum_to_str(edit_pb.ImageSize, request.size, "size"),
-        quality=enum_to_str(edit_pb.Quality, request.quality, "quality"),
+        size=enum_to_str(common_pb.ImageSize, request.size, "size"),
+        quality=enum_to_str(common_pb.Quality, request.quality, "quality"),
         style=enum_to_str(gen_pb.Style, request.style, "style"),
-        response_format=enum_to_str(edit_pb.ResponseFormat, request.response_format, "response_format")
+        response_format=enum_to_str(common_pb.ResponseFormat, request.response_format, "response_format")
         or "url",
-        background=enum_to_str(edit_pb.Background, request.background, "background"),
+        background=enum_to_str(common_pb.Background, request.background, "background"),
         moderation=enum_to_str(gen_pb.Moderation, request.moderation, "moderation"),
-        output_format=enum_to_str(edit_pb.OutputFormat, request.output_format, "output_format"),
+        output_format=enum_to_str(common_pb.OutputFormat, request.output_format, "output_format"),
         output_compression=optional(request, "output_compression"),
         partial_images=optional(request, "partial_images"),
         seed=optional(request, "seed"),
@@ -57,13 +58,8 @@ def image_generation_params(request: gen_pb.ImageGenerationRequest) -> ImageGene
         num_inference_steps=optional(request, "num_inference_steps"),
         user=request.user or None,
         fallbacks=strip_models(request.fallbacks),
-        extra_params=struct_params(request),
+        extra_params=struct_params(request.extra_params),
     )
-
-
-def struct_params(request: Any) -> dict[str, Any]:
-    """A request's `extra_params` Struct as a plain dict."""
-    return json_format.MessageToDict(request.extra_params)
 
 
 class ImageGeneration(Operation[ImageGenerationParams, ImageOutcome]):

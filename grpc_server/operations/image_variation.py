@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from asyncgate.v1 import image_edit_pb2 as edit_pb
+from asyncgate.v1 import image_common_pb2 as common_pb
 from asyncgate.v1 import image_variation_pb2 as var_pb
 from asyncgate.v1 import job_pb2 as job_pb
 from grpc_server.config import ServerConfig
@@ -13,7 +13,12 @@ from grpc_server.domain.errors import InvalidArgument
 from grpc_server.domain.jobs import FileRole, ImageResult, ImageVariationParams, Job, OutputBlob, RequestType
 from grpc_server.operations.base import Operation, RunInputs, SubmitShape
 from grpc_server.operations.image_results import keep_images
-from grpc_server.operations.proto_fields import enum_to_str, optional, strip_models
+from grpc_server.operations.proto_fields import (
+    enum_to_str,
+    form_extra_params,
+    optional,
+    strip_models,
+)
 from grpc_server.providers.base import ImageOutcome, ImageVariationCall, Provider
 
 
@@ -32,12 +37,12 @@ def image_variation_params(request: var_pb.ImageVariationRequest) -> ImageVariat
     return ImageVariationParams(
         model=request.model.strip(),
         n=optional(request, "n"),
-        size=enum_to_str(edit_pb.ImageSize, request.size, "size"),
-        response_format=enum_to_str(edit_pb.ResponseFormat, request.response_format, "response_format")
+        size=enum_to_str(common_pb.ImageSize, request.size, "size"),
+        response_format=enum_to_str(common_pb.ResponseFormat, request.response_format, "response_format")
         or "url",
         user=request.user or None,
         fallbacks=strip_models(request.fallbacks),
-        extra_params=dict(request.extra_params),
+        extra_params=form_extra_params(request.extra_params),
     )
 
 

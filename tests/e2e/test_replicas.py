@@ -34,6 +34,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 from PIL import Image
 
+from asyncgate.v1 import image_common_pb2 as common_pb
 from asyncgate.v1 import image_edit_pb2 as edit_pb
 from asyncgate.v1 import job_pb2 as job_pb
 from asyncgate.v1 import job_service_pb2 as pb
@@ -239,7 +240,7 @@ def provider_calls(fake: FakeOpenAI) -> list[Call]:
 
 
 def edit_request(prompt: str) -> edit_pb.ImageEditRequest:
-    image = edit_pb.InputImage(data=INPUT_IMAGE, filename="in.png", content_type="image/png")
+    image = common_pb.InputImage(data=INPUT_IMAGE, filename="in.png", content_type="image/png")
     return edit_pb.ImageEditRequest(model=MODEL, prompt=prompt, images=[image])
 
 

@@ -13,6 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from PIL import Image
 
+from asyncgate.v1 import image_common_pb2 as common_pb
 from asyncgate.v1 import image_edit_pb2 as edit_pb
 from asyncgate.v1 import job_pb2 as job_pb
 from asyncgate.v1 import job_service_pb2 as pb
@@ -29,7 +30,9 @@ def _edit(**fields: object) -> edit_pb.ImageEditRequest:
     request = edit_pb.ImageEditRequest(
         model="local/pillow",
         type=edit_pb.EDIT_TYPE_BACKGROUND_REMOVAL,
-        images=[edit_pb.InputImage(data=subject_on_background(), filename="a.png", content_type="image/png")],
+        images=[
+            common_pb.InputImage(data=subject_on_background(), filename="a.png", content_type="image/png")
+        ],
     )
     for name, value in fields.items():
         setattr(request, name, value)
@@ -103,10 +106,12 @@ async def test_a_default_limits_client_polls_a_job_with_large_outputs(stack: Sta
     noise = Image.frombytes("RGB", (1024, 1024), os.urandom(1024 * 1024 * 3))
     buffer = io.BytesIO()
     noise.save(buffer, "PNG", compress_level=1)
-    request = _edit(n=3, type=edit_pb.EDIT_TYPE_OUTPAINTING, size=edit_pb.IMAGE_SIZE_1536X1024, prompt="more")
+    request = _edit(
+        n=3, type=edit_pb.EDIT_TYPE_OUTPAINTING, size=common_pb.IMAGE_SIZE_1536X1024, prompt="more"
+    )
     del request.images[:]
     request.images.append(
-        edit_pb.InputImage(data=buffer.getvalue(), filename="n.png", content_type="image/png")
+        common_pb.InputImage(data=buffer.getvalue(), filename="n.png", content_type="image/png")
     )
     created = await stack.stub.CreateImageEditJob(pb.CreateImageEditJobRequest(request=request))
     async with grpc.aio.insecure_channel(stack.grpc_target) as default_channel:
