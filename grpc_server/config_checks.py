@@ -50,7 +50,10 @@ def show(value: object) -> str:
 
 
 def wrong_type(path: str, want: str, value: object) -> ConfigError:
-    return ConfigError(f"{path}: must be {want}, got {toml_type(value)} {show(value)}")
+    """Shows a wrong number or boolean; of a string, array or table only its type, since a
+    secret put in the wrong place would otherwise end up in the message."""
+    shown = f" {show(value)}" if isinstance(value, (bool, int, float)) else ""
+    return ConfigError(f"{path}: must be {want}, got {toml_type(value)}{shown}")
 
 
 def _optional_of(hint: Any) -> Any | None:
@@ -70,14 +73,7 @@ def describe(hint: Any) -> str:
     TypeError for an annotation the loader cannot read: a test calls it on every field."""
     if (inner := _optional_of(hint)) is not None:
         return describe(inner)  # TOML has no null: an optional setting is simply left out
-    simple = {
-        bool: "a boolean",
-        int: "an integer",
-        float: "a number",
-        str: "a string",
-        Path: "a path (string)",
-    }
-    if hint in simple:
+    if hint in _SIMPLE:
         return _SIMPLE[hint]
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis and args[0] in _SIMPLE:
