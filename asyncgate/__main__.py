@@ -14,8 +14,14 @@ import signal
 
 from aiohttp import web
 
-from grpc_server.__main__ import add_server_arguments, server_config
+from grpc_server.__main__ import (
+    add_server_arguments,
+    config_errors_end_the_process,
+    server_config,
+    start_or_clean_up,
+)
 from grpc_server.allocator import keep_freed_memory
+from grpc_server.config import ServerConfig
 from grpc_server.server import AsyncGateServer
 from rest_bridge.__main__ import access_logger, add_bridge_arguments, bridge_config
 from rest_bridge.app import create_app
@@ -23,9 +29,9 @@ from rest_bridge.app import create_app
 log = logging.getLogger("asyncgate")
 
 
-async def serve(args: argparse.Namespace) -> None:
-    server = AsyncGateServer(server_config(args))
-    port = await server.start()
+async def serve(args: argparse.Namespace, server_settings: ServerConfig) -> None:
+    server = AsyncGateServer(server_settings)
+    port = await start_or_clean_up(server)
     config = bridge_config(args, f"{server.config.host}:{port}")
     runner = web.AppRunner(create_app(config), access_log=access_logger(args.access_log))
     await runner.setup()
@@ -50,7 +56,8 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     keep_freed_memory()
-    asyncio.run(serve(args))
+    with config_errors_end_the_process():
+        asyncio.run(serve(args, server_config(args)))
 
 
 if __name__ == "__main__":

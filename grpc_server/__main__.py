@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
+import sys
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 from grpc_server.allocator import keep_freed_memory
-from grpc_server.config import ServerConfig, load_config
+from grpc_server.config import ConfigError, ServerConfig, check_config, load_config
 from grpc_server.server import AsyncGateServer
+
+CONFIG_ERROR_STATUS = 2
+"""Exit status for a configuration refused at start (as for a command-line usage error)."""
 
 
 def add_server_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +34,31 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         "port": args.grpc_port,
         "data_dir": args.data_dir,
     }
-    return replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    check_config(config)  # the command-line values too
+    return config
+
+
+@contextlib.contextmanager
+def config_errors_end_the_process() -> Iterator[None]:
+    """A ConfigError (at load or at start) ends the process with one line on stderr naming
+    the setting, and status 2: no traceback, which an operator would have to read through."""
+    try:
+        yield
+    except ConfigError as exc:
+        message = " ".join(str(exc).split())
+        print(f"config error: {message}", file=sys.stderr)
+        raise SystemExit(CONFIG_ERROR_STATUS) from None
+
+
+async def start_or_clean_up(server: AsyncGateServer) -> int:
+    """Start `server`; if that fails (a key file refused, say), close what it opened first,
+    so the process ends with the error alone and not with warnings about unclosed sessions."""
+    try:
+        return await server.start()
+    except BaseException:
+        await server.stop(grace=0)
+        raise
 
 
 async def run_until_signalled(config: ServerConfig) -> None:
@@ -39,7 +69,7 @@ async def run_until_signalled(config: ServerConfig) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await server.start()
+    await start_or_clean_up(server)
     await stop.wait()
     logging.getLogger("asyncgate.server").info("shutting down")
     await server.stop()
@@ -51,7 +81,8 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     keep_freed_memory()
-    asyncio.run(run_until_signalled(server_config(args)))
+    with config_errors_end_the_process():
+        asyncio.run(run_until_signalled(server_config(args)))
 
 
 if __name__ == "__main__":

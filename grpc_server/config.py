@@ -11,9 +11,21 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from grpc_server.config_checks import ConfigError as ConfigError  # raised by callers of this module too
+from grpc_server.config_checks import (
+    check_ranges,
+    check_relations,
+    join,
+    read_fields,
+    read_value,
+    table_at,
+    toml_type,
+    wrong_type,
+)
 
 MB = 1024 * 1024
 
@@ -171,69 +183,70 @@ PROVIDER_ENV: dict[str, dict[str, str]] = {
     "gemini": {"api_key": "GEMINI_API_KEY"},
     "stability": {"api_key": "STABILITY_API_KEY"},
 }
-_PROVIDER_SETTINGS = {
-    "kind",
-    "api_key",
-    "api_key_env",
-    "api_key_file",
-    "keys",
-    "base_url",
-    "endpoint",
-    "timeout_seconds",
-    "max_concurrency",
-    "api_version",
-    "deployments",
-    "operations",
-    "max_response_bytes",
-}
+DEFAULT_SECRET_ENV = {"database_url": "ASYNCGATE_DATABASE_URL", "url_signing_secret": "ASYNCGATE_URL_SECRET"}
+"""Read when the setting is not configured at all (neither inline, nor `_env`, nor `_file`)."""
 
 
-class ConfigError(ValueError):
-    pass
+def _sources(name: str) -> tuple[str, str, str]:
+    """The keys that may give secret `name`: inline, by environment variable, by file."""
+    return (name, f"{name}_env", f"{name}_file")
 
 
-def _secret(table: Mapping[str, Any], name: str, env: Mapping[str, str]) -> str | None:
-    """A secret given inline, by environment variable (`name_env`) or by file (`name_file`)."""
-    if table.get(name) is not None:
-        return str(table[name])
-    if (var := table.get(f"{name}_env")) is not None:
-        return env.get(str(var))
-    if (path := table.get(f"{name}_file")) is not None:
-        return Path(str(path)).read_text().strip()
-    return None
+def _secret(table: Mapping[str, Any], name: str, env: Mapping[str, str], where: str) -> str | None:
+    """A secret given inline, by environment variable (`name_env`) or by file (`name_file`);
+    None when none is given. A variable that is unset or empty, or a file that cannot be read
+    or is empty, is an error: silently running without the secret is worse than not starting.
+    Messages never show the secret itself."""
+    given = [key for key in _sources(name) if key in table]
+    if len(given) > 1:
+        raise ConfigError(f"{join(where, given[0])}: give only one of {', '.join(given)}")
+    if not given:
+        return None
+    key = given[0]
+    path, ref = join(where, key), table[key]
+    if not isinstance(ref, str):
+        raise ConfigError(f"{path}: must be a string, got {toml_type(ref)}")
+    if key == name:
+        value, source = ref, "it"
+    elif key.endswith("_env"):
+        if ref not in env:
+            raise ConfigError(f"{path}: environment variable {ref} is not set")
+        value, source = env[ref], f"environment variable {ref}"
+    else:
+        try:
+            value = Path(ref).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read {ref}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: {ref} is not UTF-8 text") from None
+        source = f"file {ref}"
+    if not value.strip():
+        raise ConfigError(f"{path}: {source} is empty")
+    return value
 
 
-def _dataclass_from(cls: type[Any], table: Mapping[str, Any], where: str) -> Any:
-    known = {f.name for f in fields(cls)}
-    unknown = set(table) - known
-    if unknown:
-        raise ConfigError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}")
-    return cls(**table)
-
-
-def _providers(table: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, ProviderSettings]:
+def _providers(value: object, env: Mapping[str, str]) -> dict[str, ProviderSettings]:
+    table = table_at(value, "providers")
     providers: dict[str, ProviderSettings] = {}
-    for name in set(table) | set(PROVIDER_ENV):
-        entry = dict(table.get(name, {}))
+    for name in [*table, *(n for n in PROVIDER_ENV if n not in table)]:
         where = f"providers.{name}"
-        extra = set(entry) - _PROVIDER_SETTINGS
-        if extra:
-            raise ConfigError(f"{where}: unknown setting(s) {', '.join(sorted(extra))}")
-        kind = str(entry.get("kind", name))
-        env_names = PROVIDER_ENV.get(kind, {}) if kind == name else {}  # env vars serve the default table
-        keys = _api_keys(entry, env, env_names.get("api_key"), where)
-        base_url = entry.get("base_url") or entry.get("endpoint") or env.get(env_names.get("base_url", ""))
-        providers[name] = ProviderSettings(
-            kind=kind,
-            keys=keys,
-            base_url=base_url,
-            timeout_seconds=entry.get("timeout_seconds"),
-            max_concurrency=entry.get("max_concurrency"),
-            api_version=entry.get("api_version") or env.get(env_names.get("api_version", "")),
-            deployments=dict(entry.get("deployments", {})),
-            operations=tuple(entry.get("operations", ())),
-            **({"max_response_bytes": entry["max_response_bytes"]} if "max_response_bytes" in entry else {}),
+        if not name or "/" in name:
+            raise ConfigError(f"{where}: a provider name must be non-empty and hold no '/'")
+        entry = table_at(table.get(name, {}), where)
+        settings = read_fields(
+            ProviderSettings, entry, where, handled=("keys", "endpoint", *_sources("api_key"))
         )
+        if "endpoint" in entry:  # Azure's word for base_url
+            if "base_url" in entry:
+                raise ConfigError(f"{where}: give base_url or endpoint, not both")
+            settings["base_url"] = read_value(entry["endpoint"], str, f"{where}.endpoint")
+        kind = settings.setdefault("kind", name)
+        env_names = PROVIDER_ENV.get(kind, {}) if kind == name else {}  # env vars serve the default table
+        settings["keys"] = _api_keys(entry, env, env_names.get("api_key"), where)
+        for setting in ("base_url", "api_version"):
+            if setting not in settings and (var := env_names.get(setting)) and env.get(var):
+                settings[setting] = env[var]
+        providers[name] = ProviderSettings(**settings)
     return providers
 
 
@@ -241,63 +254,76 @@ def _api_keys(
     entry: Mapping[str, Any], env: Mapping[str, str], env_var: str | None, where: str
 ) -> tuple[ApiKey, ...]:
     keys = []
-    if (single := _secret(entry, "api_key", env)) is not None:
+    if (single := _secret(entry, "api_key", env, where)) is not None:
         keys.append(ApiKey(single))
-    for i, key in enumerate(entry.get("keys", [])):
-        value = _secret(key, "value", env)
-        if not value:
-            raise ConfigError(f"{where}.keys[{i}]: value (or value_env / value_file) is required")
-        weight = float(key.get("weight", 1.0))
-        if weight <= 0:
-            raise ConfigError(f"{where}.keys[{i}]: weight must be positive")
-        keys.append(ApiKey(value, weight))
+    listed = entry.get("keys", [])
+    if not isinstance(listed, list):
+        raise wrong_type(f"{where}.keys", "an array of tables", listed)
+    for i, item in enumerate(listed):
+        at = f"{where}.keys[{i}]"
+        table = table_at(item, at)
+        settings = read_fields(ApiKey, table, at, handled=_sources("value"))
+        value = _secret(table, "value", env, at)
+        if value is None:
+            raise ConfigError(f"{at}: value (or value_env / value_file) is required")
+        keys.append(ApiKey(value=value, **settings))
     if not keys and env_var and env.get(env_var):
         keys.append(ApiKey(env[env_var]))
     return tuple(keys)
 
 
-def _virtual_keys(entries: list[Mapping[str, Any]], env: Mapping[str, str]) -> tuple[VirtualKey, ...]:
+def _virtual_keys(value: object, env: Mapping[str, str]) -> tuple[VirtualKey, ...]:
+    if not isinstance(value, list):
+        raise wrong_type("virtual_keys", "an array of tables ([[virtual_keys]])", value)
     keys = []
-    for i, entry in enumerate(entries):
-        value = _secret(entry, "value", env)
-        if not entry.get("id") or not value:
-            raise ConfigError(f"virtual_keys[{i}]: id and value (or value_env / value_file) are required")
-        keys.append(VirtualKey(str(entry["id"]), value, tuple(entry.get("allowed_models", ()))))
+    for i, item in enumerate(value):
+        at = f"virtual_keys[{i}]"
+        table = table_at(item, at)
+        settings = read_fields(VirtualKey, table, at, handled=_sources("value"))
+        secret = _secret(table, "value", env, at)
+        if "id" not in settings or secret is None:
+            raise ConfigError(f"{at}: id and value (or value_env / value_file) are required")
+        keys.append(VirtualKey(value=secret, **settings))
     if len({k.id for k in keys}) != len(keys) or len({k.value for k in keys}) != len(keys):
         raise ConfigError("virtual_keys: ids and values must be unique")
     return tuple(keys)
 
 
 def config_from_mapping(doc: Mapping[str, Any], env: Mapping[str, str] | None = None) -> ServerConfig:
-    """Build a ServerConfig from a parsed TOML document (see README for the keys)."""
+    """Build a ServerConfig from a parsed TOML document (examples/asyncgate.toml shows every
+    key); ConfigError naming the setting for anything unknown, mistyped, out of range or missing."""
     env = os.environ if env is None else env
-    doc = dict(doc)
-    nested = {
-        "retry": _dataclass_from(RetrySettings, doc.pop("retry", {}), "retry"),
-        "dispatcher": _dataclass_from(DispatcherSettings, doc.pop("dispatcher", {}), "dispatcher"),
-        "providers": _providers(doc.pop("providers", {}), env),
-        "virtual_keys": _virtual_keys(doc.pop("virtual_keys", []), env),
-    }
-    secrets = {name: _secret(doc, name, env) for name in ("url_signing_secret", "database_url")}
+    secrets = ("database_url", "url_signing_secret")
+    handled = ("providers", "virtual_keys", *(key for name in secrets for key in _sources(name)))
+    settings = read_fields(ServerConfig, doc, "", handled)
     for name in secrets:
-        for key in (name, f"{name}_env", f"{name}_file"):
-            doc.pop(key, None)
-    if "data_dir" in doc:
-        doc["data_dir"] = Path(doc["data_dir"])
-    config: ServerConfig = _dataclass_from(ServerConfig, doc, "server")
-    if config.sqlite_synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
-        raise ConfigError("sqlite_synchronous must be NORMAL, FULL or EXTRA")
-    return replace(
-        config,
-        url_signing_secret=secrets["url_signing_secret"],
-        database_url=secrets["database_url"],
-        **nested,
+        settings[name] = _secret(doc, name, env, "")
+        if settings[name] is None and (default := env.get(DEFAULT_SECRET_ENV[name], "")).strip():
+            settings[name] = default
+    config = ServerConfig(
+        **settings,
+        providers=_providers(doc.get("providers", {}), env),
+        virtual_keys=_virtual_keys(doc.get("virtual_keys", []), env),
     )
+    check_config(config)
+    return config
+
+
+def check_config(config: ServerConfig) -> None:
+    """Every setting against its range and the settings that bound one another; also for a
+    configuration changed after loading (command-line overrides)."""
+    check_ranges(config)
+    check_relations(config)
 
 
 def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> ServerConfig:
     doc: dict[str, Any] = {}
     if path is not None:
-        with path.open("rb") as f:
-            doc = tomllib.load(f)
+        try:
+            with path.open("rb") as f:
+                doc = tomllib.load(f)
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     return config_from_mapping(doc, env)

@@ -44,9 +44,10 @@ max_attempts = 5
 concurrency = 0
 """
     )
-    config = load_config(path, env={"URL_SECRET": "s3cret", "TEAM_A": "sk-bf-a"})
+    url_secret = "a-url-signing-secret-of-32-bytes"
+    config = load_config(path, env={"URL_SECRET": url_secret, "TEAM_A": "sk-bf-a"})
     assert config.port == 6000 and config.data_dir == tmp_path
-    assert config.url_signing_secret == "s3cret"
+    assert config.url_signing_secret == url_secret
     openai = config.providers["openai"]
     assert (openai.api_key, openai.base_url, openai.timeout_seconds) == (
         "sk-from-file",
