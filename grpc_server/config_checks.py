@@ -268,7 +268,7 @@ RULES: dict[str, Rule] = {
     "virtual_keys.*.id": NOT_EMPTY,
     "virtual_keys.*.value": NOT_EMPTY,
     "virtual_keys.*.allowed_models": each(MODEL_PATTERN),
-    "providers.*.kind": NOT_EMPTY,
+    "providers.*.kind": ANY,  # empty: the table's name (ProviderSettings.kind)
     "providers.*.keys.*.value": NOT_EMPTY,
     "providers.*.keys.*.weight": rule((lambda v: v > 0, "be > 0")),
     "providers.*.base_url": HTTP_URL,

@@ -22,7 +22,7 @@ from grpc_reflection.v1alpha import reflection
 
 from asyncgate.v1 import job_service_pb2, job_service_pb2_grpc
 from grpc_server.capabilities import Capabilities, load_secret
-from grpc_server.config import ServerConfig
+from grpc_server.config import ServerConfig, check_config
 from grpc_server.dispatch.sweeper import run_sweeper
 from grpc_server.dispatch.worker import Dispatcher
 from grpc_server.image_work import ImageWork
@@ -41,6 +41,7 @@ HEALTH_CHECK_INTERVAL = 2.0
 
 class AsyncGateServer:
     def __init__(self, config: ServerConfig, store: JobStore | None = None) -> None:
+        check_config(config)  # a configuration built in code is held to the same rules as a file
         self.config = config
         self.store: JobStore = store or make_store(config)
         self._server = aio.server(

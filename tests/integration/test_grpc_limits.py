@@ -107,7 +107,9 @@ async def test_an_idle_upload_is_ended(make_stack: StackFactory) -> None:
 
 
 async def test_uploads_in_progress_are_bounded_per_process(make_stack: StackFactory) -> None:
-    stack = await make_stack(max_staged_upload_bytes=3 * MB, upload_idle_timeout_seconds=30)
+    stack = await make_stack(
+        max_staged_upload_bytes=3 * MB, max_image_bytes=3 * MB, upload_idle_timeout_seconds=30
+    )
     chunk = os.urandom(256 * 1024)
     first = stack.stub.UploadImageEditJob(None)
     await first.write(_image_file())
