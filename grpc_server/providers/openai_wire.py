@@ -36,6 +36,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import struct
 import time
 from collections.abc import Callable, Mapping
@@ -51,6 +52,7 @@ from grpc_server.providers.base import (
     ImageEditCall,
     ImageGenerationCall,
     ImageOutcome,
+    ImageVariationCall,
     ProducedImage,
     ProviderError,
     parse_retry_after,
@@ -88,14 +90,19 @@ GENERATION_FIELDS = (
 # Image parameters OpenAI (and Azure OpenAI) refuse but compatible image servers commonly take.
 COMPATIBLE_IMAGE_FIELDS = ("seed", "num_inference_steps", "negative_prompt")
 EMBEDDING_FIELDS = ("dimensions", "user")
+# Variation parameters sent when set (dall-e-2 is OpenAI's only variation model).
+VARIATION_FIELDS = ("n", "size", "user")
 
 # Fields extra_params may not set (see the module docstring).
 EDIT_RESERVED = frozenset({"model", "prompt", "image", "image[]", "mask", "stream", "response_format"})
 GENERATION_RESERVED = frozenset({"model", "prompt", "stream", "partial_images", "response_format"})
 EMBEDDING_RESERVED = frozenset({"model", "input", "encoding_format", "stream"})
+VARIATION_RESERVED = frozenset({"model", "image", "response_format"})
 
 _CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "jpg": "image/jpeg", "webp": "image/webp"}
 _FLOAT32 = struct.Struct("<f")
+MAX_COUNT = 2**53
+"""Larger counts and timestamps are a broken answer (and would overflow a stored integer)."""
 
 T = TypeVar("T")
 
@@ -141,6 +148,23 @@ def edit_form(
     return form
 
 
+def variation_form(call: ImageVariationCall, files: ExitStack) -> aiohttp.FormData:
+    """The multipart form of an image variation as OpenAI's SDK sends it: model, the set
+    fields, `response_format`, extras, then the `image` file (open until `files` closes).
+
+    `response_format` is always b64_json: the gateway keeps the bytes and serves its own
+    URLs (the caller's response_format says how the gateway answers, not the provider).
+    """
+    params = call.params
+    fields: dict[str, str] = {"model": call.model}
+    fields.update((name, str(value)) for name, value in _set_fields(params, VARIATION_FIELDS).items())
+    fields["response_format"] = "b64_json"
+    fields.update(_allowed_extras(params.extra_params, VARIATION_RESERVED))
+    form = text_form(fields)
+    add_file(form, files, "image", call.image)
+    return form
+
+
 def embedding_body(call: EmbeddingCall, *, send_model: bool = True) -> dict[str, Any]:
     """The JSON of an embeddings request, always asking for base64."""
     params = call.params
@@ -180,7 +204,7 @@ def image_outcome(doc: dict[str, Any]) -> ImageOutcome:
     usage = doc.get("usage")
     return ImageOutcome(
         # Some compatible servers leave `created` out; it is not worth failing a call for.
-        created=created if isinstance(created, int) else int(time.time()),
+        created=created if isinstance(created, int) and _is_count(created) else int(time.time()),
         images=images,
         usage=usage if isinstance(usage, dict) else None,
         background=_str_or_none(doc.get("background")),
@@ -263,6 +287,8 @@ def _embedding(item: object, position: int) -> tuple[int, list[float]]:
         raise Malformed(f"data[{position}].embedding is neither base64 nor a list of numbers")
     if not vector:
         raise Malformed(f"data[{position}].embedding is empty")
+    if not all(map(math.isfinite, vector)):
+        raise Malformed(f"data[{position}].embedding holds a value that is not a finite number")
     return index, vector
 
 
@@ -281,7 +307,16 @@ def _is_number(value: object) -> bool:
 
 
 def _count(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+    """A token count; 0 when absent or not a count, Malformed when absurdly large."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        return 0
+    if value > MAX_COUNT:
+        raise Malformed(f"a count of {value} is not plausible")
+    return value
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_COUNT
 
 
 # Errors
