@@ -55,6 +55,8 @@ _RESERVED_EXTRAS = frozenset(
 )
 
 _TEXT_PREFIX = 200
+MAX_COUNT = 2**53
+"""Larger token counts are a broken answer (stored and rendered as a double, they cannot be)."""
 
 
 def is_imagen(model: str) -> bool:
@@ -383,4 +385,9 @@ def _str(value: object) -> str:
 
 
 def _int(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    """A token count; 0 when not an integer, Malformed when absurdly large."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        return 0
+    if abs(value) > MAX_COUNT:
+        raise Malformed(f"a token count of {value} is not plausible")
+    return value

@@ -128,15 +128,17 @@ class OpenAICompatibleProvider(OpenAIProvider):
         if not settings.base_url:
             raise ValueError(f"providers.{name}: an openai-compatible provider needs a base_url")
         super().__init__(session, settings, name)
-        self._operations = _operations(settings.operations, name)
+        self._operations = offered_operations(settings.operations, name)
 
 
-def _operations(names: tuple[str, ...], provider: str) -> frozenset[RequestType]:
+def offered_operations(names: tuple[str, ...], provider: str) -> frozenset[RequestType]:
+    """The operations an openai-compatible server offers: those named, or all when none;
+    ValueError naming the setting for an unknown one."""
     known = {op.value for op in RequestType}
     unknown = sorted(set(names) - known)
     if unknown:
         raise ValueError(
-            f"providers.{provider}: unknown operation(s) {', '.join(unknown)}; "
+            f"providers.{provider}.operations: unknown operation(s) {', '.join(unknown)}; "
             f"expected {', '.join(sorted(known))}"
         )
     return frozenset(RequestType(op) for op in names) or _ALL_OPERATIONS

@@ -206,12 +206,27 @@ def image_outcome(doc: dict[str, Any]) -> ImageOutcome:
         # Some compatible servers leave `created` out; it is not worth failing a call for.
         created=created if isinstance(created, int) and _is_count(created) else int(time.time()),
         images=images,
-        usage=usage if isinstance(usage, dict) else None,
+        usage=_checked_usage(usage) if isinstance(usage, dict) else None,
         background=_str_or_none(doc.get("background")),
         output_format=output_format,
         quality=_str_or_none(doc.get("quality")),
         size=_str_or_none(doc.get("size")),
     )
+
+
+def _checked_usage(usage: dict[str, Any]) -> dict[str, Any]:
+    """The usage object as given, once every number in it is plausible: it is stored and
+    rendered as JSON numbers (doubles), where 10**400 tokens cannot go."""
+    pending: list[object] = [usage]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+        elif isinstance(value, int | float) and not (math.isfinite(value) and abs(value) <= MAX_COUNT):
+            raise Malformed(f"a usage number ({value}) is not plausible")
+    return usage
 
 
 def _image(item: object, index: int, output_format: str | None) -> ProducedImage:
