@@ -389,5 +389,5 @@ def _int(value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         return 0
     if abs(value) > MAX_COUNT:
-        raise Malformed(f"a token count of {value} is not plausible")
+        raise Malformed(f"a token count over {MAX_COUNT} is not plausible")
     return value

@@ -46,6 +46,8 @@ CHUNK_BYTES = 64 * 1024
 ERROR_BODY_CAP = 1024 * 1024
 """An error answer is read up to this many bytes: more than any provider's error text."""
 _LOCATION_CHARS = 200
+_PROBLEM_CHARS = 200
+"""An invalid answer's description is cut here: it may quote the answer."""
 
 T = TypeVar("T")
 
@@ -169,9 +171,9 @@ class ProviderClient:
         try:
             return parse(answer)
         except Malformed as problem:
-            raise invalid_response(self.name, self.redact(str(problem))) from None
+            raise invalid_response(self.name, self.redact(str(problem))[:_PROBLEM_CHARS]) from None
         except MALFORMED_ANSWER_ERRORS as problem:
-            what = f"{type(problem).__name__}: {problem}"[:_LOCATION_CHARS]
+            what = f"{type(problem).__name__}: {problem}"[:_PROBLEM_CHARS]
             raise invalid_response(self.name, self.redact(f"unexpected answer ({what})")) from None
 
     def _classify(self, classify: Callable[[Answer], ProviderError], answer: Answer) -> ProviderError:

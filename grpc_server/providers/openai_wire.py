@@ -225,7 +225,7 @@ def _checked_usage(usage: dict[str, Any]) -> dict[str, Any]:
         elif isinstance(value, list):
             pending.extend(value)
         elif isinstance(value, int | float) and not (math.isfinite(value) and abs(value) <= MAX_COUNT):
-            raise Malformed(f"a usage number ({value}) is not plausible")
+            raise Malformed(f"a usage number is not finite or is over {MAX_COUNT}")
     return usage
 
 
@@ -326,7 +326,7 @@ def _count(value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         return 0
     if value > MAX_COUNT:
-        raise Malformed(f"a count of {value} is not plausible")
+        raise Malformed(f"a count over {MAX_COUNT} is not plausible")
     return value
 
 
