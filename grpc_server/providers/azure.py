@@ -46,7 +46,7 @@ import aiohttp
 
 from grpc_server.config import ProviderSettings
 from grpc_server.domain.jobs import RequestType
-from grpc_server.providers import openai_wire
+from grpc_server.providers import openai_errors, openai_wire
 from grpc_server.providers.base import (
     EmbeddingCall,
     EmbeddingOutcome,
@@ -139,7 +139,7 @@ class AzureOpenAIProvider:
         return await self._client.call(request, self._classify, lambda answer: parse(answer.json_object()))
 
     def _classify(self, answer: Answer) -> ProviderError:
-        return openai_wire.classify_error(
+        return openai_errors.classify_error(
             answer.status, answer.headers, answer.body, self._client.redact, default_type="azure_error"
         )
 
