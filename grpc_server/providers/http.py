@@ -21,6 +21,7 @@ answers:
   shape) and parses a 2xx with its `parse`. Any malformed answer (invalid JSON, JSON
   nested thousands deep, wrong types, missing fields, a non-object top level, bad
   base64) becomes a retryable 502 `invalid_response`, never an unhandled exception.
+- Parses answers over PARSE_IN_THREAD_BYTES in a worker thread, not on the event loop.
 - Every text that reaches an error passes through the Redactor: no key ever appears.
 
 Timeouts and connection errors are left to the chain runner (the per-attempt timeout).
@@ -28,6 +29,7 @@ Timeouts and connection errors are left to the chain runner (the per-attempt tim
 
 from __future__ import annotations
 
+import asyncio
 import binascii
 import json
 from collections.abc import Callable, Mapping
@@ -43,6 +45,9 @@ from grpc_server.providers.http_errors import Malformed, Redactor, invalid_respo
 from grpc_server.providers.keys import AUTH_ASIDE, KeyPool
 
 CHUNK_BYTES = 64 * 1024
+PARSE_IN_THREAD_BYTES = 1024 * 1024
+"""Answers larger than this are parsed in a worker thread: decoding megabytes of JSON and
+base64 would hold up every other request on the event loop."""
 ERROR_BODY_CAP = 1024 * 1024
 """An error answer is read up to this many bytes: more than any provider's error text."""
 _LOCATION_CHARS = 200
@@ -105,7 +110,7 @@ class Answer:
         return doc
 
 
-def _no_key_blame(error: ProviderError) -> bool:
+def _any_error_may_rest_the_key(error: ProviderError) -> bool:
     return True
 
 
@@ -122,7 +127,7 @@ class ProviderClient:
         requires_key: bool = True,
         key_hint: str = "",
         revoked_key_codes: frozenset[str] = frozenset(),
-        blames_key: Callable[[ProviderError], bool] = _no_key_blame,
+        blames_key: Callable[[ProviderError], bool] = _any_error_may_rest_the_key,
     ) -> None:
         """auth: the headers that carry a key. revoked_key_codes: error codes that mean the
         key is revoked whatever the status (Gemini answers one with a 400). blames_key:
@@ -149,8 +154,12 @@ class ProviderClient:
         classify: Callable[[Answer], ProviderError],
         parse: Callable[[Answer], T],
     ) -> T:
-        """Send with a leased key; the parsed 2xx answer, or a classified ProviderError."""
-        return self.parse(await self.send(request, classify), parse)
+        """Send with a leased key; the parsed 2xx answer, or a classified ProviderError.
+        A large answer (base64 images) is parsed in a worker thread, off the event loop."""
+        answer = await self.send(request, classify)
+        if len(answer.body) > PARSE_IN_THREAD_BYTES:
+            return await asyncio.to_thread(self.parse, answer, parse)
+        return self.parse(answer, parse)
 
     async def send(self, request: Request, classify: Callable[[Answer], ProviderError]) -> Answer:
         """Send with a leased key; the 2xx answer, or a classified ProviderError."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,9 +17,11 @@ import pytest
 from PIL import Image
 
 from grpc_server.config import ApiKey, ProviderSettings
+from grpc_server.providers import openai_wire
 from grpc_server.providers.azure import AzureOpenAIProvider
 from grpc_server.providers.base import ImageOutcome, Provider
 from grpc_server.providers.gemini import GeminiProvider
+from grpc_server.providers.http import PARSE_IN_THREAD_BYTES
 from grpc_server.providers.openai import OpenAIProvider
 from grpc_server.providers.stability import StabilityProvider
 from tests.fakes.azure_server import FakeAzure
@@ -296,3 +299,39 @@ async def test_an_error_body_nested_thousands_deep_is_classified_by_its_status(c
 
     assert error.status_code == 429
     assert error.retryable
+
+
+# Large answers
+
+
+async def test_a_large_answer_is_parsed_off_the_event_loop(
+    session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: list[int] = []
+    real = openai_wire.image_outcome
+
+    def recording(doc: dict[str, Any]) -> ImageOutcome:
+        threads.append(threading.get_ident())
+        return real(doc)
+
+    monkeypatch.setattr(openai_wire, "image_outcome", recording)
+    data = bytes(range(256)) * (2 * PARSE_IN_THREAD_BYTES // 256)
+    async with FakeOpenAI(api_key=KEY) as fake:
+        case = Case("openai", fake, fake.base_url, session)
+        fake.enqueue(
+            ScriptedResponse.json_body({"data": [{"b64_json": base64.b64encode(data).decode()}]}),
+            ScriptedResponse.json_body({"data": [{"b64_json": PNG}]}),
+            ScriptedResponse.raw(200, b'{"data": "' + b"x" * 2 * PARSE_IN_THREAD_BYTES + b'"}'),
+        )
+        provider = case.provider()
+
+        large = await case.generate(provider)
+        small = await case.generate(provider)
+        error = await provider_error(case.generate(provider))
+
+    assert large.images[0].data == data
+    assert small.images[0].data == base64.b64decode(PNG)
+    assert (error.status_code, error.type, error.retryable) == (502, "invalid_response", True)
+    loop_thread = threading.get_ident()
+    assert threads[0] != loop_thread  # the large answer: in a worker thread
+    assert threads[1] == loop_thread  # a small one is not worth the hop
