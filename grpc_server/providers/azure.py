@@ -24,6 +24,9 @@ the OpenAI adapter). What is particular to Azure:
   OpenAI's (Azure OpenAI refuses the seed, negative_prompt and num_inference_steps that
   compatible servers take).
 
+Calls go through the HTTP seam (providers.http): no redirect followed (the `api-key`
+goes only to the configured endpoint), the answer read up to max_response_bytes.
+
 Errors: Azure's code is always a string ("404", "429", "DeploymentNotFound",
 "content_filter"); the type is `azure_error` when Azure names none; the content
 filter's `innererror` is kept in details; API Management's `{"statusCode", "message"}`
@@ -43,7 +46,7 @@ import aiohttp
 
 from grpc_server.config import ProviderSettings
 from grpc_server.domain.jobs import RequestType
-from grpc_server.providers import openai_wire
+from grpc_server.providers import openai_errors, openai_wire
 from grpc_server.providers.base import (
     EmbeddingCall,
     EmbeddingOutcome,
@@ -54,8 +57,7 @@ from grpc_server.providers.base import (
     ProviderError,
     unsupported,
 )
-from grpc_server.providers.http_errors import Malformed, Redactor, invalid_response, json_object, missing_key
-from grpc_server.providers.keys import KeyPool
+from grpc_server.providers.http import Answer, ProviderClient, Request
 
 DEFAULT_API_VERSION = "2025-04-01-preview"
 """Used when no api_version is configured: the first that has image edits as well."""
@@ -77,9 +79,7 @@ class AzureOpenAIProvider:
         self, session: aiohttp.ClientSession, settings: ProviderSettings, name: str = "azure"
     ) -> None:
         self.name = name
-        self._session = session
-        self._keys = KeyPool(settings.keys)
-        self._redact = Redactor(settings.keys)
+        self._client = ProviderClient(name, session, settings, auth=_api_key, key_hint=_KEY_HINT)
         self._endpoint = (settings.base_url or "").strip().rstrip("/")
         self._api_version = settings.api_version or DEFAULT_API_VERSION
         self._deployments = dict(settings.deployments)
@@ -127,25 +127,21 @@ class AzureOpenAIProvider:
         json_body: Mapping[str, Any] | None = None,
         form: aiohttp.FormData | None = None,
     ) -> T:
-        """POST one request with a leased key; the parsed answer, or a classified ProviderError."""
+        """POST one request through the seam; the parsed answer, or a classified ProviderError."""
         self._check_configured()
-        url = self.url(model, operation)
-        with self._keys.lease() as key:
-            if not key:
-                raise missing_key(self.name, _KEY_HINT)
-            headers = {"api-key": key, "Accept": "application/json"}
-            async with self._session.post(
-                url, params={"api-version": self._api_version}, headers=headers, json=json_body, data=form
-            ) as response:
-                body = await response.read()
-                if not 200 <= response.status < 300:
-                    raise openai_wire.classify_error(
-                        response.status, response.headers, body, self._redact, default_type="azure_error"
-                    )
-        try:
-            return parse(json_object(body))
-        except Malformed as problem:
-            raise invalid_response(self.name, str(problem)) from None
+        request = Request(
+            self.url(model, operation),
+            {"Accept": "application/json"},
+            params={"api-version": self._api_version},
+            json=json_body,
+            data=form,
+        )
+        return await self._client.call(request, self._classify, lambda answer: parse(answer.json_object()))
+
+    def _classify(self, answer: Answer) -> ProviderError:
+        return openai_errors.classify_error(
+            answer.status, answer.headers, answer.body, self._client.redact, default_type="azure_error"
+        )
 
     def _check_configured(self) -> None:
         if not self._endpoint:
@@ -158,5 +154,9 @@ class AzureOpenAIProvider:
                 retryable=False,
                 is_gateway_error=True,
             )
-        if not len(self._keys):
-            raise missing_key(self.name, _KEY_HINT)
+        self._client.check_key()
+
+
+def _api_key(key: str) -> dict[str, str]:
+    """Azure's key header; `Authorization: Bearer` would be read as an Entra ID token."""
+    return {"api-key": key}

@@ -9,10 +9,14 @@ so adapters need not catch them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from grpc_server.domain.failures import RETRYABLE_STATUSES as RETRYABLE_STATUSES
+from grpc_server.domain.failures import ProviderError as ProviderError
+from grpc_server.domain.failures import parse_retry_after as parse_retry_after
+from grpc_server.domain.failures import retryable_status as retryable_status
 from grpc_server.domain.jobs import (
     EmbeddingParams,
     ImageEditParams,
@@ -20,8 +24,6 @@ from grpc_server.domain.jobs import (
     ImageVariationParams,
     RequestType,
 )
-
-RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 
 
 @dataclass(frozen=True)
@@ -104,47 +106,6 @@ class ImageOutcome:
     output_format: str | None = None
     quality: str | None = None
     size: str | None = None
-
-
-@dataclass
-class ProviderError(Exception):
-    """A failed provider call, classified.
-
-    status_code is the HTTP status the provider answered (None when no answer
-    came); retryable says whether the same call may succeed later;
-    retry_after is the provider's own hint in seconds, if it gave one.
-    """
-
-    message: str
-    status_code: int | None = None
-    type: str = ""
-    code: str = ""
-    param: str = ""
-    retryable: bool = False
-    retry_after: float | None = None
-    is_gateway_error: bool = False
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        super().__init__(self.message)
-
-    def __str__(self) -> str:
-        return self.message
-
-
-def retryable_status(status: int) -> bool:
-    return status in RETRYABLE_STATUSES or status >= 500
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds form), or None."""
-    if value is None:
-        return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        return None
-    return seconds if seconds >= 0 else None
 
 
 class Provider(Protocol):

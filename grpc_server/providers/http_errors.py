@@ -5,9 +5,7 @@ body that is not JSON, and keys echoed back in error texts.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
-from typing import Any
 
 from grpc_server.config import ApiKey
 from grpc_server.providers.base import ProviderError
@@ -40,17 +38,6 @@ def body_prefix(body: bytes, status: int) -> str:
     white space folded, its first ERROR_BODY_PREFIX characters; `HTTP {status}` when empty."""
     text = " ".join(body.decode("utf-8", "replace").split())
     return text[:ERROR_BODY_PREFIX] or f"HTTP {status}"
-
-
-def json_object(body: bytes) -> dict[str, Any]:
-    """A 2xx body as a JSON object, or Malformed."""
-    try:
-        doc = json.loads(body)
-    except ValueError:
-        raise Malformed("body is not JSON") from None
-    if not isinstance(doc, dict):
-        raise Malformed("body is not a JSON object")
-    return doc
 
 
 def invalid_response(provider: str, problem: str) -> ProviderError:

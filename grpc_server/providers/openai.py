@@ -1,7 +1,7 @@
 """OpenAI's images and embeddings API, and servers that speak it.
 
-`OpenAIProvider` calls `{base_url}/images/edits`, `/images/generations` and
-`/embeddings`; `OpenAICompatibleProvider` does the same against an operator's own
+`OpenAIProvider` calls `{base_url}/images/edits`, `/images/generations`,
+`/images/variations` and `/embeddings`; `OpenAICompatibleProvider` does the same against an operator's own
 server (vLLM, Ollama, LocalAI, text-embeddings-inference...).
 
 The wire format (bodies, answers, errors) is openai_wire's, shared with Azure OpenAI.
@@ -16,6 +16,9 @@ What is particular to this adapter:
   `negative_prompt` and `num_inference_steps` (OpenAI refuses fields it does not know,
   compatible image servers often take them). Never `stream` or `partial_images`
   (streaming only), the gateway's edit `type` or its `fallbacks` chain.
+
+Calls go through the HTTP seam (providers.http): no redirect followed, the answer
+read up to max_response_bytes, every malformed answer a retryable 502.
 
 Answers: 2xx JSON becomes an ImageOutcome or EmbeddingOutcome (a 2xx that is not
 OpenAI's shape is a retryable 502 `invalid_response`); other statuses become a
@@ -35,7 +38,7 @@ import aiohttp
 
 from grpc_server.config import ProviderSettings
 from grpc_server.domain.jobs import RequestType
-from grpc_server.providers import openai_wire
+from grpc_server.providers import openai_errors, openai_wire
 from grpc_server.providers.base import (
     EmbeddingCall,
     EmbeddingOutcome,
@@ -43,10 +46,9 @@ from grpc_server.providers.base import (
     ImageGenerationCall,
     ImageOutcome,
     ImageVariationCall,
-    unsupported,
+    ProviderError,
 )
-from grpc_server.providers.http_errors import Malformed, Redactor, invalid_response, json_object, missing_key
-from grpc_server.providers.keys import KeyPool
+from grpc_server.providers.http import Answer, ProviderClient, Request
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -56,7 +58,7 @@ T = TypeVar("T")
 
 
 class OpenAIProvider:
-    """OpenAI: image edits, image generations and embeddings (see the module docstring)."""
+    """OpenAI: image edits, generations, variations and embeddings (see the module docstring)."""
 
     name = "openai"
     _requires_key = True
@@ -67,9 +69,7 @@ class OpenAIProvider:
         self, session: aiohttp.ClientSession, settings: ProviderSettings, name: str = "openai"
     ) -> None:
         self.name = name
-        self._session = session
-        self._keys = KeyPool(settings.keys)
-        self._redact = Redactor(settings.keys)
+        self._client = ProviderClient(name, session, settings, auth=_bearer, requires_key=self._requires_key)
         self._base_url = (settings.base_url or DEFAULT_BASE_URL).rstrip("/")
         self._operations = _ALL_OPERATIONS
 
@@ -86,7 +86,9 @@ class OpenAIProvider:
         return await self._post("/images/generations", openai_wire.image_outcome, body=body)
 
     async def vary_image(self, call: ImageVariationCall) -> ImageOutcome:
-        raise unsupported(self.name, RequestType.IMAGE_VARIATION)
+        with ExitStack() as files:
+            form = openai_wire.variation_form(call, files)
+            return await self._post("/images/variations", openai_wire.image_outcome, form=form)
 
     async def embed(self, call: EmbeddingCall) -> EmbeddingOutcome:
         expected = len(call.params.inputs())
@@ -101,19 +103,12 @@ class OpenAIProvider:
         form: aiohttp.FormData | None = None,
         body: Mapping[str, Any] | None = None,
     ) -> T:
-        """POST a form or a JSON body with a leased key; the parsed answer or a ProviderError."""
-        if self._requires_key and not len(self._keys):
-            raise missing_key(self.name)
-        with self._keys.lease() as key:
-            post = self._session.post(self._base_url + path, data=form, json=body, headers=_headers(key))
-            async with post as response:
-                payload = await response.read()
-                if not 200 <= response.status < 300:
-                    raise openai_wire.classify_error(response.status, response.headers, payload, self._redact)
-        try:
-            return parse(json_object(payload))
-        except Malformed as problem:
-            raise invalid_response(self.name, str(problem)) from None
+        """POST a form or a JSON body through the seam; the parsed answer or a ProviderError."""
+        request = Request(self._base_url + path, {"Accept": "application/json"}, json=body, data=form)
+        return await self._client.call(request, self._classify, lambda answer: parse(answer.json_object()))
+
+    def _classify(self, answer: Answer) -> ProviderError:
+        return openai_errors.classify_error(answer.status, answer.headers, answer.body, self._client.redact)
 
 
 class OpenAICompatibleProvider(OpenAIProvider):
@@ -121,7 +116,7 @@ class OpenAICompatibleProvider(OpenAIProvider):
     LocalAI, text-embeddings-inference...).
 
     Unlike OpenAI: keys are optional (none: no Authorization header), the operations
-    offered are the operator's `operations` (empty: all three), and generations and edits
+    offered are the operator's `operations` (empty: all four), and generations and edits
     also carry seed, negative_prompt and num_inference_steps, which OpenAI refuses.
     """
 
@@ -133,22 +128,21 @@ class OpenAICompatibleProvider(OpenAIProvider):
         if not settings.base_url:
             raise ValueError(f"providers.{name}: an openai-compatible provider needs a base_url")
         super().__init__(session, settings, name)
-        self._operations = _operations(settings.operations, name)
+        self._operations = offered_operations(settings.operations, name)
 
 
-def _operations(names: tuple[str, ...], provider: str) -> frozenset[RequestType]:
+def offered_operations(names: tuple[str, ...], provider: str) -> frozenset[RequestType]:
+    """The operations an openai-compatible server offers: those named, or all when none;
+    ValueError naming the setting for an unknown one."""
     known = {op.value for op in RequestType}
     unknown = sorted(set(names) - known)
     if unknown:
         raise ValueError(
-            f"providers.{provider}: unknown operation(s) {', '.join(unknown)}; "
+            f"providers.{provider}.operations: unknown operation(s) {', '.join(unknown)}; "
             f"expected {', '.join(sorted(known))}"
         )
     return frozenset(RequestType(op) for op in names) or _ALL_OPERATIONS
 
 
-def _headers(key: str | None) -> dict[str, str]:
-    headers = {"Accept": "application/json"}
-    if key is not None:
-        headers["Authorization"] = f"Bearer {key}"
-    return headers
+def _bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}

@@ -25,22 +25,18 @@ What is sent:
 
 What comes back: images as `data[i].b64_json` or `.url`, embeddings as base64 float32 or
 number lists put in `index` order; anything else raises Malformed (the adapter makes it
-a retryable 502 `invalid_response`). Errors: OpenAI's `{"error": {message, type, code,
-param}}`, Azure's same shape with `innererror` (the content filter's verdict, kept in
-details), or API Management's `{"statusCode", "message"}`; retryable per
-retryable_status, with the `retry-after-ms` or `Retry-After` hint.
+a retryable 502 `invalid_response`). Error answers: see openai_errors.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import json
+import math
 import struct
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import aiohttp
@@ -51,12 +47,10 @@ from grpc_server.providers.base import (
     ImageEditCall,
     ImageGenerationCall,
     ImageOutcome,
+    ImageVariationCall,
     ProducedImage,
-    ProviderError,
-    parse_retry_after,
-    retryable_status,
 )
-from grpc_server.providers.http_errors import Malformed, body_prefix
+from grpc_server.providers.http_errors import Malformed
 from grpc_server.providers.media import sniff_image_type
 from grpc_server.providers.multipart import add_file, text_form
 
@@ -88,14 +82,19 @@ GENERATION_FIELDS = (
 # Image parameters OpenAI (and Azure OpenAI) refuse but compatible image servers commonly take.
 COMPATIBLE_IMAGE_FIELDS = ("seed", "num_inference_steps", "negative_prompt")
 EMBEDDING_FIELDS = ("dimensions", "user")
+# Variation parameters sent when set (dall-e-2 is OpenAI's only variation model).
+VARIATION_FIELDS = ("n", "size", "user")
 
 # Fields extra_params may not set (see the module docstring).
 EDIT_RESERVED = frozenset({"model", "prompt", "image", "image[]", "mask", "stream", "response_format"})
 GENERATION_RESERVED = frozenset({"model", "prompt", "stream", "partial_images", "response_format"})
 EMBEDDING_RESERVED = frozenset({"model", "input", "encoding_format", "stream"})
+VARIATION_RESERVED = frozenset({"model", "image", "response_format"})
 
 _CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "jpg": "image/jpeg", "webp": "image/webp"}
 _FLOAT32 = struct.Struct("<f")
+MAX_COUNT = 2**53
+"""Larger counts and timestamps are a broken answer (and would overflow a stored integer)."""
 
 T = TypeVar("T")
 
@@ -141,6 +140,23 @@ def edit_form(
     return form
 
 
+def variation_form(call: ImageVariationCall, files: ExitStack) -> aiohttp.FormData:
+    """The multipart form of an image variation as OpenAI's SDK sends it: model, the set
+    fields, `response_format`, extras, then the `image` file (open until `files` closes).
+
+    `response_format` is always b64_json: the gateway keeps the bytes and serves its own
+    URLs (the caller's response_format says how the gateway answers, not the provider).
+    """
+    params = call.params
+    fields: dict[str, str] = {"model": call.model}
+    fields.update((name, str(value)) for name, value in _set_fields(params, VARIATION_FIELDS).items())
+    fields["response_format"] = "b64_json"
+    fields.update(_allowed_extras(params.extra_params, VARIATION_RESERVED))
+    form = text_form(fields)
+    add_file(form, files, "image", call.image)
+    return form
+
+
 def embedding_body(call: EmbeddingCall, *, send_model: bool = True) -> dict[str, Any]:
     """The JSON of an embeddings request, always asking for base64."""
     params = call.params
@@ -180,14 +196,29 @@ def image_outcome(doc: dict[str, Any]) -> ImageOutcome:
     usage = doc.get("usage")
     return ImageOutcome(
         # Some compatible servers leave `created` out; it is not worth failing a call for.
-        created=created if isinstance(created, int) else int(time.time()),
+        created=created if isinstance(created, int) and _is_count(created) else int(time.time()),
         images=images,
-        usage=usage if isinstance(usage, dict) else None,
+        usage=_checked_usage(usage) if isinstance(usage, dict) else None,
         background=_str_or_none(doc.get("background")),
         output_format=output_format,
         quality=_str_or_none(doc.get("quality")),
         size=_str_or_none(doc.get("size")),
     )
+
+
+def _checked_usage(usage: dict[str, Any]) -> dict[str, Any]:
+    """The usage object as given, once every number in it is plausible: it is stored and
+    rendered as JSON numbers (doubles), where 10**400 tokens cannot go."""
+    pending: list[object] = [usage]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+        elif isinstance(value, int | float) and not (math.isfinite(value) and abs(value) <= MAX_COUNT):
+            raise Malformed(f"a usage number is not finite or is over {MAX_COUNT}")
+    return usage
 
 
 def _image(item: object, index: int, output_format: str | None) -> ProducedImage:
@@ -263,6 +294,8 @@ def _embedding(item: object, position: int) -> tuple[int, list[float]]:
         raise Malformed(f"data[{position}].embedding is neither base64 nor a list of numbers")
     if not vector:
         raise Malformed(f"data[{position}].embedding is empty")
+    if not all(map(math.isfinite, vector)):
+        raise Malformed(f"data[{position}].embedding holds a value that is not a finite number")
     return index, vector
 
 
@@ -281,81 +314,16 @@ def _is_number(value: object) -> bool:
 
 
 def _count(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+    """A token count; 0 when absent or not a count, Malformed when absurdly large."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        return 0
+    if value > MAX_COUNT:
+        raise Malformed(f"a count over {MAX_COUNT} is not plausible")
+    return value
 
 
-# Errors
-
-
-def classify_error(
-    status: int,
-    headers: Mapping[str, str],
-    body: bytes,
-    redact: Callable[[str], str],
-    *,
-    default_type: str = "",
-) -> ProviderError:
-    """A non-2xx answer, classified; every text field passes through `redact`."""
-    parsed = parse_error_body(body)
-    return ProviderError(
-        message=redact(parsed.message or body_prefix(body, status)),
-        status_code=status,
-        type=redact(parsed.type) or default_type,
-        code=redact(parsed.code),
-        param=redact(parsed.param),
-        retryable=retryable_status(status),
-        retry_after=retry_after(headers),
-        details=parsed.details,
-    )
-
-
-@dataclass(frozen=True)
-class ParsedError:
-    """The fields of an error body; empty where absent."""
-
-    message: str = ""
-    type: str = ""
-    code: str = ""
-    param: str = ""
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-def parse_error_body(body: bytes) -> ParsedError:
-    """`{"error": {message, type?, code?, param?, innererror?}}` (OpenAI's, and Azure's with
-    innererror), `{"error": "text"}`, or API Management's `{"statusCode", "message"}`."""
-    try:
-        doc: Any = json.loads(body)
-    except ValueError:
-        return ParsedError()
-    if not isinstance(doc, dict):
-        return ParsedError()
-    error = doc.get("error")
-    if isinstance(error, str):
-        return ParsedError(message=error)
-    if not isinstance(error, dict):
-        return ParsedError(message=_str_or_none(doc.get("message")) or "", code=_code(doc.get("statusCode")))
-    inner = error.get("innererror")
-    return ParsedError(
-        message=_str_or_none(error.get("message")) or "",
-        type=_str_or_none(error.get("type")) or "",
-        # Azure sends "404", "DeploymentNotFound"; some servers a number: always kept as text.
-        code=_code(error.get("code")),
-        param=_str_or_none(error.get("param")) or "",
-        # Azure's content filter verdict (which category tripped) is worth keeping.
-        details={"innererror": inner} if isinstance(inner, dict) else {},
-    )
-
-
-def retry_after(headers: Mapping[str, str]) -> float | None:
-    # OpenAI's SDK (which Azure's clients share) prefers the millisecond header.
-    ms = parse_retry_after(headers.get("retry-after-ms"))
-    if ms is not None:
-        return ms / 1000
-    return parse_retry_after(headers.get("retry-after"))
-
-
-def _code(value: object) -> str:
-    return str(value) if isinstance(value, str | int) and not isinstance(value, bool) else ""
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_COUNT
 
 
 def _str_or_none(value: object) -> str | None:

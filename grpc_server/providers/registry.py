@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+
+import aiohttp
 
 from grpc_server.domain.jobs import RequestType, split_model
 from grpc_server.providers.base import Provider
@@ -15,11 +17,22 @@ class ProviderRegistry:
     """Provider name -> adapter. Built once at start-up; read-only afterwards."""
 
     def __init__(
-        self, providers: Mapping[str, Provider], limits: Mapping[str, int | None] | None = None
+        self,
+        providers: Mapping[str, Provider],
+        limits: Mapping[str, int | None] | None = None,
+        *,
+        sessions: Sequence[aiohttp.ClientSession] = (),
     ) -> None:
+        """sessions: the HTTP sessions the adapters use and the registry owns (see close)."""
         # A private copy, so a caller mutating its mapping cannot change a running server.
         self._providers: dict[str, Provider] = dict(providers)
         self._slots = {name: asyncio.Semaphore(n) for name, n in (limits or {}).items() if n}
+        self._sessions = tuple(sessions)
+
+    async def close(self) -> None:
+        """Close the sessions the registry owns (each provider's connection pool)."""
+        for session in self._sessions:
+            await session.close()
 
     def get(self, name: str) -> Provider | None:
         return self._providers.get(name)

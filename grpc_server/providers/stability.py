@@ -47,6 +47,8 @@ errors joined as message, `name` as type and code, and the field of the first er
 param. A 429 or 401 rests the key in the pool; a 403 `content_moderation` does not (it
 is about the prompt, not the key). Timeouts and connection errors are left to the
 chain runner, as is the per-attempt timeout. No API key ever appears in an error.
+Calls go through the HTTP seam (providers.http): no redirect followed, the answer
+read up to max_response_bytes.
 """
 
 from __future__ import annotations
@@ -54,18 +56,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import io
-import json
-import re
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import aiohttp
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
 from grpc_server.config import ProviderSettings
 from grpc_server.domain.jobs import RequestType
@@ -84,17 +82,19 @@ from grpc_server.providers.base import (
     unsupported,
 )
 from grpc_server.providers.fan_out import gather_bounded
-from grpc_server.providers.http_errors import (
-    Malformed,
-    Redactor,
-    body_prefix,
-    invalid_response,
-    json_object,
-    missing_key,
-)
-from grpc_server.providers.keys import KeyPool
-from grpc_server.providers.media import nearest_aspect_ratio, parse_size, sniff_image_type
+from grpc_server.providers.http import Answer, ProviderClient, Request
+from grpc_server.providers.http_errors import body_prefix, invalid_response
+from grpc_server.providers.media import sniff_image_type
 from grpc_server.providers.multipart import add_file, text_form
+from grpc_server.providers.stability_wire import (
+    MAX_SEED,
+    aspect_ratio,
+    generation_endpoint,
+    image_size_problem,
+    outpaint_margins,
+    parse_error_body,
+    stability_mask,
+)
 
 DEFAULT_BASE_URL = "https://api.stability.ai"
 GENERATE_PATH = "/v2beta/stable-image/generate/"
@@ -102,13 +102,7 @@ EDIT_PATH = "/v2beta/stable-image/edit/"
 
 MAX_PARALLEL = 4
 """Calls in flight at once for one request of n images."""
-MAX_MARGIN = 2000
-MIN_SIDE = 64
-MIN_PIXELS = 4_096
-MAX_PIXELS = 9_437_184
-MAX_SEED = 4_294_967_294
 
-ASPECT_RATIOS = ("16:9", "1:1", "21:9", "2:3", "3:2", "4:5", "5:4", "9:16", "9:21")
 _OUTPUT_FORMATS = {"png": "png", "jpeg": "jpeg", "jpg": "jpeg", "webp": "webp"}
 _BACKGROUND_REMOVAL_FORMATS = frozenset({"png", "webp"})
 _EDIT_ENDPOINTS = {
@@ -117,8 +111,6 @@ _EDIT_ENDPOINTS = {
     "background_removal": "remove-background",
 }
 _RESERVED_FIELDS = frozenset({"image", "mask"})
-# "field: message": Stability's fields are snake_case, so "Error: ..." names none.
-_ERROR_FIELD = re.compile(r"\s*([a-z_][a-z0-9_.\[\]-]*)\s*:")
 
 
 @dataclass(frozen=True)
@@ -146,9 +138,7 @@ class StabilityProvider:
         self, session: aiohttp.ClientSession, settings: ProviderSettings, name: str = "stability"
     ) -> None:
         self.name = name
-        self._session = session
-        self._keys = KeyPool(settings.keys)
-        self._redact = Redactor(settings.keys)
+        self._client = ProviderClient(name, session, settings, auth=_bearer, blames_key=_blames_the_key)
         self._base_url = (settings.base_url or DEFAULT_BASE_URL).rstrip("/")
 
     def supports(self, request_type: RequestType) -> bool:
@@ -271,35 +261,17 @@ class StabilityProvider:
         return await gather_bounded(max(n or 1, 1), MAX_PARALLEL, one)
 
     async def _call(self, request: _Request) -> ProducedImage:
-        with self._keys.lease() as key:
-            result = await self._send(request, key)
-            if isinstance(result, ProviderError) and _blames_the_key(result):
-                raise result  # inside the lease: the pool rests the key (429, 401)
-        if isinstance(result, ProviderError):
-            raise result
-        return result
-
-    async def _send(self, request: _Request, key: str | None) -> ProducedImage | ProviderError:
-        """One HTTP call: the image, or the error Stability answered (a malformed success raises)."""
-        if key is None:
-            return missing_key(self.name)
-        headers = {"Authorization": f"Bearer {key}", "Accept": "image/*"}
+        """One call through the seam: the image, or the error Stability answered."""
         with ExitStack() as files:
-            form = _form(request, files)
-            async with self._session.post(
-                self._base_url + request.path, data=form, headers=headers
-            ) as response:
-                body = await response.read()
-                if 200 <= response.status < 300:
-                    return self._image(response.headers, body)
-                return self._error(response.status, response.headers, body)
+            http = Request(self._base_url + request.path, {"Accept": "image/*"}, data=_form(request, files))
+            return await self._client.call(http, self._error, self._image)
 
-    def _image(self, headers: Mapping[str, str], body: bytes) -> ProducedImage:
-        media = headers.get("Content-Type", "").split(";")[0].strip().lower()
+    def _image(self, answer: Answer) -> ProducedImage:
+        media = answer.media_type
         if media == "application/json":
-            data, finish_reason = self._json_image(body)
+            data, finish_reason = self._json_image(answer)
         elif media.startswith("image/"):
-            data, finish_reason = body, headers.get("finish-reason")
+            data, finish_reason = answer.body, answer.headers.get("finish-reason")
         else:
             raise self._invalid(f"unexpected content type {media or '(none)'}")
         if finish_reason == "CONTENT_FILTERED":
@@ -316,11 +288,8 @@ class StabilityProvider:
             raise self._invalid("the body is not an image")
         return ProducedImage(data=data, content_type=content_type)
 
-    def _json_image(self, body: bytes) -> tuple[bytes, str | None]:
-        try:
-            doc = json_object(body)
-        except Malformed as problem:
-            raise self._invalid(str(problem)) from None
+    def _json_image(self, answer: Answer) -> tuple[bytes, str | None]:
+        doc = answer.json_object()
         finish_reason = doc.get("finish_reason")
         finish_reason = finish_reason if isinstance(finish_reason, str) else None
         if finish_reason == "CONTENT_FILTERED":
@@ -336,90 +305,24 @@ class StabilityProvider:
     def _invalid(self, problem: str) -> ProviderError:
         return invalid_response(self.name, problem)
 
-    def _error(self, status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:
-        message, name, param = parse_error_body(body)
+    def _error(self, answer: Answer) -> ProviderError:
+        message, name, param = parse_error_body(answer.body)
+        redact = self._client.redact
         return ProviderError(
-            self._redact(message or body_prefix(body, status)),
-            status_code=status,
-            type=self._redact(name),
-            code=self._redact(name),
-            param=self._redact(param),
-            retryable=retryable_status(status),
-            retry_after=parse_retry_after(headers.get("Retry-After")),
+            redact(message or body_prefix(answer.body, answer.status)),
+            status_code=answer.status,
+            type=redact(name),
+            code=redact(name),
+            param=redact(param),
+            retryable=retryable_status(answer.status),
+            retry_after=parse_retry_after(answer.headers.get("Retry-After")),
         )
-
-
-def generation_endpoint(model: str) -> tuple[str, str | None] | None:
-    """(endpoint, `model` field) for a bare model name; None when unknown."""
-    name = model.strip().lower()
-    if name in ("core", "stable-image-core"):
-        return "core", None
-    if name in ("ultra", "stable-image-ultra"):
-        return "ultra", None
-    if name == "sd3":
-        return "sd3", None
-    if name.startswith("sd3"):
-        return "sd3", model.strip()
-    return None
-
-
-def aspect_ratio(size: str | None) -> str | None:
-    """The Stability aspect ratio nearest to `WxH` (by log ratio); None for auto or unset."""
-    return nearest_aspect_ratio(size, ASPECT_RATIOS)
-
-
-def outpaint_margins(width: int, height: int, size: str | None) -> dict[str, int]:
-    """left/right/up/down that centre the image in `size`; without one, half as large again."""
-    wanted = parse_size(size)
-    if wanted is None:
-        grow_x, grow_y = width // 2, height // 2
-    else:
-        grow_x, grow_y = max(wanted[0] - width, 0), max(wanted[1] - height, 0)
-    left, up = grow_x // 2, grow_y // 2
-    sides = {"left": left, "right": grow_x - left, "up": up, "down": grow_y - up}
-    return {side: min(pixels, MAX_MARGIN) for side, pixels in sides.items()}
-
-
-def image_size_problem(width: int, height: int) -> str | None:
-    """Why Stability would refuse an image of this size, or None."""
-    if min(width, height) < MIN_SIDE:
-        return f"Stability needs sides of at least {MIN_SIDE} pixels"
-    if not MIN_PIXELS <= width * height <= MAX_PIXELS:
-        return f"Stability needs {MIN_PIXELS:,} to {MAX_PIXELS:,} pixels"
-    return None
-
-
-def stability_mask(path: Path) -> bytes:
-    """asyncgate's mask (transparent = edit) as Stability's: a grayscale PNG, white = edit."""
-    with Image.open(path) as opened:
-        alpha = opened.convert("RGBA").getchannel("A")
-    # Lookup table: alpha 0 -> 255 (white, edit); any other alpha -> 0 (black, keep).
-    mask = alpha.point([255] + [0] * 255)
-    out = io.BytesIO()
-    mask.save(out, "PNG")
-    return out.getvalue()
 
 
 def _blames_the_key(error: ProviderError) -> bool:
     """Whether the key pool should see this error. A 403 content_moderation is about the
     prompt or image, not the key: resting the key for it would punish the other callers."""
     return not (error.status_code == 403 and error.code == "content_moderation")
-
-
-def parse_error_body(body: bytes) -> tuple[str, str, str]:
-    """(message, name, param) from `{"id", "name", "errors": [...]}`; empty where absent."""
-    try:
-        doc: Any = json.loads(body)
-    except ValueError:
-        return "", "", ""
-    if not isinstance(doc, dict):
-        return "", "", ""
-    name, raw_errors, message = doc.get("name"), doc.get("errors"), doc.get("message")
-    errors = [e for e in raw_errors if isinstance(e, str)] if isinstance(raw_errors, list) else []
-    if errors or not isinstance(message, str):
-        message = "; ".join(errors)  # else: an answer that carries only a message
-    field = _ERROR_FIELD.match(errors[0]) if errors else None
-    return message, name if isinstance(name, str) else "", field[1] if field else ""
 
 
 def _form(request: _Request, files: ExitStack) -> aiohttp.FormData:
@@ -454,3 +357,7 @@ def _extra_fields(extra: Mapping[str, Any]) -> dict[str, str]:
 def _text(value: object) -> str:
     """A form value: JSON's spelling for booleans (`true`), str() for the rest."""
     return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+def _bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}

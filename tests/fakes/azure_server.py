@@ -155,7 +155,7 @@ class FakeAzure(ScriptedServer[RecordedRequest]):
         refusal = self._refusal(recorded)
         if refusal is not None:
             return await self._after_latency(refusal)
-        return await self._scripted_answer(lambda _: _success(recorded))
+        return await self._scripted_answer(lambda _: _success(recorded), request)
 
     def _refusal(self, request: RecordedRequest) -> web.Response | None:
         """Azure's answer to a request it would not route to a deployment; None if it would."""

@@ -185,7 +185,9 @@ class FakeGemini(ScriptedServer[RecordedRequest]):
             return await self._after_latency(_error_response(404, message, "NOT_FOUND"))
         if (denied := self._check_key(recorded)) is not None:
             return await self._after_latency(denied)
-        return await self._scripted_answer(lambda _: _success(recorded, f"{match[1]}/{match[2]}", match[3]))
+        return await self._scripted_answer(
+            lambda _: _success(recorded, f"{match[1]}/{match[2]}", match[3]), request
+        )
 
     def _check_key(self, request: RecordedRequest) -> web.Response | None:
         if not self.api_keys:

@@ -6,12 +6,14 @@
         assert fake.requests[0].fields["model"] == ["gpt-image-1"]
 
 Every request is recorded, whatever the answer. `POST /v1/images/edits`,
-`POST /v1/images/generations` and `POST /v1/embeddings` check the bearer key (401
-with OpenAI's error body if wrong), then answer with the next scripted response
+`POST /v1/images/generations`, `POST /v1/images/variations` and `POST /v1/embeddings`
+check the bearer key (401 with OpenAI's error body if wrong), then answer with the next scripted response
 (one queue for every path), or with a success when none is queued:
 
 - edits: `n` PNGs, each the first input image re-encoded (resized to `size` when
   that is `WxH`);
+- variations: `n` PNGs, each the `image` part mirrored left to right (resized to `size`
+  when that is `WxH`), base64 when asked for `b64_json`, else URLs as dall-e-2 answers;
 - generations: `n` images of `size` (64x64 when unset or `auto`, not OpenAI's
   large default) in one colour derived from the prompt (`prompt_colour`), encoded
   as `output_format`; base64, except that dall-e models answer URLs unless asked for
@@ -53,7 +55,8 @@ from tests.fakes.scripted import RecordedMultipartRequest, ScriptedResponse, Scr
 EDITS_PATH = "/v1/images/edits"
 GENERATIONS_PATH = "/v1/images/generations"
 EMBEDDINGS_PATH = "/v1/embeddings"
-PATHS = frozenset({EDITS_PATH, GENERATIONS_PATH, EMBEDDINGS_PATH})
+VARIATIONS_PATH = "/v1/images/variations"
+PATHS = frozenset({EDITS_PATH, GENERATIONS_PATH, EMBEDDINGS_PATH, VARIATIONS_PATH})
 DEFAULT_DIMENSIONS = 8
 DEFAULT_GENERATED_SIDE = 64
 """Generated images are this square when no size is asked: small, unlike OpenAI's 1024."""
@@ -120,7 +123,7 @@ class FakeOpenAI(ScriptedServer[RecordedRequest]):
             return await self._after_latency(not_found)
         if (denied := self._check_key(request)) is not None:
             return await self._after_latency(denied)
-        return await self._scripted_answer(lambda _: self._success(recorded, first_image))
+        return await self._scripted_answer(lambda _: self._success(recorded, first_image), request)
 
     async def _record(self, request: web.Request) -> tuple[RecordedRequest, bytes | None]:
         arrived = time.monotonic()
@@ -146,6 +149,8 @@ class FakeOpenAI(ScriptedServer[RecordedRequest]):
     async def _success(self, request: RecordedRequest, first_image: bytes | None) -> web.Response:
         if request.path == EDITS_PATH:
             return await _edit_success(request, first_image)
+        if request.path == VARIATIONS_PATH:
+            return await _variation_success(request, first_image)
         if not isinstance(request.json, dict):
             return _unparseable_body()
         if request.path == GENERATIONS_PATH:
@@ -223,6 +228,24 @@ async def _edit_success(request: RecordedRequest, first_image: bytes | None) -> 
     )
 
 
+async def _variation_success(request: RecordedRequest, first_image: bytes | None) -> web.Response:
+    if first_image is None:
+        return missing_parameter("image")
+    n_text = request.field("n") or "1"
+    if not n_text.isdigit() or not 1 <= int(n_text) <= 10:
+        return invalid_n(n_text)
+    response_format = request.field("response_format") or "url"
+    if response_format not in ("url", "b64_json"):
+        return _invalid_value("response_format", response_format)
+    try:
+        png, _, _ = await asyncio.to_thread(_reencode, first_image, request.field("size"), mirror=True)
+    except OSError:
+        message = "Invalid input image - format must be in ['RGBA', 'L', 'LA'], got RGB."
+        return error_response(400, message, "invalid_request_error", "invalid_image_format", "image")
+    data = [_generated_item(png, i, response_format == "url", None) for i in range(int(n_text))]
+    return web.json_response({"created": int(time.time()), "data": data})
+
+
 def png_answer(
     png: bytes, n: int, size: tuple[int, int], background: str | None, quality: str | None
 ) -> web.Response:
@@ -240,10 +263,12 @@ def png_answer(
     return web.json_response(doc)
 
 
-def _reencode(image: bytes, size: str | None) -> tuple[bytes, int, int]:
-    """The image as PNG, resized when size is `WxH`."""
+def _reencode(image: bytes, size: str | None, *, mirror: bool = False) -> tuple[bytes, int, int]:
+    """The image as PNG, resized when size is `WxH` (and mirrored left to right if asked)."""
     with Image.open(io.BytesIO(image)) as opened:
         img = opened.convert("RGBA")
+    if mirror:
+        img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     if size and (match := _SIZE.fullmatch(size)):
         img = img.resize((int(match[1]), int(match[2])))
     out = io.BytesIO()

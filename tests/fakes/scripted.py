@@ -24,6 +24,7 @@ from typing import Any, Generic, Self, TypeVar
 from aiohttp import BodyPartReader, hdrs, web
 
 RecordedT = TypeVar("RecordedT")
+CHUNK_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class ScriptedResponse:
     content_type: str = "application/json"
     headers: Mapping[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    stream_bytes: int = 0
+    """For `stream`: how many bytes to write."""
 
     @classmethod
     def success(cls, delay: float = 0.0) -> Self:
@@ -59,6 +62,14 @@ class ScriptedResponse:
     def json_body(cls, doc: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Self:
         """Any JSON document."""
         return cls.raw(status, json.dumps(doc).encode(), headers=headers)
+
+    @classmethod
+    def stream(cls, total_bytes: int, *, declare_length: bool = False, status: int = 200) -> Self:
+        """A body of `total_bytes` written in CHUNK_BYTES pieces, chunked (or with its
+        Content-Length when declare_length); the bytes actually written are counted in
+        the server's `streamed_bytes`, so a test sees whether the client read them all."""
+        headers = {"Content-Length": str(total_bytes)} if declare_length else {}
+        return cls("stream", status, b"", headers=headers, delay=0.0, stream_bytes=total_bytes)
 
     @classmethod
     def hang(cls) -> Self:
@@ -89,6 +100,8 @@ class ScriptedServer(Generic[RecordedT]):
         self._waiting: set[asyncio.Task[Any]] = set()
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
+        self.streamed_bytes = 0
+        """Bytes written by `stream` answers so far."""
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -149,14 +162,37 @@ class ScriptedServer(Generic[RecordedT]):
         return response
 
     async def _scripted_answer(
-        self, success: Callable[[ScriptedResponse], Awaitable[web.StreamResponse]]
+        self,
+        success: Callable[[ScriptedResponse], Awaitable[web.StreamResponse]],
+        request: web.Request | None = None,
     ) -> web.StreamResponse:
         """The next scripted answer (a success when none is queued), after its wait."""
         scripted = self._queue.popleft() if self._queue else ScriptedResponse.success()
         await self._wait(None if scripted.kind == "hang" else self.latency + scripted.delay)
         if scripted.kind in ("raw", "error"):
             return scripted.response()
+        if scripted.kind == "stream":
+            assert request is not None, "a stream answer needs the request"
+            return await self._stream(request, scripted)
         return await success(scripted)
+
+    async def _stream(self, request: web.Request, scripted: ScriptedResponse) -> web.StreamResponse:
+        """Write the body chunk by chunk until done or the client goes away."""
+        response = web.StreamResponse(status=scripted.status, headers=scripted.headers)
+        response.content_type = scripted.content_type
+        await response.prepare(request)
+        chunk = b"7" * CHUNK_BYTES
+        left = scripted.stream_bytes
+        try:
+            while left > 0:
+                piece = chunk[: min(left, CHUNK_BYTES)]
+                await response.write(piece)
+                self.streamed_bytes += len(piece)
+                left -= len(piece)
+            await response.write_eof()
+        except ConnectionError:
+            pass  # the client closed the connection: what the cap is for
+        return response
 
     async def _wait(self, seconds: float | None) -> None:
         """Sleep (forever when None); close() cancels the wait, dropping the connection unanswered."""

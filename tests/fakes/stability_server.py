@@ -179,7 +179,7 @@ class FakeStability(ScriptedServer[RecordedRequest]):
             image, media_type = await asyncio.to_thread(_render, recorded, filtered)
             return self._image_response(recorded, image, media_type, filtered)
 
-        return await self._scripted_answer(success)
+        return await self._scripted_answer(success, request)
 
     def _refusal(
         self, request: web.Request, recorded: RecordedRequest, too_large: bool

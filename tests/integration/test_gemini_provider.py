@@ -20,14 +20,12 @@ from grpc_server.providers.base import (
     ImageInput,
     ProviderError,
 )
-from grpc_server.providers.gemini import (
+from grpc_server.providers.gemini import DEFAULT_BASE_URL, MAX_PARALLEL, GeminiProvider
+from grpc_server.providers.gemini_wire import (
     BACKGROUND_REMOVAL_PROMPT,
-    DEFAULT_BASE_URL,
     GEMINI_ASPECT_RATIOS,
     IMAGEN_ASPECT_RATIOS,
     MASK_HINT,
-    MAX_PARALLEL,
-    GeminiProvider,
 )
 from grpc_server.providers.media import nearest_aspect_ratio
 from tests.fakes.gemini_server import (

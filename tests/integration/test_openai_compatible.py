@@ -133,7 +133,7 @@ def test_operations_follow_the_settings(session: aiohttp.ClientSession) -> None:
     assert not provider.supports(RequestType.IMAGE_EDIT)
 
 
-def test_no_operations_named_means_all_three(session: aiohttp.ClientSession) -> None:
+def test_no_operations_named_means_all_of_them(session: aiohttp.ClientSession) -> None:
     provider = OpenAICompatibleProvider(session, ProviderSettings(base_url="http://127.0.0.1:1/v1"), NAME)
 
     assert all(provider.supports(request_type) for request_type in RequestType)

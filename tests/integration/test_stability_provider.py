@@ -23,12 +23,8 @@ from grpc_server.providers.base import (
     ImageInput,
     ImageOutcome,
 )
-from grpc_server.providers.stability import (
-    MAX_PARALLEL,
-    StabilityProvider,
-    aspect_ratio,
-    outpaint_margins,
-)
+from grpc_server.providers.stability import MAX_PARALLEL, StabilityProvider
+from grpc_server.providers.stability_wire import aspect_ratio, outpaint_margins
 from tests.fakes.stability_server import (
     EDIT_COLOR,
     FakeResponse,

@@ -57,6 +57,10 @@ async def test_environment_keys_configure_the_default_tables() -> None:
         ({"x": {"kind": "nope", "api_key": "k"}}, "unknown kind 'nope'"),
         ({"x": {"kind": "openai-compatible"}}, "needs base_url"),
         ({"azure": {"api_key": "k"}}, "needs endpoint"),
+        (
+            {"x": {"kind": "openai-compatible", "base_url": "http://h/v1", "operations": ["variations"]}},
+            r"providers\.x\.operations: unknown operation\(s\) variations",
+        ),
     ],
 )
 async def test_configuration_mistakes(providers: dict[str, object], words: str) -> None:
@@ -64,3 +68,17 @@ async def test_configuration_mistakes(providers: dict[str, object], words: str) 
     async with aiohttp.ClientSession() as session:
         with pytest.raises(ConfigError, match=words):
             build_registry(config, session)
+
+
+async def test_compatible_operations_may_name_image_variation() -> None:
+    table = {
+        "kind": "openai-compatible",
+        "base_url": "http://127.0.0.1:9/v1",
+        "operations": ["image_variation"],
+    }
+    registry = build_registry(config_from_mapping({"providers": {"sd": table}}, env={}))
+    try:
+        assert registry.supports("sd/sdxl", RequestType.IMAGE_VARIATION)
+        assert not registry.supports("sd/sdxl", RequestType.IMAGE_EDIT)
+    finally:
+        await registry.close()
