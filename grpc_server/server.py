@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import logging
 
-import aiohttp
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -29,6 +28,7 @@ from grpc_server.image_work import ImageWork
 from grpc_server.job_api import JobApi, utcnow
 from grpc_server.keyring import KeyRing
 from grpc_server.providers.factory import build_registry
+from grpc_server.providers.registry import ProviderRegistry
 from grpc_server.service import JobServicer
 from grpc_server.store.base import JobStore, StoreUnavailable
 from grpc_server.store.factory import make_store, prepare_store
@@ -53,7 +53,7 @@ class AsyncGateServer:
         self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]  # untyped package
         self._stop_background = asyncio.Event()
         self._background: list[asyncio.Task[None]] = []
-        self._session: aiohttp.ClientSession | None = None
+        self._registry: ProviderRegistry | None = None
         self._image_work = ImageWork(config.image_pixel_budget)
         self.dispatcher: Dispatcher | None = None
         self.port = 0
@@ -61,8 +61,8 @@ class AsyncGateServer:
     async def start(self) -> int:
         config = self.config
         await prepare_store(self.store, config)
-        self._session = aiohttp.ClientSession()
-        registry = build_registry(config, self._session)
+        # Each provider gets a connection pool of its own, sized by its max_concurrency.
+        self._registry = registry = build_registry(config)
         self.dispatcher = Dispatcher(config, self.store, registry, utcnow)
         await self.store.subscribe(self.dispatcher.on_store_event)
         api = JobApi(
@@ -133,8 +133,8 @@ class AsyncGateServer:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await server_stopped
-        if self._session is not None:
-            await self._session.close()
+        if self._registry is not None:
+            await self._registry.close()
         await self.store.close()
         self._image_work.close()
 

@@ -23,9 +23,10 @@ from typing import Generic, TypeVar
 import aiohttp
 
 from grpc_server.config import RetrySettings
-from grpc_server.domain.jobs import split_model
+from grpc_server.domain.failures import ProviderError
+from grpc_server.domain.jobs import ModelRef
 from grpc_server.domain.retry import NextModel, chain_error, decide
-from grpc_server.providers.base import Provider, ProviderError
+from grpc_server.providers.base import Provider
 from grpc_server.providers.registry import ProviderRegistry
 
 T = TypeVar("T")
@@ -57,8 +58,8 @@ class ChainFailed(Exception):
 
 
 def _not_configured(model: str) -> ProviderError:
-    parts = split_model(model)
-    name = parts[0] if parts else model
+    ref = ModelRef.parse(model)
+    name = ref.provider if ref else model
     return ProviderError(
         message=f"provider {name!r} is not configured",
         status_code=400,
@@ -150,7 +151,7 @@ async def run_chain(
             finals.append(error)
             continue
         provider, bare_model = resolved
-        provider_name = model.partition("/")[0]
+        provider_name = ModelRef.parse(model).provider  # type: ignore[union-attr]  # resolved above
         configured = timeouts.get(provider_name)
         timeout = retry.attempt_timeout_seconds if configured is None else configured
 

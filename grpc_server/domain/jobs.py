@@ -352,12 +352,6 @@ class ModelRef:
         return f"{self.provider}/{self.name}"
 
 
-def split_model(model: str) -> tuple[str, str] | None:
-    """`provider/model` -> (provider, model); None when not of that form (see ModelRef)."""
-    ref = ModelRef.parse(model)
-    return (ref.provider, ref.name) if ref else None
-
-
 def served_extra_fields(job: Job, model: str) -> ExtraFields:
     """The extra_fields of a result or error: who served (or failed) the job, and as what."""
     ref = ModelRef.parse(model)

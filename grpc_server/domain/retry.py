@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from grpc_server.providers.base import ProviderError
+from grpc_server.domain.failures import ProviderError
 
 
 class RetryPolicy(Protocol):

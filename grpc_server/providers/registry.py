@@ -9,7 +9,7 @@ from contextlib import AbstractAsyncContextManager
 
 import aiohttp
 
-from grpc_server.domain.jobs import RequestType, split_model
+from grpc_server.domain.jobs import ModelRef, RequestType
 from grpc_server.providers.base import Provider
 
 
@@ -39,13 +39,11 @@ class ProviderRegistry:
 
     def resolve(self, model: str) -> tuple[Provider, str] | None:
         """`provider/model` -> (adapter, bare model name); None when malformed or not configured."""
-        parts = split_model(model)
-        if parts is None:
+        ref = ModelRef.parse(model)
+        provider = self._providers.get(ref.provider) if ref else None
+        if ref is None or provider is None:
             return None
-        provider = self._providers.get(parts[0])
-        if provider is None:
-            return None
-        return provider, parts[1]
+        return provider, ref.name
 
     def supports(self, model: str, request_type: RequestType) -> bool:
         """Whether `provider/model` names a configured provider that offers this operation."""

@@ -59,15 +59,15 @@ async def test_environment_keys_configure_the_default_tables() -> None:
         ({"azure": {"api_key": "k"}}, "needs endpoint"),
         (
             {"x": {"kind": "openai-compatible", "base_url": "http://h/v1", "operations": ["variations"]}},
-            r"providers\.x\.operations: unknown operation\(s\) variations",
+            r"providers\.x\.operations\[0\]: must be one of .*got 'variations'",
         ),
     ],
 )
 async def test_configuration_mistakes(providers: dict[str, object], words: str) -> None:
-    config = config_from_mapping({"providers": providers}, env={})
+    """Refused when the file is read (config_checks) or when the adapters are built."""
     async with aiohttp.ClientSession() as session:
         with pytest.raises(ConfigError, match=words):
-            build_registry(config, session)
+            build_registry(config_from_mapping({"providers": providers}, env={}), session)
 
 
 async def test_compatible_operations_may_name_image_variation() -> None:
