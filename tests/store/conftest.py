@@ -18,7 +18,8 @@ import pytest
 
 from grpc_server.store.base import JobStore
 from grpc_server.store.migrate import migrate
-from grpc_server.store.postgres import PostgresStore, quote_ident
+from grpc_server.store.pg_connect import quote_ident
+from grpc_server.store.postgres import PostgresStore
 from grpc_server.store.sqlite import SQLiteStore
 from tests.pg import TEST_DATABASE_URL
 

@@ -19,7 +19,8 @@ from grpc_server.config import ServerConfig
 from grpc_server.domain.jobs import InputFile, Job, JobStatus, OutputBlob
 from grpc_server.store.base import CHUNK_BYTES, StagedFile, StoreUnavailable
 from grpc_server.store.factory import make_store, prepare_store
-from grpc_server.store.migrate import migrate, migrations
+from grpc_server.store.migrate import migrate
+from grpc_server.store.migrations import migrations
 from grpc_server.store.postgres import PostgresStore
 from grpc_server.store.sqlite import SQLiteStore
 from tests.pg import TEST_DATABASE_URL, server_address, with_address
@@ -27,7 +28,7 @@ from tests.store.conftest import postgres_store
 from tests.store.test_store_contract import ERROR, LEASE, T0, _job, _result
 from tests.tcp_proxy import TcpProxy
 
-VERSIONS = [m.version for m in migrations()]
+VERSIONS = [m.version for m in migrations("postgres")]
 CLOSED_PORT_DSN = "postgresql://postgres@127.0.0.1:1/test"
 
 

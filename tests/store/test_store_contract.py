@@ -142,11 +142,11 @@ async def test_failure_records_the_error(store: JobStore, tmp_path: Path) -> Non
 async def test_a_pending_job_can_fail_without_a_worker_but_not_a_running_one(
     store: JobStore, tmp_path: Path
 ) -> None:
-    pending = await _create(store, tmp_path)
-    running = await _create(store, tmp_path, _job(T0 + timedelta(seconds=1)))
-    await store.claim_jobs("w1", 1, T0, T0 + LEASE)  # claims `pending`, the oldest
-    assert not await store.fail_job(pending.id, None, ERROR, T0)
-    assert await store.fail_job(running.id, None, ERROR, T0)
+    running = await _create(store, tmp_path)
+    pending = await _create(store, tmp_path, _job(T0 + timedelta(seconds=1)))
+    await store.claim_jobs("w1", 1, T0, T0 + LEASE)  # claims `running`, the oldest
+    assert not await store.fail_job(running.id, None, ERROR, T0)
+    assert await store.fail_job(pending.id, None, ERROR, T0)
 
 
 async def test_renew_and_release_need_the_lease(store: JobStore, tmp_path: Path) -> None:
