@@ -53,9 +53,11 @@ async def pg_schema() -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def postgres_store(schema: str, **pool: int) -> AsyncIterator[PostgresStore]:
+async def postgres_store(
+    schema: str, *, max_size: int = 10, scratch_dir: Path | None = None
+) -> AsyncIterator[PostgresStore]:
     """An open store on `schema` (which must be migrated)."""
-    backend = PostgresStore(TEST_DATABASE_URL, schema=schema, **pool)
+    backend = PostgresStore(TEST_DATABASE_URL, schema=schema, max_size=max_size, scratch_dir=scratch_dir)
     await backend.open()
     try:
         yield backend
