@@ -106,6 +106,15 @@ async def test_a_release_publishes_requeued(store: JobStore, events: Events, tmp
     await _marker(store, tmp_path, events)
 
 
+async def test_a_requeue_publishes_requeued(store: JobStore, events: Events, tmp_path: Path) -> None:
+    job = await _create(store, tmp_path)
+    await store.claim_jobs("w1", 1, T0, T0 + LEASE)
+    assert not await store.requeue_job(job.id, "w2")  # a lost compare-and-set publishes nothing
+    assert await store.requeue_job(job.id, "w1", refund_attempt=False)
+    await events.expect(StoreEvent("submitted", job.id), StoreEvent("requeued", job.id))
+    await _marker(store, tmp_path, events)
+
+
 async def test_the_reaper_publishes_requeued_then_failed(
     store: JobStore, events: Events, tmp_path: Path
 ) -> None:
