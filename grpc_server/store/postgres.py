@@ -236,20 +236,15 @@ class PostgresStore:
     async def ping(self) -> None:
         """The database answers and accepts writes (not a standby, not read-only), and the scratch
         directory, if any, can take another chunk."""
+        # All inside the connection block: one report to watch_health, not a success first.
         async with self._connection() as conn:
             writable = await conn.fetchval(
                 "SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off'"
             )
-        if not writable:
-            read_only = StoreUnavailable(READ_ONLY_MESSAGE)
-            self._health.failed(read_only)
-            raise read_only
-        if self._scratch_dir is not None:
-            try:
+            if not writable:
+                raise StoreUnavailable(READ_ONLY_MESSAGE)
+            if self._scratch_dir is not None:
                 await asyncio.to_thread(probe_space, self._scratch_dir)
-            except StoreUnavailable as exc:
-                self._health.failed(exc)
-                raise
 
     async def create_job(self, job: Job, files: Sequence[StagedFile]) -> None:
         # A staged file that fails rolls the transaction back; the caller sees the file's own error.

@@ -245,8 +245,12 @@ class SQLiteStore:
 
     async def ping(self) -> None:
         """The file answers, and its directory can take another chunk (see disk.probe_space)."""
-        await self._read(lambda c: c.execute("SELECT count(*) FROM schema_migrations").fetchone())
-        await self._on(self._reader, lambda: probe_space(self.path.parent))
+
+        def check(conn: sqlite3.Connection) -> None:
+            conn.execute("SELECT count(*) FROM schema_migrations").fetchone()
+            probe_space(self.path.parent)
+
+        await self._read(check)  # one report to watch_health, not a success before the probe fails
 
     async def create_job(self, job: Job, files: Sequence[StagedFile]) -> None:
         """Group commit (see group_commit): each caller returns after the COMMIT that holds its
