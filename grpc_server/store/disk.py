@@ -37,6 +37,7 @@ def probe_space(directory: Path, size: int = PROBE_BYTES) -> None:
     file (posix_fallocate: blocks are allocated, nothing written) that is removed again.
     StoreFull when they cannot; StoreUnavailable when the directory cannot be written at all."""
     try:
+        directory.mkdir(parents=True, exist_ok=True)  # uploads and jobs will create it anyway
         fd, name = tempfile.mkstemp(prefix=".space-probe-", dir=directory)
     except OSError as exc:
         if is_no_space(exc):
