@@ -5,31 +5,18 @@ from __future__ import annotations
 import errno
 import os
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
 
-from grpc_server.store.base import StoreFull, StoreUnavailable
+from grpc_server.store.base import CHUNK_BYTES, StoreFull, StoreUnavailable
 
 NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
-PROBE_BYTES = 1024 * 1024
-"""What ping() checks it could still write: one blob chunk (base.CHUNK_BYTES)."""
+PROBE_BYTES = CHUNK_BYTES
+"""What ping() checks it could still write: one blob chunk."""
 
 
 def is_no_space(error: BaseException) -> bool:
     return isinstance(error, OSError) and error.errno in NO_SPACE_ERRNOS
-
-
-@contextmanager
-def no_space_is_full() -> Iterator[None]:
-    """Raise StoreFull (with its own message, not the OSError's paths) for a write that ran out of
-    space; any other OSError goes through unchanged."""
-    try:
-        yield
-    except OSError as exc:
-        if is_no_space(exc):
-            raise StoreFull() from exc
-        raise
 
 
 def probe_space(directory: Path, size: int = PROBE_BYTES) -> None:
@@ -61,5 +48,6 @@ def _reserve(fd: int, size: int) -> None:
         if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
             raise StoreUnavailable(f"the store cannot write to its data directory ({exc.strerror})") from exc
     # A file system without fallocate: count the free space instead.
-    if os.fstatvfs(fd).f_bavail * os.fstatvfs(fd).f_frsize < size:
+    stats = os.fstatvfs(fd)
+    if stats.f_bavail * stats.f_frsize < size:
         raise StoreFull()

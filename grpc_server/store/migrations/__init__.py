@@ -81,10 +81,6 @@ def migrations(dialect: Dialect) -> list[Migration]:
     return found
 
 
-def latest(dialect: Dialect) -> str:
-    return migrations(dialect)[-1].version
-
-
 def plan(dialect: Dialect, recorded: set[str], job_columns: set[str] | None) -> Plan:
     """What to do to a database that recorded `recorded` and whose jobs table has `job_columns`
     (None: no jobs table)."""
