@@ -73,7 +73,7 @@ async def _submit_until_refused(stack: Stack) -> grpc.aio.AioRpcError:
 
 
 async def test_a_request_that_meets_a_full_disk_turns_health_at_once(
-    make_stack: StackFactory, disk: Path, monkeypatch: pytest.MonkeyPatch
+    disk: Path, make_stack: StackFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # No periodic check in this test: only the store's own report can change health.
     monkeypatch.setattr(server_module, "HEALTH_CHECK_INTERVAL", 3600.0)
@@ -91,7 +91,7 @@ async def test_a_request_that_meets_a_full_disk_turns_health_at_once(
 
 
 async def test_health_follows_the_disk_with_no_request_at_all(
-    make_stack: StackFactory, disk: Path, monkeypatch: pytest.MonkeyPatch
+    disk: Path, make_stack: StackFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(server_module, "HEALTH_CHECK_INTERVAL", 0.05)
     stack = await make_stack()
