@@ -10,9 +10,9 @@ transactions run as plain functions on the writer thread, which keeps them atomi
 costs one thread hop each, where a per-statement async driver would cost one per
 statement. Blobs are written and read in CHUNK_BYTES rows, never held whole.
 
-Failures: SQLite's "database or disk is full", and running out of space while writing
-exported files, raise StoreFull; other operational errors StoreUnavailable. Both are told
-to watch_health() at once.
+Failures (sqlite_errors): SQLite's "database or disk is full", and running out of space
+while writing exported files, raise StoreFull; other operational errors StoreUnavailable.
+Both are told to watch_health() at once.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import contextlib
 import itertools
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,17 +38,17 @@ from grpc_server.store.base import (
     ReapResult,
     StagedFile,
     StoreEvent,
-    StoreFull,
     StoreUnavailable,
     Subscribers,
 )
 from grpc_server.store.codec import error_json, job_from_row, result_json
-from grpc_server.store.disk import is_no_space, probe_space
+from grpc_server.store.disk import probe_space
 from grpc_server.store.group_commit import GroupCommit
 from grpc_server.store.guards import in_status, moving_to
 from grpc_server.store.migrate import migrate_sqlite
 from grpc_server.store.sqlite_batch import NewJob, insert_chunks, insert_jobs, split
 from grpc_server.store.sqlite_batch import timestamp as _ts
+from grpc_server.store.sqlite_errors import reported
 from grpc_server.store.sqlite_wal import WAL_RESTART_BYTES, Checkpoint, Transaction, connect
 from grpc_server.store.threads import lower_thread_priority
 
@@ -56,7 +56,6 @@ T = TypeVar("T")
 _log = logging.getLogger("asyncgate.store.sqlite")
 
 _OUTPUT = "output"
-_SQLITE_FULL = 13  # the primary result code of "database or disk is full"
 
 # The compare-and-set guards, from the state table (see guards).
 _CLAIMABLE = moving_to(JobStatus.PROCESSING)
@@ -81,13 +80,6 @@ def _job_from_row(row: sqlite3.Row) -> Job:
     created_at = _dt(row["created_at"])
     assert created_at is not None
     return job_from_row(dict(row), created_at, _dt(row["completed_at"]), _dt(row["expires_at"]))
-
-
-def store_error(exc: sqlite3.OperationalError) -> StoreUnavailable:
-    """What an operational error means to callers: a full disk, or a store that cannot serve now."""
-    if exc.sqlite_errorcode & 0xFF == _SQLITE_FULL:
-        return StoreFull()
-    return StoreUnavailable(f"the SQLite store cannot serve this now: {exc}")
 
 
 class SQLiteStore:
@@ -125,28 +117,8 @@ class SQLiteStore:
         self._health = HealthReports()
 
     async def _on(self, executor: ThreadPoolExecutor, fn: Callable[[], T]) -> T:
-        with self._reporting():
+        with reported(self._health):
             return await asyncio.get_running_loop().run_in_executor(executor, fn)
-
-    @contextlib.contextmanager
-    def _reporting(self) -> Iterator[None]:
-        """Map SQLite's and the disk's failures to the store's, and tell watch_health()."""
-        try:
-            yield
-        except sqlite3.OperationalError as exc:
-            error = store_error(exc)
-            self._health.failed(error)
-            raise error from exc
-        except OSError as exc:
-            if not is_no_space(exc):
-                raise  # a staged file that is gone, say: the caller's, not the store's
-            full = StoreFull()
-            self._health.failed(full)
-            raise full from exc
-        except StoreUnavailable as exc:
-            self._health.failed(exc)
-            raise
-        self._health.succeeded()
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         try:
@@ -256,7 +228,7 @@ class SQLiteStore:
         """Group commit (see group_commit): each caller returns after the COMMIT that holds its
         job, so durability is unchanged; under load many jobs share a commit."""
         try:
-            with self._reporting():
+            with reported(self._health):
                 await self._creates.submit(NewJob(job, files))
         finally:
             self._wal_written.set()
