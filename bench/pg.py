@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from bench.procfs import postgres_backends
-from grpc_server.store.postgres import quote_ident
+from grpc_server.store.pg_connect import quote_ident
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 ADMIN_URL = os.environ.get("ASYNCGATE_BENCH_DATABASE_URL", DEFAULT_ADMIN_URL)

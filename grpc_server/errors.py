@@ -36,7 +36,7 @@ from grpc_server.domain.errors import (
     Unauthenticated,
     Unavailable,
 )
-from grpc_server.store.base import StoreUnavailable
+from grpc_server.store.base import StoreFull, StoreUnavailable
 
 ERROR_DOMAIN = "asyncgate"
 log = logging.getLogger("asyncgate.errors")
@@ -81,9 +81,9 @@ def as_domain_error(exc: Exception) -> AsyncGateError:
     """Any exception a handler let through, as the error the caller is told."""
     if isinstance(exc, AsyncGateError):
         return exc
+    if isinstance(exc, StoreFull):
+        return StorageFull(f"{exc}; try again later")
     if isinstance(exc, StoreUnavailable):
-        if getattr(exc, "full", False) or type(exc).__name__ == "StoreFull":
-            return StorageFull("the job store cannot write (its disk is full); try again later")
         return Unavailable("the job store is unavailable; try again")
     event_id = str(uuid.uuid4())
     log.error("internal error (event_id=%s)", event_id, exc_info=exc)

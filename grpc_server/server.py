@@ -5,8 +5,9 @@
     ...
     await server.stop()      # NOT_SERVING, stop claiming, finish or release jobs, close
 
-Health (`grpc.health.v1`) reports SERVING while the store answers; a monitor
-flips it to NOT_SERVING when the store cannot be reached, and back.
+Health (`grpc.health.v1`) reports SERVING while the store can read and write; a monitor
+flips it to NOT_SERVING as soon as the store reports a failure (unreachable, or its disk
+full), and back once a ping succeeds again.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from grpc_reflection.v1alpha import reflection
 from asyncgate.v1 import job_service_pb2, job_service_pb2_grpc
 from grpc_server.capabilities import Capabilities, load_secret
 from grpc_server.config import ServerConfig, check_config
-from grpc_server.dispatch.sweeper import run_sweeper
+from grpc_server.dispatch.sweeper import StagingSweep, run_sweeper
 from grpc_server.dispatch.worker import Dispatcher
 from grpc_server.image_work import ImageWork
 from grpc_server.job_api import JobApi, utcnow
@@ -30,6 +31,7 @@ from grpc_server.keyring import KeyRing
 from grpc_server.providers.factory import build_registry
 from grpc_server.providers.registry import ProviderRegistry
 from grpc_server.service import JobServicer
+from grpc_server.staging import remove_stale_staging, stale_staging_age
 from grpc_server.store.base import JobStore, StoreUnavailable
 from grpc_server.store.factory import make_store, prepare_store
 
@@ -61,6 +63,8 @@ class AsyncGateServer:
     async def start(self) -> int:
         config = self.config
         await prepare_store(self.store, config)
+        # Before serving: what killed processes left in staging (only stale directories; see staging).
+        await asyncio.to_thread(remove_stale_staging, config.staging_dir, stale_staging_age(config))
         # Each provider gets a connection pool of its own, sized by its max_concurrency.
         self._registry = registry = build_registry(config)
         self.dispatcher = Dispatcher(config, self.store, registry, utcnow)
@@ -90,7 +94,14 @@ class AsyncGateServer:
         self._background = [
             asyncio.create_task(self.dispatcher.run(), name="dispatcher"),
             asyncio.create_task(
-                run_sweeper(self.store, config.dispatcher, utcnow, self._stop_background), name="sweeper"
+                run_sweeper(
+                    self.store,
+                    config.dispatcher,
+                    utcnow,
+                    self._stop_background,
+                    StagingSweep(config.staging_dir, stale_staging_age(config)),
+                ),
+                name="sweeper",
             ),
             asyncio.create_task(self._monitor_store(), name="store-monitor"),
         ]
@@ -105,21 +116,41 @@ class AsyncGateServer:
             await self._health.set(name, status)
 
     async def _monitor_store(self) -> None:
+        """SERVING while the store can read and write. A failure any operation meets is reported
+        by the store at once (watch_health) and turns health NOT_SERVING without waiting for the
+        next check; pings every HEALTH_CHECK_INTERVAL (or as soon as an operation succeeds again)
+        decide when it is SERVING again, so it comes back by itself when the fault is gone."""
+        reported: list[StoreUnavailable | None] = []
+        news = asyncio.Event()
+
+        def on_store_health(problem: StoreUnavailable | None) -> None:
+            reported.append(problem)
+            news.set()
+
+        self.store.watch_health(on_store_health)
         serving = True
         while not self._stop_background.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop_background.wait(), HEALTH_CHECK_INTERVAL)
+                async with asyncio.timeout(HEALTH_CHECK_INTERVAL):
+                    await news.wait()
             if self._stop_background.is_set():
                 return
-            try:
-                await self.store.ping()
-                ok = True
-            except StoreUnavailable:
-                ok = False
-            if ok != serving:
-                serving = ok
-                log.warning("store %s: health %s", "reachable" if ok else "unreachable", ok)
-                await self._set_serving(ok)
+            news.clear()
+            failures = [p for p in reported if p is not None]
+            reported.clear()
+            problem: StoreUnavailable | None = failures[-1] if failures else None
+            if problem is None:  # the interval passed, or an operation succeeded again: check
+                try:
+                    await self.store.ping()
+                except StoreUnavailable as exc:
+                    problem = exc
+            if (problem is None) != serving:
+                serving = problem is None
+                if serving:
+                    log.warning("store usable again: health SERVING")
+                else:
+                    log.warning("store failing (%s): health NOT_SERVING", problem)
+                await self._set_serving(serving)
 
     async def stop(self, grace: float | None = None) -> None:
         """Graceful shutdown: NOT_SERVING, stop claiming, finish or release running jobs."""

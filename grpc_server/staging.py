@@ -6,22 +6,45 @@ request never touches the disk before the store); a file that grows past
 SPOOL_BYTES moves to a staging directory, so a 50 MB upload costs one chunk of
 memory, not 50 MB. The directory is removed when the `async with` block ends,
 whatever happened.
+
+A process killed mid-upload (or mid-job: the dispatcher's `job-*` directories live here
+too) leaves its directory behind. remove_stale_staging removes those at start and from
+the sweeper, but only once nothing has been written in them for stale_staging_age(config):
+longer than a job may run and than an upload may sit idle, plus STALE_MARGIN_SECONDS, so a
+live upload or job of this or another process sharing the directory is never touched.
+A write that runs out of disk space raises StoreFull, with no path in its message.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 import shutil
 import tempfile
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
+from grpc_server.config import ServerConfig
 from grpc_server.domain.errors import InvalidArgument, PayloadTooLarge
 from grpc_server.domain.jobs import FileRole
+from grpc_server.store.base import StoreFull
+from grpc_server.store.disk import is_no_space
+
+log = logging.getLogger("asyncgate.staging")
 
 SPOOL_BYTES = 1024 * 1024
 """Files up to this size are kept in memory; larger ones are written to disk."""
+UPLOAD_PREFIX = "upload-"
+JOB_PREFIX = "job-"
+"""The directories under the staging root: an upload's (here), a running job's (the dispatcher's)."""
+STALE_MARGIN_SECONDS = 600.0
+"""Added to the longest a live directory can go unwritten before it counts as left behind."""
+NO_SPACE_TO_STAGE = "the store is full: no disk space left on this server to receive the upload"
 
 
 @dataclass
@@ -105,7 +128,8 @@ class Staging:
         if current.memory is not None and current.size > SPOOL_BYTES:
             self._spill(current)
         if self._out is not None:
-            self._out.write(chunk)
+            with _full_disk_refused():
+                self._out.write(chunk)
         else:
             assert isinstance(current.memory, bytearray)
             current.memory += chunk
@@ -128,9 +152,13 @@ class Staging:
 
     def _spill(self, staged: StagingFile) -> None:
         """Move a file that outgrew memory to disk; its later chunks go straight there."""
+        with _full_disk_refused():
+            self._spill_to_disk(staged)
+
+    def _spill_to_disk(self, staged: StagingFile) -> None:
         if self._dir is None:
             self._root.mkdir(parents=True, exist_ok=True)
-            self._dir = Path(tempfile.mkdtemp(prefix="upload-", dir=self._root))
+            self._dir = Path(tempfile.mkdtemp(prefix=UPLOAD_PREFIX, dir=self._root))
         staged.path = self._dir / f"{staged.role}-{staged.index}"
         self._out = staged.path.open("wb")
         self._out.write(staged.memory or b"")
@@ -140,3 +168,62 @@ class Staging:
         if self._out is not None:
             self._out.close()
         self._current = self._out = None
+
+
+@contextlib.contextmanager
+def _full_disk_refused() -> Iterator[None]:
+    """ENOSPC while staging: StoreFull with an upload's message (no path); other errors unchanged."""
+    try:
+        yield
+    except OSError as exc:
+        if is_no_space(exc):
+            raise StoreFull(NO_SPACE_TO_STAGE) from exc
+        raise
+
+
+def stale_staging_age(config: ServerConfig) -> float:
+    """Seconds without a write after which a staging directory is taken as left behind: a job runs
+    at most job_deadline_seconds (plus the shutdown grace), an upload stream idles at most
+    upload_idle_timeout_seconds; STALE_MARGIN_SECONDS more for storing and exporting."""
+    dispatcher = config.dispatcher
+    longest_live = max(
+        dispatcher.job_deadline_seconds + dispatcher.shutdown_grace_seconds,
+        config.upload_idle_timeout_seconds,
+    )
+    return longest_live + STALE_MARGIN_SECONDS
+
+
+def remove_stale_staging(root: Path, max_age_seconds: float, now: float | None = None) -> int:
+    """Remove the upload-* and job-* directories under `root` in which nothing was written for
+    `max_age_seconds`; the number removed. Anything else under `root` is left alone."""
+    now = time.time() if now is None else now
+    removed = 0
+    try:
+        entries = list(os.scandir(root))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        if not entry.name.startswith((UPLOAD_PREFIX, JOB_PREFIX)) or not entry.is_dir(follow_symlinks=False):
+            continue
+        try:
+            newest = _last_written(Path(entry.path))
+        except FileNotFoundError:  # finished and removed by its owner meanwhile
+            continue
+        if now - newest < max_age_seconds:
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed += 1
+    if removed:
+        log.info("removed %d staging directories left behind by stopped processes", removed)
+    return removed
+
+
+def _last_written(directory: Path) -> float:
+    """The latest modification time of a directory and of everything in it."""
+    newest = directory.lstat().st_mtime
+    for path in directory.rglob("*"):
+        try:
+            newest = max(newest, path.lstat().st_mtime)
+        except FileNotFoundError:
+            continue
+    return newest

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from grpc_server.store.postgres import quote_ident
+from grpc_server.store.pg_connect import quote_ident
 
 TEST_DATABASE_URL = os.environ.get("ASYNCGATE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 MAINTENANCE_DATABASE = "postgres"

@@ -1,6 +1,8 @@
-"""Periodic housekeeping: expired leases back to the queue, expired jobs deleted.
+"""Periodic housekeeping: expired leases back to the queue, expired jobs deleted, and the
+staging directories that stopped processes left behind removed.
 
-Both are idempotent, guarded writes, safe to run on every replica at once.
+All of it is idempotent and guarded, safe to run on every replica at once (staging
+directories go only once stale: see grpc_server.staging).
 """
 
 from __future__ import annotations
@@ -8,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from grpc_server.config import DispatcherSettings
 from grpc_server.dispatch.outcome import abandoned_error
+from grpc_server.staging import remove_stale_staging
 from grpc_server.store.base import JobStore, StoreUnavailable
 
 log = logging.getLogger("asyncgate.sweeper")
@@ -19,8 +24,26 @@ log = logging.getLogger("asyncgate.sweeper")
 DELETE_BATCH = 500
 
 
-async def sweep_once(store: JobStore, settings: DispatcherSettings, now: datetime) -> tuple[int, int]:
+@dataclass(frozen=True)
+class StagingSweep:
+    """Which staging directories to sweep: under `root`, unwritten for `max_age_seconds`
+    (grpc_server.staging.stale_staging_age)."""
+
+    root: Path
+    max_age_seconds: float
+
+
+async def sweep_once(
+    store: JobStore, settings: DispatcherSettings, now: datetime, staging: StagingSweep | None = None
+) -> tuple[int, int]:
     """Reap leases and delete expired jobs once; (jobs requeued or failed, jobs deleted)."""
+    if staging is not None:  # local files: first, so that an unavailable store does not hold them up
+        try:
+            await asyncio.to_thread(
+                remove_stale_staging, staging.root, staging.max_age_seconds, now.timestamp()
+            )
+        except OSError as exc:  # the staging root cannot be read: the next round tries again
+            log.warning("staging sweep failed: %s", exc)
     reaped = await store.reap_expired_leases(
         now, settings.max_job_attempts, abandoned_error(settings.max_job_attempts)
     )
@@ -37,11 +60,15 @@ async def sweep_once(store: JobStore, settings: DispatcherSettings, now: datetim
 
 
 async def run_sweeper(
-    store: JobStore, settings: DispatcherSettings, clock: Callable[[], datetime], stop: asyncio.Event
+    store: JobStore,
+    settings: DispatcherSettings,
+    clock: Callable[[], datetime],
+    stop: asyncio.Event,
+    staging: StagingSweep | None = None,
 ) -> None:
     while not stop.is_set():
         try:
-            await sweep_once(store, settings, clock())
+            await sweep_once(store, settings, clock(), staging)
         except StoreUnavailable as exc:
             log.warning("sweep skipped: %s", exc)
         try:

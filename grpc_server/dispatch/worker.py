@@ -26,6 +26,7 @@ from grpc_server.operations.base import Operation, RunInputs
 from grpc_server.operations.registry import OPERATIONS
 from grpc_server.providers.base import ImageInput, Provider
 from grpc_server.providers.registry import ProviderRegistry
+from grpc_server.staging import JOB_PREFIX
 from grpc_server.store.base import JobStore, StagedFile, StoreEvent, StoreUnavailable
 
 log = logging.getLogger("asyncgate.dispatcher")
@@ -184,7 +185,9 @@ class Dispatcher:
             )
         else:
             # The inputs go to local files for the providers to stream, only while the job runs.
-            with tempfile.TemporaryDirectory(prefix=f"job-{job.id}-", dir=self._staging_root()) as work_dir:
+            with tempfile.TemporaryDirectory(
+                prefix=f"{JOB_PREFIX}{job.id}-", dir=self._staging_root()
+            ) as work_dir:
                 inputs = _inputs(await self._store.export_inputs(job.id, Path(work_dir)))
                 served = await self._chain(job, lambda p, model: operation.call(p, model, job.params, inputs))
         result, outputs = operation.keep(job, job.params, served.value, served.model)
@@ -246,9 +249,17 @@ class Dispatcher:
             await self._store.release_job(job_id, self.worker_id)
 
     async def _hand_back(self, job_id: str) -> None:
-        """Back to the queue after a local fault; if even that fails, its lease will expire."""
-        with contextlib.suppress(StoreUnavailable):
-            await self._store.release_job(job_id, self.worker_id)
+        """Back to the queue after a local fault, the claim's attempt given back. While the store
+        cannot take even that, keep trying (the heartbeat keeps the lease) until it does."""
+        delay = OUTCOME_RETRY_FIRST_DELAY
+        while True:
+            try:
+                await self._store.requeue_job(job_id, self.worker_id, refund_attempt=True)
+                return
+            except StoreUnavailable as exc:
+                log.warning("job %s: cannot hand it back yet (%s); retrying in %gs", job_id, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, OUTCOME_RETRY_MAX_DELAY)
 
     async def stop(self, grace_seconds: float) -> None:
         """Stop claiming; let running jobs finish for `grace_seconds`, then release them."""

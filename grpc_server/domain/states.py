@@ -31,6 +31,11 @@ def can_transition(current: JobStatus, to: JobStatus) -> bool:
     return to in ALLOWED[current]
 
 
+def sources_of(to: JobStatus) -> frozenset[JobStatus]:
+    """The statuses a job may move to `to` from: what a store's compare-and-set checks."""
+    return frozenset(current for current, targets in ALLOWED.items() if to in targets)
+
+
 def transition(job: Job, to: JobStatus, now: datetime) -> Job:
     """Move a job to `to`; terminal moves stamp completed_at and expires_at."""
     if not can_transition(job.status, to):

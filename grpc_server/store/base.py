@@ -47,6 +47,52 @@ class StoreUnavailable(Exception):
     """The store cannot be reached right now; the caller may retry."""
 
 
+class StoreFull(StoreUnavailable):
+    """A write failed because there is no disk space left (the data directory's, or the
+    database server's); the caller may retry once space is freed. The message says so
+    without the paths or the system's own error text."""
+
+    def __init__(
+        self, message: str = "the store is full: no disk space left to write on this server"
+    ) -> None:
+        super().__init__(message)
+
+
+HealthCallback = Callable[[StoreUnavailable | None], None]
+"""Told at once when a store operation fails (the error) and when one succeeds again (None)."""
+
+
+class HealthReports:
+    """The health callbacks given to watch_health(). Every failure is reported (each may be news
+    to a listener that has since seen a good ping); a success only when it ends a failure."""
+
+    def __init__(self) -> None:
+        self._callbacks: list[HealthCallback] = []
+        self._failing = False
+
+    def watch(self, on_change: HealthCallback) -> None:
+        self._callbacks.append(on_change)
+
+    def clear(self) -> None:
+        self._callbacks.clear()
+
+    def failed(self, error: StoreUnavailable) -> None:
+        self._failing = True
+        self._tell(error)
+
+    def succeeded(self) -> None:
+        if self._failing:
+            self._failing = False
+            self._tell(None)
+
+    def _tell(self, problem: StoreUnavailable | None) -> None:
+        for on_change in list(self._callbacks):
+            try:
+                on_change(problem)
+            except Exception:
+                log.exception("a store health watcher failed")
+
+
 EventKind = Literal["submitted", "completed", "failed", "requeued"]
 EVENT_KINDS: frozenset[str] = frozenset(get_args(EventKind))
 
@@ -101,8 +147,15 @@ class JobStore(Protocol):
         missed (the listener reconnected): re-check the queue."""
         ...
 
+    def watch_health(self, on_change: HealthCallback) -> None:
+        """Call on_change(error) as soon as an operation fails with StoreUnavailable (StoreFull when
+        the disk is full), and on_change(None) when one succeeds after that, until close(). On the
+        event loop; must not block. A success may be a read while writes still fail: ping() decides."""
+        ...
+
     async def ping(self) -> None:
-        """Raise StoreUnavailable when the store cannot serve requests."""
+        """Raise StoreUnavailable when the store cannot serve requests, StoreFull when it cannot
+        write for lack of disk space: ping checks that writing is possible, not only reading."""
         ...
 
     async def create_job(self, job: Job, files: Sequence[StagedFile]) -> None:
@@ -120,7 +173,13 @@ class JobStore(Protocol):
         ...
 
     async def release_job(self, job_id: str, worker: str) -> bool:
-        """Give a running job back to the queue (graceful shutdown)."""
+        """Give a running job back to the queue (graceful shutdown): requeue_job, attempt refunded."""
+        ...
+
+    async def requeue_job(self, job_id: str, worker: str, *, refund_attempt: bool = True) -> bool:
+        """processing -> pending with the lease cleared, only while `worker` holds the lease; with
+        refund_attempt the claim's attempt is given back (a local fault, not the job's). Publishes
+        "requeued". False when the worker no longer holds the lease."""
         ...
 
     async def complete_job(

@@ -2,7 +2,7 @@
 
 `database_url` set: PostgreSQL, shared by every replica (migrated at start when
 `migrate_on_start`, which is safe with many replicas starting at once: see migrate.py).
-Otherwise: the embedded SQLite file under `data_dir`, which creates its own schema.
+Otherwise: the embedded SQLite file under `data_dir`, which migrates itself when it opens.
 """
 
 from __future__ import annotations
@@ -15,7 +15,10 @@ from grpc_server.store.sqlite import SQLiteStore
 
 def make_store(config: ServerConfig) -> JobStore:
     if config.database_url:
-        return PostgresStore(config.database_url, max_size=config.database_pool_size)
+        # The data directory still takes uploads and job inputs: ping() checks it has space.
+        return PostgresStore(
+            config.database_url, max_size=config.database_pool_size, scratch_dir=config.data_dir
+        )
     return SQLiteStore(config.database_path, config.sqlite_synchronous)
 
 

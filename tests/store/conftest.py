@@ -18,7 +18,8 @@ import pytest
 
 from grpc_server.store.base import JobStore
 from grpc_server.store.migrate import migrate
-from grpc_server.store.postgres import PostgresStore, quote_ident
+from grpc_server.store.pg_connect import quote_ident
+from grpc_server.store.postgres import PostgresStore
 from grpc_server.store.sqlite import SQLiteStore
 from tests.pg import TEST_DATABASE_URL
 
@@ -52,9 +53,11 @@ async def pg_schema() -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def postgres_store(schema: str, **pool: int) -> AsyncIterator[PostgresStore]:
+async def postgres_store(
+    schema: str, *, max_size: int = 10, scratch_dir: Path | None = None
+) -> AsyncIterator[PostgresStore]:
     """An open store on `schema` (which must be migrated)."""
-    backend = PostgresStore(TEST_DATABASE_URL, schema=schema, **pool)
+    backend = PostgresStore(TEST_DATABASE_URL, schema=schema, max_size=max_size, scratch_dir=scratch_dir)
     await backend.open()
     try:
         yield backend

@@ -19,10 +19,11 @@ import asyncpg
 import pytest
 
 from grpc_server.domain.jobs import OutputBlob
-from grpc_server.store import postgres
+from grpc_server.store import pg_events
 from grpc_server.store.base import JobStore, StagedFile, StoreEvent
 from grpc_server.store.migrate import migrate
-from grpc_server.store.postgres import PostgresStore, event_channel, parse_event
+from grpc_server.store.pg_events import event_channel, parse_event
+from grpc_server.store.postgres import PostgresStore
 from tests.pg import TEST_DATABASE_URL, server_address, with_address
 from tests.store.conftest import fresh_schema, postgres_store
 from tests.store.test_store_contract import ERROR, LEASE, T0, _create, _job, _result, _staged
@@ -101,6 +102,15 @@ async def test_a_release_publishes_requeued(store: JobStore, events: Events, tmp
     await store.claim_jobs("w1", 1, T0, T0 + LEASE)
     assert not await store.release_job(job.id, "w2")
     assert await store.release_job(job.id, "w1")
+    await events.expect(StoreEvent("submitted", job.id), StoreEvent("requeued", job.id))
+    await _marker(store, tmp_path, events)
+
+
+async def test_a_requeue_publishes_requeued(store: JobStore, events: Events, tmp_path: Path) -> None:
+    job = await _create(store, tmp_path)
+    await store.claim_jobs("w1", 1, T0, T0 + LEASE)
+    assert not await store.requeue_job(job.id, "w2")  # a lost compare-and-set publishes nothing
+    assert await store.requeue_job(job.id, "w1", refund_attempt=False)
     await events.expect(StoreEvent("submitted", job.id), StoreEvent("requeued", job.id))
     await _marker(store, tmp_path, events)
 
@@ -245,7 +255,7 @@ async def test_the_listener_survives_a_terminated_connection(
             raise ConnectionRefusedError("the database is down")
         return await real_connect(*args, **kwargs)
 
-    monkeypatch.setattr(postgres, "RECONNECT_MIN_SECONDS", 0.01)
+    monkeypatch.setattr(pg_events, "RECONNECT_MIN_SECONDS", 0.01)
     monkeypatch.setattr(asyncpg, "connect", flaky_connect)
     async with _subscribed(migrated) as (listening, events), postgres_store(migrated) as writer:
         first_pid = listening.listener_pid
@@ -327,9 +337,9 @@ async def test_the_listener_finds_a_silent_network_cut(
     relay = _Relay(*server_address(TEST_DATABASE_URL))
     await relay.start()
     dsn = with_address(TEST_DATABASE_URL, "127.0.0.1", relay.port)
-    monkeypatch.setattr(postgres, "LISTEN_HEARTBEAT_SECONDS", 0.05)
-    monkeypatch.setattr(postgres, "CONNECT_TIMEOUT_SECONDS", 0.5)
-    monkeypatch.setattr(postgres, "RECONNECT_MIN_SECONDS", 0.01)
+    monkeypatch.setattr(pg_events, "LISTEN_HEARTBEAT_SECONDS", 0.05)
+    monkeypatch.setattr(pg_events, "CONNECT_TIMEOUT_SECONDS", 0.5)
+    monkeypatch.setattr(pg_events, "RECONNECT_MIN_SECONDS", 0.01)
     try:
         async with _subscribed(migrated, dsn) as (_, events), postgres_store(migrated) as writer:
             job = await _create(writer, tmp_path)
@@ -365,7 +375,7 @@ async def test_a_store_subscribed_while_the_database_is_down_listens_once_it_is_
             raise ConnectionRefusedError("the database is down")
         return await real_connect(*args, **kwargs)
 
-    monkeypatch.setattr(postgres, "RECONNECT_MIN_SECONDS", 0.01)
+    monkeypatch.setattr(pg_events, "RECONNECT_MIN_SECONDS", 0.01)
     monkeypatch.setattr(asyncpg, "connect", connect)
     async with postgres_store(migrated) as store:
         events = Events()

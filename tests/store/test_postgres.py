@@ -19,7 +19,9 @@ from grpc_server.config import ServerConfig
 from grpc_server.domain.jobs import InputFile, Job, JobStatus, OutputBlob
 from grpc_server.store.base import CHUNK_BYTES, StagedFile, StoreUnavailable
 from grpc_server.store.factory import make_store, prepare_store
-from grpc_server.store.migrate import migrate, migrations
+from grpc_server.store.migrate import migrate
+from grpc_server.store.migrations import migrations
+from grpc_server.store.pg_connect import unavailable
 from grpc_server.store.postgres import PostgresStore
 from grpc_server.store.sqlite import SQLiteStore
 from tests.pg import TEST_DATABASE_URL, server_address, with_address
@@ -27,7 +29,7 @@ from tests.store.conftest import postgres_store
 from tests.store.test_store_contract import ERROR, LEASE, T0, _job, _result
 from tests.tcp_proxy import TcpProxy
 
-VERSIONS = [m.version for m in migrations()]
+VERSIONS = [m.version for m in migrations("postgres")]
 CLOSED_PORT_DSN = "postgresql://postgres@127.0.0.1:1/test"
 
 
@@ -190,13 +192,17 @@ async def test_a_store_that_loses_its_database_is_unavailable(migrated: str) -> 
     async with TcpProxy(*server_address(TEST_DATABASE_URL)) as proxy:
         store = PostgresStore(with_address(TEST_DATABASE_URL, proxy.host, proxy.port), schema=migrated)
         await store.open()
+        heard: list[StoreUnavailable | None] = []
+        store.watch_health(heard.append)
         try:
             await store.ping()
+            assert heard == []  # nothing to tell while all is well
             proxy.cut(reset=False)  # closed, as a network failure or a dead server would
             with pytest.raises(StoreUnavailable):
-                await store.ping()
-            with pytest.raises(StoreUnavailable):
                 await store.get_job(_job().id)
+            assert len(heard) == 1 and isinstance(heard[0], StoreUnavailable)  # told by the request itself
+            with pytest.raises(StoreUnavailable):
+                await store.ping()
         finally:
             await store.close()
 
@@ -216,3 +222,19 @@ async def test_the_factory_picks_and_prepares_the_backend(pg_schema: str, tmp_pa
         await store.ping()
     finally:
         await store.close()
+
+
+async def test_a_database_that_accepts_only_reads_is_unavailable(migrated: str) -> None:
+    # As after a failover onto a standby: reads answer, writes are refused.
+    separator = "&" if "?" in TEST_DATABASE_URL else "?"
+    read_only = f"{TEST_DATABASE_URL}{separator}default_transaction_read_only=on"
+    store = PostgresStore(read_only, schema=migrated)
+    with pytest.raises(StoreUnavailable, match="accepts only reads"):
+        await store.open()  # its ping checks that writes are accepted, not only reads
+    await store.close()
+    conn = await asyncpg.connect(read_only, server_settings={"search_path": migrated})
+    try:
+        with pytest.raises(StoreUnavailable, match="accepts only reads"), unavailable():
+            await conn.execute("DELETE FROM jobs")  # a write meeting it: mapped the same way
+    finally:
+        await conn.close()

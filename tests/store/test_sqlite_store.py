@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from grpc_server.domain.jobs import InputFile
-from grpc_server.store import sqlite as sqlite_store
+from grpc_server.store import sqlite_batch, sqlite_wal
 from grpc_server.store.base import StagedFile
 from grpc_server.store.sqlite import SQLiteStore
 from tests.store.test_store_contract import _job
@@ -60,7 +60,7 @@ async def test_commits_do_not_checkpoint(tmp_path: Path) -> None:
 
 
 async def test_a_commit_checkpoints_when_the_checkpointer_falls_far_behind(store: SQLiteStore) -> None:
-    backstop = sqlite_store.WAL_BACKSTOP_FACTOR * RESTART_BYTES
+    backstop = sqlite_wal.WAL_BACKSTOP_FACTOR * RESTART_BYTES
     largest = 0
     for _ in range(80):  # 8 MB, and no checkpoint round runs
         await _create_jobs(store, 1)
@@ -100,7 +100,7 @@ async def test_checkpoint_rounds_keep_the_wal_near_the_restart_size(store: SQLit
 async def test_a_batch_larger_than_one_statement_is_written_whole(
     store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sqlite_store, "ROWS_PER_STATEMENT", 3)
+    monkeypatch.setattr(sqlite_batch, "ROWS_PER_STATEMENT", 3)
     jobs = [_job() for _ in range(20)]
     images = [os.urandom(1000 + i) for i in range(20)]
     infos = [InputFile("image", 0, "i.png", "image/png", len(data), 8, 8) for data in images]

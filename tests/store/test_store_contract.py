@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from grpc_server.domain.jobs import (
+    PARAMS_BY_TYPE,
     ExtraFields,
     ImageEditParams,
     ImageResult,
@@ -142,11 +143,11 @@ async def test_failure_records_the_error(store: JobStore, tmp_path: Path) -> Non
 async def test_a_pending_job_can_fail_without_a_worker_but_not_a_running_one(
     store: JobStore, tmp_path: Path
 ) -> None:
-    pending = await _create(store, tmp_path)
-    running = await _create(store, tmp_path, _job(T0 + timedelta(seconds=1)))
-    await store.claim_jobs("w1", 1, T0, T0 + LEASE)  # claims `pending`, the oldest
-    assert not await store.fail_job(pending.id, None, ERROR, T0)
-    assert await store.fail_job(running.id, None, ERROR, T0)
+    running = await _create(store, tmp_path)
+    pending = await _create(store, tmp_path, _job(T0 + timedelta(seconds=1)))
+    await store.claim_jobs("w1", 1, T0, T0 + LEASE)  # claims `running`, the oldest
+    assert not await store.fail_job(running.id, None, ERROR, T0)
+    assert await store.fail_job(pending.id, None, ERROR, T0)
 
 
 async def test_renew_and_release_need_the_lease(store: JobStore, tmp_path: Path) -> None:
@@ -160,6 +161,34 @@ async def test_renew_and_release_need_the_lease(store: JobStore, tmp_path: Path)
     assert released is not None and released.status == JobStatus.PENDING
     assert released.attempts == 0  # a release is not the job's fault
     assert not await store.renew_lease(job.id, "w1", T0 + 2 * LEASE)
+
+
+async def test_requeue_needs_the_lease_and_gives_the_attempt_back(store: JobStore, tmp_path: Path) -> None:
+    job = await _create(store, tmp_path)
+    await store.claim_jobs("w1", 1, T0, T0 + LEASE)
+    assert not await store.requeue_job(job.id, "w2")
+    assert await store.requeue_job(job.id, "w1")
+    requeued = await store.get_job(job.id)
+    assert requeued is not None and requeued.status == JobStatus.PENDING
+    assert requeued.attempts == 0  # a local fault is not the job's
+    assert not await store.renew_lease(job.id, "w1", T0 + 2 * LEASE)  # the lease is gone
+    assert not await store.requeue_job(job.id, "w1")  # and not twice
+    [again] = await store.claim_jobs("w2", 1, T0, T0 + LEASE)
+    assert again.id == job.id and again.attempts == 1
+    assert await store.requeue_job(job.id, "w2", refund_attempt=False)
+    spent = await store.get_job(job.id)
+    assert spent is not None and spent.status == JobStatus.PENDING and spent.attempts == 1
+    [third] = await store.claim_jobs("w3", 1, T0, T0 + LEASE)
+    assert third.attempts == 2
+
+
+async def test_a_job_of_every_request_type_is_stored(store: JobStore) -> None:
+    for request_type in RequestType:
+        params = PARAMS_BY_TYPE[request_type](model="local/pillow")
+        job = Job(new_job_id(), request_type, JobStatus.PENDING, params, T0, ttl_seconds=60)
+        await store.create_job(job, [])
+        stored = await store.get_job(job.id)
+        assert stored is not None and (stored.request_type, stored.params) == (request_type, params)
 
 
 async def test_reaper_requeues_expired_leases_and_fails_exhausted_jobs(

@@ -1,0 +1,103 @@
+"""How the SQLite store writes new jobs and blobs: batches of jobs in few statements,
+blobs in CHUNK_BYTES rows streamed from their files."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from grpc_server.domain.jobs import Job
+from grpc_server.store.base import CHUNK_BYTES, StagedFile
+from grpc_server.store.codec import JOB_COLUMNS, job_row
+from grpc_server.store.sqlite_wal import Transaction
+
+ROWS_PER_STATEMENT = 500
+"""Rows one INSERT carries at most (9 parameters a job row: far under SQLite's limit of 32766)."""
+_CHUNK_COLUMNS = ("job_id", "kind", "idx", "seq", "data")
+
+
+def timestamp(value: datetime | None) -> float | None:
+    """How the SQLite store keeps times: seconds since the epoch."""
+    return None if value is None else value.timestamp()
+
+
+@dataclass(frozen=True)
+class NewJob:
+    job: Job
+    files: Sequence[StagedFile]
+
+
+def insert_jobs(conn: sqlite3.Connection, batch: Sequence[NewJob]) -> list[BaseException | None]:
+    """Insert a batch of new jobs in one transaction. Should one fail (a staged file
+    unreadable, say), the batch is rolled back and each job is inserted on its own,
+    so that only the failing one fails."""
+    try:
+        with Transaction(conn):
+            _insert_new_jobs(conn, batch)
+        return [None] * len(batch)
+    except (sqlite3.IntegrityError, OSError):
+        if len(batch) == 1:
+            raise
+    failures: list[BaseException | None] = []
+    for new in batch:
+        try:
+            with Transaction(conn):
+                _insert_new_jobs(conn, [new])
+            failures.append(None)
+        except (sqlite3.IntegrityError, OSError) as exc:
+            failures.append(exc)
+    return failures
+
+
+def _insert_new_jobs(conn: sqlite3.Connection, batch: Sequence[NewJob]) -> None:
+    """The batch's rows and in-memory files in a few multi-row INSERTs; files on disk streamed."""
+    rows = [job_row(new.job, new.files, timestamp(new.job.created_at)) for new in batch]
+    _insert_rows(conn, "jobs", JOB_COLUMNS, rows)
+    in_memory: list[tuple[Any, ...]] = []
+    for new in batch:
+        for staged in new.files:
+            role, index = staged.info.role, staged.info.index
+            if isinstance(staged.source, bytes):
+                chunks = enumerate(split(staged.source))
+                in_memory += [(new.job.id, role, index, seq, chunk) for seq, chunk in chunks]
+            else:
+                _insert_file_chunks(conn, new.job.id, role, index, staged.source)
+    _insert_rows(conn, "blob_chunks", _CHUNK_COLUMNS, in_memory)
+
+
+def _insert_rows(
+    conn: sqlite3.Connection, table: str, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """INSERT rows with one statement per ROWS_PER_STATEMENT, not one per row: every statement
+    this thread runs releases the interpreter lock and must win it back from the event loop
+    (measured: 12% more image submits a second than executemany, which steps row by row)."""
+    row = "(" + ", ".join("?" * len(columns)) + ")"
+    for start in range(0, len(rows), ROWS_PER_STATEMENT):
+        group = rows[start : start + ROWS_PER_STATEMENT]
+        conn.execute(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * len(group))}",
+            [value for values in group for value in values],
+        )
+
+
+def split(data: bytes) -> list[bytes]:
+    return [data[i : i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)] or [b""]
+
+
+def insert_chunks(
+    conn: sqlite3.Connection, job_id: str, kind: str, index: int, chunks: Iterable[bytes]
+) -> None:
+    conn.executemany(
+        "INSERT INTO blob_chunks (job_id, kind, idx, seq, data) VALUES (?, ?, ?, ?, ?)",
+        ((job_id, kind, index, seq, chunk) for seq, chunk in enumerate(chunks)),
+    )
+
+
+def _insert_file_chunks(conn: sqlite3.Connection, job_id: str, kind: str, index: int, source: Path) -> None:
+    """A staged file on disk, streamed in CHUNK_BYTES rows (in-memory ones go in _insert_new_jobs)."""
+    with source.open("rb") as f:
+        insert_chunks(conn, job_id, kind, index, iter(lambda: f.read(CHUNK_BYTES), b""))
