@@ -16,12 +16,13 @@ from asyncgate.v1 import job_service_pb2_grpc as pb_grpc
 from rest_bridge import disposition
 from rest_bridge.config import BridgeConfig
 from rest_bridge.middleware import error_objects
+from rest_bridge.params import checked_params
 from rest_bridge.routes import CONFIG, HEALTH, JOBS, add_routes
 
 
 def create_app(config: BridgeConfig) -> web.Application:
     disposition.install()  # aiohttp's multipart reader parses with the bridge's cache
-    app = web.Application(middlewares=[error_objects])
+    app = web.Application(middlewares=[error_objects, checked_params])
     app[CONFIG] = config
 
     async def grpc_channel(app: web.Application) -> AsyncIterator[None]:

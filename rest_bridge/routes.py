@@ -17,6 +17,7 @@ from rest_bridge.envelope import TERMINAL, accepted, envelope
 from rest_bridge.errors import BridgeError
 from rest_bridge.json_body import embedding_request, image_generation_request, read_json_object
 from rest_bridge.multipart import UnaryRequest, forward_form, open_form
+from rest_bridge.origin import result_origin
 from rest_bridge.ttl import TTL_HEADER, parse_ttl_header
 
 if TYPE_CHECKING:  # the async stub type exists only in the generated .pyi
@@ -54,9 +55,8 @@ async def _read_output(request: web.Request, job_id: str, stored: job_pb.StoredO
 
 
 def base_url(request: web.Request) -> str:
-    """Where result image URLs point: the configured public URL, else where the caller reached us."""
-    configured = request.app[CONFIG].public_url
-    return (configured or str(request.url.origin())).rstrip("/")
+    """Where result image URLs point (rest_bridge.origin: public URL, else an allowed Host)."""
+    return result_origin(request, request.app[CONFIG])
 
 
 async def submit_image_edit(request: web.Request) -> web.StreamResponse:
