@@ -69,6 +69,13 @@ def add_bridge_arguments(parser: argparse.ArgumentParser) -> None:
         default=d.max_connections,
         help=f"open client connections at most; more are answered 503 (default {d.max_connections})",
     )
+    parser.add_argument(
+        "--accept-error-log-interval",
+        type=float,
+        default=d.accept_error_log_interval_seconds,
+        help="out of file descriptors: one log line per this many seconds "
+        f"(default {d.accept_error_log_interval_seconds:g})",
+    )
 
 
 def access_logger(enabled: bool) -> logging.Logger | None:
@@ -93,6 +100,7 @@ def bridge_config(args: argparse.Namespace, grpc_target: str) -> BridgeConfig:
         min_body_rate_grace_seconds=args.min_body_rate_grace,
         keepalive_timeout_seconds=args.keepalive_timeout,
         max_connections=args.max_connections,
+        accept_error_log_interval_seconds=args.accept_error_log_interval,
     )
 
 
