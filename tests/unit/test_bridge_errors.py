@@ -59,7 +59,7 @@ def _failed_call(
         details.append(bad)
     status = status_pb2.Status(code=code.value[0], message=message, details=details)
     trailing = grpc.aio.Metadata(("grpc-status-details-bin", status.SerializeToString()))
-    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), trailing, details=message)
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), trailing, details=message, debug_error_string="")
 
 
 def test_the_servers_http_status_metadata_is_not_read() -> None:
@@ -92,5 +92,9 @@ def test_an_internal_failure_shows_no_exception_text_and_logs_it_with_the_event_
 
 
 def test_an_unreachable_server_says_so() -> None:
-    error = from_rpc_error(grpc.aio.AioRpcError(C.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), "x"))
+    error = from_rpc_error(
+        grpc.aio.AioRpcError(
+            C.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), "x", debug_error_string=""
+        )
+    )
     assert error.status == 503 and "unavailable" in error.message
