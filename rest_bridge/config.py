@@ -2,10 +2,10 @@
 
 Result URLs and the Host header: a poll answer carries result URLs with their access
 tokens. Their origin is `public_url` when set; otherwise the origin the request came to,
-and then only for a Host whose name is in `allowed_hosts` (a 400 naming `Host` otherwise).
-`allowed_hosts` defaults to the loopback names, so a bridge listening beyond loopback
-(`host` not a loopback address) must be given `public_url` or `allowed_hosts`: it refuses
-to start without one, rather than let any Host header decide where tokens point.
+and then only for a Host whose name is in `allowed_hosts` or, on a loopback listen
+address, is a loopback name (a 400 naming `Host` otherwise). A bridge listening beyond
+loopback (`host` not a loopback address) must be given `public_url` or `allowed_hosts`:
+it refuses to start without one, rather than let any Host header decide where tokens point.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class BridgeConfig:
     """Absolute base of result image URLs; when unset, the origin the request came to."""
     allowed_hosts: tuple[str, ...] = ()
     """Host names (no port) a request may name in Host for result URLs when public_url is
-    unset; empty means the loopback names, and then only on a loopback listen address."""
+    unset (besides the loopback names, on a loopback listen address)."""
     max_body_bytes: int = 16 * 50 * MB + MB
     """Largest request body; answered 413 as soon as it is crossed."""
     max_json_bytes: int = 32 * MB
@@ -92,4 +92,5 @@ class BridgeConfig:
     @property
     def result_hosts(self) -> tuple[str, ...]:
         """The Host names result URLs may be built from (when public_url is unset)."""
-        return tuple(h.lower() for h in self.allowed_hosts) or LOOPBACK_HOSTS
+        loopback = LOOPBACK_HOSTS if is_loopback(self.host) else ()
+        return tuple(h.lower() for h in self.allowed_hosts) + loopback
