@@ -3,24 +3,78 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
-
-from aiohttp import web
+import signal
 
 from rest_bridge.app import create_app
 from rest_bridge.config import BridgeConfig
+from rest_bridge.serving import start_bridge
+
+DEFAULTS = BridgeConfig()
 
 
 def add_bridge_arguments(parser: argparse.ArgumentParser) -> None:
+    d = DEFAULTS
     parser.add_argument("--http-host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--http-port", type=int, default=8080, help="port to listen on (default 8080)")
     parser.add_argument(
         "--public-url",
-        help="absolute base URL of result image links (default: the origin each request came to)",
+        help="absolute base URL of result image links (default: the origin each request came to, "
+        "for a Host in --allowed-hosts); required beyond loopback unless --allowed-hosts is given",
+    )
+    parser.add_argument(
+        "--allowed-hosts",
+        help="comma-separated host names a request's Host may name for result links when "
+        "--public-url is unset (default: localhost, 127.0.0.1, ::1)",
     )
     parser.add_argument("--max-body-mb", type=int, help="largest request body in MiB (default 801)")
     parser.add_argument(
         "--access-log", action="store_true", help="log every request (off by default: hot path)"
+    )
+    parser.add_argument(
+        "--header-timeout",
+        type=float,
+        default=d.header_timeout_seconds,
+        help=f"seconds for a request's headers to arrive (default {d.header_timeout_seconds:g})",
+    )
+    parser.add_argument(
+        "--body-idle-timeout",
+        type=float,
+        default=d.body_idle_timeout_seconds,
+        help=f"seconds without body bytes before a 408 (default {d.body_idle_timeout_seconds:g})",
+    )
+    parser.add_argument(
+        "--min-body-rate",
+        type=int,
+        default=d.min_body_rate_bytes,
+        help=f"slowest body rate in bytes/s, 0 for none (default {d.min_body_rate_bytes})",
+    )
+    parser.add_argument(
+        "--min-body-rate-grace",
+        type=float,
+        default=d.min_body_rate_grace_seconds,
+        help=f"seconds a body may take before --min-body-rate applies "
+        f"(default {d.min_body_rate_grace_seconds:g})",
+    )
+    parser.add_argument(
+        "--keepalive-timeout",
+        type=float,
+        default=d.keepalive_timeout_seconds,
+        help=f"seconds an idle keep-alive connection stays open (default {d.keepalive_timeout_seconds:g})",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=d.max_connections,
+        help=f"open client connections at most; more are answered 503 (default {d.max_connections})",
+    )
+    parser.add_argument(
+        "--accept-error-log-interval",
+        type=float,
+        default=d.accept_error_log_interval_seconds,
+        help="out of file descriptors: one log line per this many seconds "
+        f"(default {d.accept_error_log_interval_seconds:g})",
     )
 
 
@@ -29,12 +83,44 @@ def access_logger(enabled: bool) -> logging.Logger | None:
 
 
 def bridge_config(args: argparse.Namespace, grpc_target: str) -> BridgeConfig:
-    config = BridgeConfig(
-        host=args.http_host, port=args.http_port, grpc_target=grpc_target, public_url=args.public_url
+    """The configuration the flags describe; ValueError (one line, naming the setting) if
+    they do not make one (check_bridge_arguments reports it as a usage error)."""
+    hosts = tuple(h.strip() for h in (args.allowed_hosts or "").split(",") if h.strip())
+    max_body = args.max_body_mb * 1024 * 1024 if args.max_body_mb else DEFAULTS.max_body_bytes
+    return BridgeConfig(
+        host=args.http_host,
+        port=args.http_port,
+        grpc_target=grpc_target,
+        public_url=args.public_url,
+        allowed_hosts=hosts,
+        max_body_bytes=max_body,
+        header_timeout_seconds=args.header_timeout,
+        body_idle_timeout_seconds=args.body_idle_timeout,
+        min_body_rate_bytes=args.min_body_rate,
+        min_body_rate_grace_seconds=args.min_body_rate_grace,
+        keepalive_timeout_seconds=args.keepalive_timeout,
+        max_connections=args.max_connections,
+        accept_error_log_interval_seconds=args.accept_error_log_interval,
     )
-    if args.max_body_mb:
-        config = BridgeConfig(**{**vars(config), "max_body_bytes": args.max_body_mb * 1024 * 1024})
-    return config
+
+
+def check_bridge_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exit with a usage error (status 2, one line) if the bridge flags are inconsistent."""
+    try:
+        bridge_config(args, "")
+    except ValueError as exc:
+        parser.error(str(exc))
+
+
+async def _serve(config: BridgeConfig, access_log: bool) -> None:
+    runner = await start_bridge(create_app(config), config, access_log=access_logger(access_log))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    logging.getLogger("rest_bridge").info("REST bridge listening on http://%s:%d", config.host, config.port)
+    await stop.wait()
+    await runner.cleanup()
 
 
 def main() -> None:
@@ -44,11 +130,9 @@ def main() -> None:
         "--grpc-target", default="127.0.0.1:50051", help="the gRPC server (default 127.0.0.1:50051)"
     )
     args = parser.parse_args()
+    check_bridge_arguments(parser, args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = bridge_config(args, args.grpc_target)
-    web.run_app(
-        create_app(config), host=config.host, port=config.port, access_log=access_logger(args.access_log)
-    )
+    asyncio.run(_serve(bridge_config(args, args.grpc_target), args.access_log))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ the provider as an extra parameter.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -27,6 +28,89 @@ from rest_bridge.form import parse_enum
 _INT_BITS = {32: (-(2**31), 2**31 - 1), 64: (-(2**63), 2**63 - 1)}
 
 
+MAX_DEPTH = 32
+"""Deepest nesting of arrays and objects a body may have (the protobuf Struct the extra
+parameters travel in would be refused by a parser past 100)."""
+
+_NON_FINITE = object()
+"""What NaN, Infinity and -Infinity parse to: refused by the walk, which names the field."""
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    doc: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in doc:
+            raise _DuplicateKey(key)
+        doc[key] = value
+    return doc
+
+
+def _float(text: str) -> Any:
+    number = float(text)
+    return number if math.isfinite(number) else _NON_FINITE  # 1e400 reads as inf
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    """Strict JSON: UTF-8, one value per key, finite numbers, bounded depth, a top-level object."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BridgeError(400, f"invalid JSON body: not UTF-8 (byte {exc.start})") from None
+    try:
+        doc = json.loads(
+            text, object_pairs_hook=_object, parse_float=_float, parse_constant=lambda _: _NON_FINITE
+        )
+    except _DuplicateKey as dup:
+        raise BridgeError(400, f"{dup.key} was given more than once (expected once)", dup.key) from None
+    except RecursionError:
+        raise BridgeError(400, f"invalid JSON body: nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError as exc:  # JSONDecodeError, an integer too long to convert
+        raise BridgeError(400, f"invalid JSON body: {exc}") from None
+    if not isinstance(doc, dict):
+        raise BridgeError(400, "the request body must be a JSON object")
+    for field, value in doc.items():
+        _check_value(field, value)
+    return doc
+
+
+def _check_value(field: str, value: Any) -> None:
+    """Refuse what no proto field can hold, naming the top-level field it sits under:
+    non-finite or out-of-range numbers, unpaired surrogates (from \\u escapes), too deep."""
+    _check_text(field, field)
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise BridgeError(400, f"invalid {field} value: nested deeper than {MAX_DEPTH} levels", field)
+        if item is _NON_FINITE:
+            raise BridgeError(400, f"invalid {field} value: NaN and infinite numbers are not allowed", field)
+        if isinstance(item, str):
+            _check_text(field, item)
+        elif isinstance(item, int) and not isinstance(item, bool) and not -(2**64) < item < 2**64:
+            raise BridgeError(400, f"invalid {field} value: a number is out of range", field)
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+        elif isinstance(item, dict):
+            for key, v in item.items():
+                _check_text(field, key)
+                stack.append((v, depth + 1))
+
+
+def _check_text(field: str, text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BridgeError(
+            400, f"invalid {field} value: an unpaired surrogate (\\u escape) in a string", field
+        ) from None
+
+
 async def read_json_object(request: web.Request, config: BridgeConfig) -> dict[str, Any]:
     """The body as a JSON object; 413 past the limit (before reading, when declared)."""
     limit = config.max_json_bytes
@@ -37,13 +121,7 @@ async def read_json_object(request: web.Request, config: BridgeConfig) -> dict[s
         body += chunk
         if len(body) > limit:
             raise BridgeError(413, f"request body larger than the limit of {limit} bytes")
-    try:
-        doc = json.loads(body)
-    except ValueError as exc:  # JSONDecodeError, bad UTF-8, an integer too long to convert
-        raise BridgeError(400, f"invalid JSON body: {exc}") from exc
-    if not isinstance(doc, dict):
-        raise BridgeError(400, "the request body must be a JSON object")
-    return doc
+    return parse_json_object(bytes(body))
 
 
 def _string(field: str, value: Any) -> str:

@@ -8,10 +8,12 @@ end. Body limits are enforced as bytes arrive, so an oversized body is answered
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import aiohttp
+import aiohttp.multipart
 from aiohttp import BodyPartReader, MultipartReader, web
 
 from asyncgate.v1 import image_common_pb2 as common_pb
@@ -61,12 +63,15 @@ async def forward_form(
     """Send every part of the form, then the header with the text fields."""
     budget = _Budget(config.max_body_bytes)
     form = ImageEditForm()
+    masks = 0
     while (part := await _parse(reader.next())) is not None:
         if not isinstance(part, BodyPartReader):
             raise _malformed("nested multipart bodies are not supported")
         name, filename = _disposition(part)
         if not name:
             raise _malformed("a part has no name")
+        if name == "mask" and (masks := masks + 1) > 1:
+            raise BridgeError(400, "mask was given more than once (expected once)", "mask")
         if name in FILE_FIELDS:
             await _forward_file(part, name, filename, config, budget, send)
         elif filename is not None:
@@ -88,8 +93,27 @@ async def _parse(step: Awaitable[T]) -> T:
 
 def _disposition(part: BodyPartReader) -> tuple[str | None, str | None]:
     """The part's name and filename (BodyPartReader.name and .filename would parse the header
-    once each)."""
-    return name_and_filename(part.headers.get(aiohttp.hdrs.CONTENT_DISPOSITION))
+    once each), refused unless they are text: aiohttp reads header bytes that are not UTF-8
+    as lone surrogates, which no proto string field can hold."""
+    try:
+        with warnings.catch_warnings():  # a malformed header parses to no name: refused below
+            warnings.simplefilter("ignore", aiohttp.multipart.BadContentDispositionHeader)
+            name, filename = name_and_filename(part.headers.get(aiohttp.hdrs.CONTENT_DISPOSITION))
+    except ValueError as exc:  # filename*= with a bad charset or percent-encoding
+        raise _malformed(f"invalid Content-Disposition header: {exc}") from None
+    if name is not None and not _is_utf8(name):
+        raise _malformed("a part name is not valid UTF-8")
+    if filename is not None and not _is_utf8(filename):
+        raise BridgeError(400, f"the filename of field {name} is not valid UTF-8", name or "")
+    return name, filename
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 async def _forward_file(
@@ -97,6 +121,8 @@ async def _forward_file(
 ) -> None:
     param = "mask" if name == "mask" else "image"
     content_type = part.headers.get(aiohttp.hdrs.CONTENT_TYPE, "application/octet-stream")
+    if not content_type.isascii():
+        raise BridgeError(400, f"the Content-Type of field {name} is not ASCII", param)
     await send(
         pb.UploadImageEditJobRequest(
             file=pb.UploadFile(role=_ROLE[name], filename=filename or "", content_type=content_type)
@@ -115,9 +141,12 @@ async def _read_text(part: BodyPartReader, name: str, config: BridgeConfig, budg
         if len(data) > config.max_field_bytes:
             raise BridgeError(413, f"field {name} is larger than {config.max_field_bytes} bytes", name)
     try:
-        return data.decode(part.get_charset(default="utf-8"))
+        text = data.decode(part.get_charset(default="utf-8"))
     except (UnicodeDecodeError, LookupError) as exc:
         raise BridgeError(400, f"field {name} is not valid text: {exc}", name) from exc
+    if not _is_utf8(text):  # a charset such as utf-7 can decode to lone surrogates
+        raise BridgeError(400, f"field {name} is not valid text", name)
+    return text
 
 
 class UnaryRequest:

@@ -14,9 +14,10 @@ from asyncgate.v1 import job_pb2 as job_pb
 from asyncgate.v1 import job_service_pb2 as pb
 from rest_bridge.config import BridgeConfig
 from rest_bridge.envelope import TERMINAL, accepted, envelope
-from rest_bridge.errors import BridgeError, error_response, from_rpc_error
+from rest_bridge.errors import BridgeError
 from rest_bridge.json_body import embedding_request, image_generation_request, read_json_object
 from rest_bridge.multipart import UnaryRequest, forward_form, open_form
+from rest_bridge.origin import result_origin
 from rest_bridge.ttl import TTL_HEADER, parse_ttl_header
 
 if TYPE_CHECKING:  # the async stub type exists only in the generated .pyi
@@ -45,23 +46,6 @@ def forwarded_metadata(request: web.Request) -> Metadata:
     return tuple(metadata)
 
 
-def handles_errors(request_type: str) -> Callable[[Handler], Handler]:
-    """Answer BridgeError and gRPC failures with the error object."""
-
-    def decorate(handler: Handler) -> Handler:
-        async def wrapper(request: web.Request) -> web.StreamResponse:
-            try:
-                return await handler(request)
-            except BridgeError as error:
-                return error_response(error, request_type)
-            except grpc.aio.AioRpcError as error:
-                return error_response(from_rpc_error(error), request_type)
-
-        return wrapper
-
-    return decorate
-
-
 async def _read_output(request: web.Request, job_id: str, stored: job_pb.StoredOutput) -> bytes:
     stream = request.app[JOBS].ReadJobOutput(
         pb.ReadJobOutputRequest(job_id=job_id, index=stored.index, access_token=stored.access_token),
@@ -71,12 +55,10 @@ async def _read_output(request: web.Request, job_id: str, stored: job_pb.StoredO
 
 
 def base_url(request: web.Request) -> str:
-    """Where result image URLs point: the configured public URL, else where the caller reached us."""
-    configured = request.app[CONFIG].public_url
-    return (configured or str(request.url.origin())).rstrip("/")
+    """Where result image URLs point (rest_bridge.origin: public URL, else an allowed Host)."""
+    return result_origin(request, request.app[CONFIG])
 
 
-@handles_errors("image_edit")
 async def submit_image_edit(request: web.Request) -> web.StreamResponse:
     config = request.app[CONFIG]
     metadata = forwarded_metadata(request)
@@ -119,7 +101,6 @@ def _ttl_options(request: web.Request) -> pb.JobOptions:
     return options
 
 
-@handles_errors("image_generation")
 async def submit_image_generation(request: web.Request) -> web.StreamResponse:
     config = request.app[CONFIG]
     metadata = forwarded_metadata(request)
@@ -133,7 +114,6 @@ async def submit_image_generation(request: web.Request) -> web.StreamResponse:
     return web.json_response(accepted(created.job), status=202)
 
 
-@handles_errors("embedding")
 async def submit_embedding(request: web.Request) -> web.StreamResponse:
     config = request.app[CONFIG]
     metadata = forwarded_metadata(request)
@@ -146,7 +126,6 @@ async def submit_embedding(request: web.Request) -> web.StreamResponse:
 
 
 def poll(request_type: int, name: str) -> Handler:
-    @handles_errors(name)
     async def get_job(request: web.Request) -> web.StreamResponse:
         config = request.app[CONFIG]
         response = await request.app[JOBS].GetJob(
@@ -163,7 +142,6 @@ def poll(request_type: int, name: str) -> Handler:
     return get_job
 
 
-@handles_errors("")
 async def read_file(request: web.Request) -> web.StreamResponse:
     try:
         index = int(request.match_info["index"])

@@ -1,4 +1,4 @@
-"""The `x-bf-async-job-result-ttl` header (CONTRACT section 3), as HTTP text.
+"""The `x-bf-async-job-result-ttl` header (the result TTL of a submit), as HTTP text.
 
 Only a plain integer counts (an optional sign, then digits, nothing around
 them); anything else means "not given" and the server's default applies. The
