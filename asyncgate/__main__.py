@@ -12,8 +12,6 @@ import asyncio
 import logging
 import signal
 
-from aiohttp import web
-
 from grpc_server.__main__ import (
     add_server_arguments,
     config_errors_end_the_process,
@@ -23,8 +21,9 @@ from grpc_server.__main__ import (
 from grpc_server.allocator import keep_freed_memory
 from grpc_server.config import ServerConfig
 from grpc_server.server import AsyncGateServer
-from rest_bridge.__main__ import access_logger, add_bridge_arguments, bridge_config
+from rest_bridge.__main__ import access_logger, add_bridge_arguments, bridge_config, check_bridge_arguments
 from rest_bridge.app import create_app
+from rest_bridge.serving import start_bridge
 
 log = logging.getLogger("asyncgate")
 
@@ -33,9 +32,7 @@ async def serve(args: argparse.Namespace, server_settings: ServerConfig) -> None
     server = AsyncGateServer(server_settings)
     port = await start_or_clean_up(server)
     config = bridge_config(args, f"{server.config.host}:{port}")
-    runner = web.AppRunner(create_app(config), access_log=access_logger(args.access_log))
-    await runner.setup()
-    await web.TCPSite(runner, config.host, config.port).start()
+    runner = await start_bridge(create_app(config), config, access_log=access_logger(args.access_log))
     log.info("REST bridge listening on http://%s:%d", config.host, config.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -54,6 +51,7 @@ def main() -> None:
     add_server_arguments(parser)
     add_bridge_arguments(parser)
     args = parser.parse_args()
+    check_bridge_arguments(parser, args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     keep_freed_memory()
     with config_errors_end_the_process():

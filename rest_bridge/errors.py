@@ -50,14 +50,10 @@ HTTP_STATUS: dict[tuple[grpc.StatusCode, str], int] = {
     (_C.NOT_FOUND, "JOB_NOT_FOUND"): 404,
     (_C.NOT_FOUND, "OPERATION_TYPE_MISMATCH"): 404,
     (_C.UNAVAILABLE, "STORE_UNAVAILABLE"): 503,
-    (_C.RESOURCE_EXHAUSTED, "STORE_FULL"): 507,
     (_C.UNAVAILABLE, "STORE_FULL"): 507,
     (_C.RESOURCE_EXHAUSTED, "UPLOADS_BUSY"): 503,
     # An upload stream the server ended because the client sent nothing for too long.
-    (_C.DEADLINE_EXCEEDED, "DEADLINE"): 408,
-    (_C.CANCELLED, "DEADLINE"): 408,
-    (_C.INVALID_ARGUMENT, "DEADLINE"): 408,
-    (_C.FAILED_PRECONDITION, "DEADLINE"): 408,
+    (_C.DEADLINE_EXCEEDED, "UPLOAD_IDLE"): 408,
     # Any other reason (or none), by code alone.
     (_C.INVALID_ARGUMENT, ANY_REASON): 400,
     (_C.OUT_OF_RANGE, ANY_REASON): 400,

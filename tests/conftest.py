@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import grpc
 import pytest
-from aiohttp import web
 
 from asyncgate.v1 import job_service_pb2_grpc as pb_grpc
 from grpc_server.config import DispatcherSettings, RetrySettings, ServerConfig, VirtualKey
 from grpc_server.server import AsyncGateServer
 from rest_bridge.app import create_app
 from rest_bridge.config import BridgeConfig
+from rest_bridge.serving import start_bridge
 
 if TYPE_CHECKING:
     from asyncgate.v1.job_service_pb2_grpc import JobServiceAsyncStub
@@ -95,10 +95,7 @@ async def make_stack(tmp_path: Path) -> AsyncIterator[StackFactory]:
         cleanups.append(lambda: server.stop(grace=1.0))
         target = f"127.0.0.1:{port}"
         bridge_config = replace(bridge or BridgeConfig(), grpc_target=target, port=0)
-        runner = web.AppRunner(create_app(bridge_config))
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
+        runner = await start_bridge(create_app(bridge_config), bridge_config)
         http_port = runner.addresses[0][1]
         base_url = f"http://127.0.0.1:{http_port}"
         cleanups.append(runner.cleanup)

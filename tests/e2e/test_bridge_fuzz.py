@@ -21,7 +21,7 @@ from rest_bridge.app import create_app
 from rest_bridge.config import BridgeConfig
 from rest_bridge.json_body import EMBEDDING_FIELDS, GENERATION_FIELDS
 from rest_bridge.serving import BridgeRunner, start_bridge
-from tests.conftest import test_config as server_test_config
+from tests.conftest import fast_config as server_fast_config
 
 EDITS = "/v1/async/images/edits"
 GENERATIONS = "/v1/async/images/generations"
@@ -57,7 +57,7 @@ class BackgroundStack:
     async def _start(self) -> int:
         # Nothing runs the accepted jobs: only the answers to submits matter here.
         self._server = AsyncGateServer(
-            server_test_config(self._data_dir, dispatcher=DispatcherSettings(concurrency=0))
+            server_fast_config(self._data_dir, dispatcher=DispatcherSettings(concurrency=0))
         )
         port = await self._server.start()
         config = BridgeConfig(grpc_target=f"127.0.0.1:{port}", port=0)

@@ -21,7 +21,7 @@ from grpc_server.server import AsyncGateServer
 from rest_bridge.app import create_app
 from rest_bridge.config import BridgeConfig
 from rest_bridge.serving import BridgeRunner, start_bridge
-from tests.conftest import test_config as server_test_config
+from tests.conftest import fast_config as server_fast_config
 
 GENERATIONS = "/v1/async/images/generations"
 EDITS = "/v1/async/images/edits"
@@ -55,7 +55,7 @@ async def guarded(tmp_path: Path) -> AsyncIterator[GuardedFactory]:
 
     async def start(config: BridgeConfig) -> Guarded:
         server = AsyncGateServer(
-            server_test_config(
+            server_fast_config(
                 tmp_path / f"data{len(cleanups)}", dispatcher=DispatcherSettings(concurrency=0)
             )
         )

@@ -22,10 +22,9 @@ REASONS = [
     (C.NOT_FOUND, "JOB_NOT_FOUND", 404),
     (C.NOT_FOUND, "OPERATION_TYPE_MISMATCH", 404),
     (C.UNAVAILABLE, "STORE_UNAVAILABLE", 503),
-    (C.RESOURCE_EXHAUSTED, "STORE_FULL", 507),
     (C.UNAVAILABLE, "STORE_FULL", 507),
     (C.RESOURCE_EXHAUSTED, "UPLOADS_BUSY", 503),
-    (C.DEADLINE_EXCEEDED, "DEADLINE", 408),
+    (C.DEADLINE_EXCEEDED, "UPLOAD_IDLE", 408),
     (C.RESOURCE_EXHAUSTED, "", 429),
     (C.RESOURCE_EXHAUSTED, "SOMETHING_NEW", 429),
     (C.UNAVAILABLE, "", 503),
@@ -76,7 +75,7 @@ def test_the_field_and_the_reason_reach_the_error_object() -> None:
 
 
 def test_store_full_is_507_with_the_servers_message() -> None:
-    error = from_rpc_error(_failed_call(C.RESOURCE_EXHAUSTED, "the store is full", "STORE_FULL"))
+    error = from_rpc_error(_failed_call(C.UNAVAILABLE, "the store is full", "STORE_FULL"))
     assert (error.status, error.message) == (507, "the store is full")
 
 
