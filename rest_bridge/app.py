@@ -15,9 +15,10 @@ from grpc_health.v1 import health_pb2_grpc
 from asyncgate.v1 import job_service_pb2_grpc as pb_grpc
 from rest_bridge import disposition
 from rest_bridge.config import BridgeConfig
+from rest_bridge.context import CONFIG, HEALTH, JOBS
 from rest_bridge.middleware import error_objects
 from rest_bridge.params import checked_params
-from rest_bridge.routes import CONFIG, HEALTH, JOBS, add_routes
+from rest_bridge.routes import add_routes
 
 
 def create_app(config: BridgeConfig) -> web.Application:

@@ -1,4 +1,5 @@
-"""Form fields (text) -> a typed ImageEditRequest, refusing what cannot be typed.
+"""Form fields (text) -> a typed request message (image edits, image variations), refusing
+what cannot be typed.
 
 The bridge only translates: it refuses a value it cannot put into the proto
 (`n=two`, `size=300x300`) with the same error the server would give; every
@@ -8,29 +9,20 @@ other rule (ranges, required fields, images) is the server's.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 
 from asyncgate.v1 import image_common_pb2 as common_pb
 from asyncgate.v1 import image_edit_pb2 as edit_pb
+from asyncgate.v1 import image_variation_pb2 as var_pb
 from rest_bridge.errors import BridgeError
 
 _INTEGER = re.compile(r"[+-]?[0-9]+")
+M = TypeVar("M")
 
-ENUM_FIELDS: dict[str, EnumTypeWrapper] = {
-    "type": edit_pb.EditType,
-    "size": common_pb.ImageSize,
-    "response_format": common_pb.ResponseFormat,
-    "background": common_pb.Background,
-    "input_fidelity": edit_pb.InputFidelity,
-    "quality": common_pb.Quality,
-    "output_format": common_pb.OutputFormat,
-}
-INT32_FIELDS = ("n", "partial_images", "output_compression")
-INT64_FIELDS = ("num_inference_steps", "seed")
-STRING_FIELDS = ("model", "prompt", "negative_prompt", "user")
-FALLBACK_FIELDS = ("fallbacks", "fallbacks[]")
-FILE_FIELDS = ("image", "image[]", "mask")
 _INT_RANGE = {32: (-(2**31), 2**31 - 1), 64: (-(2**63), 2**63 - 1)}
 
 
@@ -66,32 +58,79 @@ def parse_bool(field: str, value: str) -> bool:
     raise BridgeError(400, f"invalid {field} value: {value!r} (expected true or false)", field)
 
 
-class ImageEditForm:
-    """Builds the typed request field by field, refusing a bad value as soon as it arrives
+FALLBACK_FIELDS = ("fallbacks", "fallbacks[]")
+
+
+@dataclass(frozen=True)
+class FormFields:
+    """The text fields a multipart operation's request message takes, by kind; any other
+    field goes to its `extra_params`."""
+
+    strings: tuple[str, ...] = ()
+    enums: Mapping[str, EnumTypeWrapper] = field(default_factory=dict)
+    int32s: tuple[str, ...] = ()
+    int64s: tuple[str, ...] = ()
+    bools: tuple[str, ...] = ()
+
+
+EDIT_FIELDS = FormFields(
+    strings=("model", "prompt", "negative_prompt", "user"),
+    enums={
+        "type": edit_pb.EditType,
+        "size": common_pb.ImageSize,
+        "response_format": common_pb.ResponseFormat,
+        "background": common_pb.Background,
+        "input_fidelity": edit_pb.InputFidelity,
+        "quality": common_pb.Quality,
+        "output_format": common_pb.OutputFormat,
+    },
+    int32s=("n", "partial_images", "output_compression"),
+    int64s=("num_inference_steps", "seed"),
+    bools=("stream",),
+)
+VARIATION_FIELDS = FormFields(
+    strings=("model", "user"),
+    enums={"size": common_pb.ImageSize, "response_format": common_pb.ResponseFormat},
+    int32s=("n",),
+)
+
+
+class TypedForm(Generic[M]):
+    """Builds a typed request field by field, refusing a bad value as soon as it arrives
     (so a refused form is answered before the files that follow it are streamed)."""
 
-    def __init__(self) -> None:
-        self.request = edit_pb.ImageEditRequest()
+    def __init__(self, request: M, fields: FormFields) -> None:
+        self.request = request
+        self._fields = fields
         self._seen: set[str] = set()
 
-    def add(self, field: str, value: str) -> None:
-        request = self.request
-        if field in FALLBACK_FIELDS:
+    def add(self, name: str, value: str) -> None:
+        request: Any = self.request
+        kinds = self._fields
+        if name in FALLBACK_FIELDS:
             if value.strip():
                 request.fallbacks.append(value.strip())
             return
-        if field in self._seen:
-            raise BridgeError(400, f"{field} was given more than once (expected once)", field)
-        self._seen.add(field)
-        if field in STRING_FIELDS:
-            setattr(request, field, value)
-        elif field in ENUM_FIELDS:
+        if name in self._seen:
+            raise BridgeError(400, f"{name} was given more than once (expected once)", name)
+        self._seen.add(name)
+        if name in kinds.strings:
+            setattr(request, name, value)
+        elif name in kinds.enums:
             if value:
-                setattr(request, field, parse_enum(field, ENUM_FIELDS[field], value))
-        elif field in INT32_FIELDS or field in INT64_FIELDS:
+                setattr(request, name, parse_enum(name, kinds.enums[name], value))
+        elif name in kinds.int32s or name in kinds.int64s:
             if value:
-                setattr(request, field, parse_int(field, value, 32 if field in INT32_FIELDS else 64))
-        elif field == "stream":
-            request.stream = parse_bool(field, value)
+                setattr(request, name, parse_int(name, value, 32 if name in kinds.int32s else 64))
+        elif name in kinds.bools:
+            setattr(request, name, parse_bool(name, value))
         else:
-            request.extra_params[field] = value
+            request.extra_params[name] = value
+
+
+def image_edit_form() -> TypedForm[edit_pb.ImageEditRequest]:
+    return TypedForm(edit_pb.ImageEditRequest(), EDIT_FIELDS)
+
+
+def image_variation_form() -> TypedForm[var_pb.ImageVariationRequest]:
+    return TypedForm(var_pb.ImageVariationRequest(), VARIATION_FIELDS)

@@ -20,17 +20,13 @@ import grpc
 from aiohttp import web
 
 from rest_bridge.errors import GENERIC_500, BridgeError, error_response, from_rpc_error
+from rest_bridge.operations import OPERATIONS
 
 log = logging.getLogger("rest_bridge")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-REQUEST_TYPES = {
-    "/v1/async/images/edits": "image_edit",
-    "/v1/async/images/generations": "image_generation",
-    "/v1/async/images/variations": "image_variation",
-    "/v1/async/embeddings": "embedding",
-}
+REQUEST_TYPES = {operation.path: operation.name for operation in OPERATIONS}
 """Collection path -> the operation its submit and poll routes serve."""
 
 CLOSE_AFTER = frozenset({408, 413})
@@ -39,8 +35,6 @@ CLOSE_AFTER = frozenset({408, 413})
 
 def request_type(request: web.Request) -> str:
     route = request.match_info.route
-    if route.name and not route.name.startswith("_"):
-        return route.name
     resource = route.resource
     path = resource.canonical if resource is not None else request.path
     return REQUEST_TYPES.get(path.removesuffix("/{job_id}"), "")

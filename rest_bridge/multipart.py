@@ -1,16 +1,17 @@
-"""Streams a multipart image edit form into the gRPC upload, one chunk at a time.
+"""Reads a multipart form (image edits, image variations) part by part into a typed request.
 
-File parts are forwarded as they are read (never held whole); text fields are
-collected (they are small, and bounded) and sent as the upload header at the
-end. Body limits are enforced as bytes arrive, so an oversized body is answered
-413 as soon as it crosses the limit.
+File parts go to a PartSink as they are read, chunk by chunk (an edit's upload streams them
+on to the server; a unary request collects them); text fields are typed into the request
+message as they arrive (they are small, and bounded). Body limits are enforced as bytes
+arrive, so an oversized body is answered 413 as soon as it crosses the limit.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
 import aiohttp.multipart
@@ -21,16 +22,37 @@ from asyncgate.v1 import job_service_pb2 as pb
 from rest_bridge.config import BridgeConfig
 from rest_bridge.disposition import name_and_filename
 from rest_bridge.errors import BridgeError
-from rest_bridge.form import FILE_FIELDS, ImageEditForm
+from rest_bridge.form import TypedForm
 
 T = TypeVar("T")
 Send = Callable[[pb.UploadImageEditJobRequest], Awaitable[None]]
 
-_ROLE = {
-    "image": pb.UPLOAD_FILE_ROLE_IMAGE,
-    "image[]": pb.UPLOAD_FILE_ROLE_IMAGE,
-    "mask": pb.UPLOAD_FILE_ROLE_MASK,
-}
+
+@dataclass(frozen=True)
+class FileFields:
+    """An operation's file fields: each one's role, and those given at most once."""
+
+    roles: Mapping[str, int]
+    single: frozenset[str]
+
+
+EDIT_FILES = FileFields(
+    {
+        "image": pb.UPLOAD_FILE_ROLE_IMAGE,
+        "image[]": pb.UPLOAD_FILE_ROLE_IMAGE,
+        "mask": pb.UPLOAD_FILE_ROLE_MASK,
+    },
+    single=frozenset({"mask"}),
+)
+VARIATION_FILES = FileFields({"image": pb.UPLOAD_FILE_ROLE_IMAGE}, single=frozenset({"image"}))
+
+
+class PartSink(Protocol):
+    """Where the file parts of a form go as they are read."""
+
+    async def file(self, role: int, filename: str, content_type: str) -> None: ...
+
+    async def chunk(self, data: bytes) -> None: ...
 
 
 def _malformed(detail: object) -> BridgeError:
@@ -57,28 +79,67 @@ async def open_form(request: web.Request, config: BridgeConfig) -> MultipartRead
     return await _parse(request.multipart())
 
 
-async def forward_form(
-    reader: MultipartReader, config: BridgeConfig, send: Send, options: pb.JobOptions
+async def read_form(
+    reader: MultipartReader,
+    config: BridgeConfig,
+    form: TypedForm[Any],
+    files: FileFields,
+    sink: PartSink,
 ) -> None:
-    """Send every part of the form, then the header with the text fields."""
+    """Every part of the form: text fields typed into `form`, files to `sink` with their role."""
     budget = _Budget(config.max_body_bytes)
-    form = ImageEditForm()
-    masks = 0
+    seen: set[str] = set()
     while (part := await _parse(reader.next())) is not None:
         if not isinstance(part, BodyPartReader):
             raise _malformed("nested multipart bodies are not supported")
         name, filename = _disposition(part)
         if not name:
             raise _malformed("a part has no name")
-        if name == "mask" and (masks := masks + 1) > 1:
-            raise BridgeError(400, "mask was given more than once (expected once)", "mask")
-        if name in FILE_FIELDS:
-            await _forward_file(part, name, filename, config, budget, send)
+        if name in files.single and name in seen:
+            raise BridgeError(400, f"{name} was given more than once (expected once)", name)
+        seen.add(name)
+        if name in files.roles:
+            await _read_file(part, name, files.roles[name], filename, config, budget, sink)
         elif filename is not None:
-            raise BridgeError(400, f"unexpected file field {name!r} (expected image, image[] or mask)", name)
+            expected = " or ".join(files.roles)
+            raise BridgeError(400, f"unexpected file field {name!r} (expected {expected})", name)
         else:
             form.add(name, await _read_text(part, name, config, budget))
-    await send(pb.UploadImageEditJobRequest(header=pb.UploadHeader(request=form.request, options=options)))
+
+
+class UploadSink:
+    """File parts as UploadImageEditJob messages, sent on as they come."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+
+    async def file(self, role: int, filename: str, content_type: str) -> None:
+        upload = pb.UploadFile(role=role, filename=filename, content_type=content_type)  # type: ignore[arg-type]
+        await self._send(pb.UploadImageEditJobRequest(file=upload))
+
+    async def chunk(self, data: bytes) -> None:
+        await self._send(pb.UploadImageEditJobRequest(chunk=data))
+
+
+class CollectedFiles:
+    """File parts collected whole, for a unary request (small bodies only)."""
+
+    def __init__(self) -> None:
+        self.files: list[tuple[int, common_pb.InputImage, list[bytes]]] = []
+
+    async def file(self, role: int, filename: str, content_type: str) -> None:
+        self.files.append((role, common_pb.InputImage(filename=filename, content_type=content_type), []))
+
+    async def chunk(self, data: bytes) -> None:
+        self.files[-1][2].append(data)
+
+    def images(self, role: int) -> list[common_pb.InputImage]:
+        found = []
+        for file_role, image, chunks in self.files:
+            if file_role == role:
+                image.data = b"".join(chunks)
+                found.append(image)
+        return found
 
 
 async def _parse(step: Awaitable[T]) -> T:
@@ -116,21 +177,23 @@ def _is_utf8(text: str) -> bool:
     return True
 
 
-async def _forward_file(
-    part: BodyPartReader, name: str, filename: str | None, config: BridgeConfig, budget: _Budget, send: Send
+async def _read_file(
+    part: BodyPartReader,
+    name: str,
+    role: int,
+    filename: str | None,
+    config: BridgeConfig,
+    budget: _Budget,
+    sink: PartSink,
 ) -> None:
-    param = "mask" if name == "mask" else "image"
+    param = "mask" if role == pb.UPLOAD_FILE_ROLE_MASK else "image"
     content_type = part.headers.get(aiohttp.hdrs.CONTENT_TYPE, "application/octet-stream")
     if not content_type.isascii():
         raise BridgeError(400, f"the Content-Type of field {name} is not ASCII", param)
-    await send(
-        pb.UploadImageEditJobRequest(
-            file=pb.UploadFile(role=_ROLE[name], filename=filename or "", content_type=content_type)
-        )
-    )
+    await sink.file(role, filename or "", content_type)
     while chunk := await _parse(part.read_chunk(config.upload_chunk_bytes)):
         budget.spend(len(chunk), param)
-        await send(pb.UploadImageEditJobRequest(chunk=chunk))
+        await sink.chunk(chunk)
 
 
 async def _read_text(part: BodyPartReader, name: str, config: BridgeConfig, budget: _Budget) -> str:
@@ -147,37 +210,3 @@ async def _read_text(part: BodyPartReader, name: str, config: BridgeConfig, budg
     if not _is_utf8(text):  # a charset such as utf-7 can decode to lone surrogates
         raise BridgeError(400, f"field {name} is not valid text", name)
     return text
-
-
-class UnaryRequest:
-    """Collects what forward_form sends into one CreateImageEditJobRequest.
-
-    For small bodies one unary call costs far less than a client-streaming call
-    (one round trip, one message); the body is small, so holding it is cheap.
-    """
-
-    def __init__(self) -> None:
-        self.request = pb.CreateImageEditJobRequest()
-        self._files: list[tuple[pb.UploadFile, list[bytes]]] = []
-
-    async def send(self, message: pb.UploadImageEditJobRequest) -> None:
-        part = message.WhichOneof("part")
-        if part == "file":
-            self._files.append((message.file, []))
-        elif part == "chunk":
-            self._files[-1][1].append(message.chunk)
-        elif part == "header":
-            self.request.request.MergeFrom(message.header.request)
-            self.request.options.CopyFrom(message.header.options)
-
-    def build(self) -> pb.CreateImageEditJobRequest:
-        edit = self.request.request
-        for file, chunks in self._files:
-            image = common_pb.InputImage(
-                data=b"".join(chunks), filename=file.filename, content_type=file.content_type
-            )
-            if file.role == pb.UPLOAD_FILE_ROLE_MASK:
-                edit.mask.CopyFrom(image)
-            else:
-                edit.images.append(image)
-        return self.request

@@ -15,7 +15,7 @@ from asyncgate.v1 import (
 )
 from grpc_server.operations.image_edit import image_edit_params
 from grpc_server.operations.proto_fields import form_extra_params
-from rest_bridge.form import ImageEditForm
+from rest_bridge.form import image_edit_form
 
 REQUESTS = [
     image_edit_pb2.ImageEditRequest,
@@ -68,7 +68,7 @@ def test_form_text_keeps_strings_and_writes_other_values_as_json() -> None:
 
 
 def test_an_unknown_form_field_reaches_the_edit_params_unchanged() -> None:
-    form = ImageEditForm()
+    form = image_edit_form()
     form.add("model", "local/pillow")
     form.add("style_preset", "photographic")
     form.add("steps", "7")

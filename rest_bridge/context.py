@@ -1,0 +1,54 @@
+"""What every route reads from the application and the request: the gRPC stubs, the settings,
+the caller's key headers as gRPC metadata, the job options of a submit."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from grpc_health.v1 import health_pb2_grpc
+
+from asyncgate.v1 import job_pb2 as job_pb
+from asyncgate.v1 import job_service_pb2 as pb
+from rest_bridge.config import BridgeConfig
+from rest_bridge.envelope import accepted
+from rest_bridge.errors import BridgeError
+from rest_bridge.ttl import TTL_HEADER, parse_ttl_header
+
+if TYPE_CHECKING:  # the async stub type exists only in the generated .pyi
+    from asyncgate.v1.job_service_pb2_grpc import JobServiceAsyncStub
+
+CONFIG = web.AppKey("config", BridgeConfig)
+JOBS: web.AppKey[JobServiceAsyncStub] = web.AppKey("jobs")
+HEALTH = web.AppKey("health", health_pb2_grpc.HealthStub)  # untyped: grpcio-health ships no stubs
+
+# Headers that may carry a virtual key; the server decides what they mean.
+KEY_HEADERS = ("x-bf-vk", "authorization", "x-api-key", "x-goog-api-key")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Metadata = tuple[tuple[str, str], ...]
+
+
+def forwarded_metadata(request: web.Request) -> Metadata:
+    metadata = []
+    for header in KEY_HEADERS:
+        value = request.headers.get(header)
+        if value is None:
+            continue
+        if not value.isascii() or not value.isprintable():
+            raise BridgeError(400, f"invalid {header} header: only printable ASCII is allowed", header)
+        metadata.append((header, value))
+    return tuple(metadata)
+
+
+def job_options(request: web.Request) -> pb.JobOptions:
+    """The options of a new job from the submit's headers (the result TTL)."""
+    options = pb.JobOptions()
+    if (ttl := parse_ttl_header(request.headers.get(TTL_HEADER))) is not None:
+        options.result_ttl_seconds = ttl
+    return options
+
+
+def accepted_response(job: job_pb.Job) -> web.Response:
+    return web.json_response(accepted(job), status=202)
