@@ -72,7 +72,7 @@ class ProviderSettings:
 
 @dataclass(frozen=True)
 class VirtualKey:
-    """A caller's key (CONTRACT section 4). Jobs store only the id."""
+    """A caller's key (docs/rest-api.md §4). Jobs store only the id."""
 
     id: str
     value: str

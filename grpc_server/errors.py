@@ -36,6 +36,7 @@ from grpc_server.domain.errors import (
     Unauthenticated,
     Unavailable,
 )
+from grpc_server.registration import Malformed
 from grpc_server.store.base import StoreFull, StoreUnavailable
 
 ERROR_DOMAIN = "asyncgate"
@@ -100,10 +101,17 @@ async def abort(context: grpc.aio.ServicerContext[Any, Any], error: AsyncGateErr
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def refuse_malformed(request: object) -> None:
+    """A request that did not parse (grpc_server.registration) is the caller's bad input."""
+    if isinstance(request, Malformed):
+        raise InvalidArgument(f"the {request.message_type} message cannot be parsed: {request.reason}")
+
+
 def _unary(method: F) -> F:
     @functools.wraps(method)
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         try:
+            refuse_malformed(request)
             return await method(self, request, context)
         except grpc.aio.AbortError:
             raise
@@ -119,6 +127,7 @@ def _streaming(method: F) -> F:
         self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[Any]:
         try:
+            refuse_malformed(request)
             async for message in method(self, request, context):
                 yield message
         except grpc.aio.AbortError:

@@ -50,6 +50,11 @@ class OutputStream:
     chunks: AsyncIterator[bytes]
 
 
+def _check_allowed(key: VirtualKey | None, model: str, param: str) -> None:
+    if not model_allowed(model, key.allowed_models if key else ()):
+        raise PermissionDenied(f"this virtual key may not use model {model!r}", param)
+
+
 class JobApi:
     def __init__(
         self,
@@ -75,6 +80,12 @@ class JobApi:
         """The caller's virtual key (None when keyless and allowed); raises when refused.
         Checked from headers alone, so an upload can be refused before its body is read."""
         return self._keyring.resolve(headers)
+
+    def check_caller(self, headers: Mapping[str, str], model: str | None) -> None:
+        """Refuse the caller as a submit would, from its key (and the model, when known) alone."""
+        key = self.caller(headers)
+        if model is not None:
+            _check_allowed(key, model, "model")
 
     async def submit(
         self,
@@ -122,11 +133,8 @@ class JobApi:
 
     def _check_models(self, params: JobParams, request_type: RequestType, key: VirtualKey | None) -> None:
         """The key may use every model of the chain, and at least one of them can run the job."""
-        allowed = key.allowed_models if key else ()
         for model in params.models():
-            if not model_allowed(model, allowed):
-                param = "model" if model == params.model else "fallbacks"
-                raise PermissionDenied(f"this virtual key may not use model {model!r}", param)
+            _check_allowed(key, model, "model" if model == params.model else "fallbacks")
         if not any(self._registry.supports(model, request_type) for model in params.models()):
             raise InvalidArgument(
                 f"model {params.model!r} cannot run {request_type.value}: its provider is not configured"

@@ -20,7 +20,7 @@ from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from asyncgate.v1 import job_service_pb2, job_service_pb2_grpc
+from asyncgate.v1 import job_service_pb2
 from grpc_server.capabilities import Capabilities, load_secret
 from grpc_server.config import ServerConfig, check_config
 from grpc_server.dispatch.sweeper import StagingSweep, run_sweeper
@@ -30,6 +30,7 @@ from grpc_server.job_api import JobApi, utcnow
 from grpc_server.keyring import KeyRing
 from grpc_server.providers.factory import build_registry
 from grpc_server.providers.registry import ProviderRegistry
+from grpc_server.registration import serve
 from grpc_server.service import JobServicer
 from grpc_server.staging import remove_stale_staging, stale_staging_age
 from grpc_server.store.base import JobStore, StoreUnavailable
@@ -78,7 +79,7 @@ class AsyncGateServer:
             self._image_work,
             on_submit=self.dispatcher.wake,
         )
-        job_service_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(api), self._server)
+        serve(JobServicer(api), self._server, job_service_pb2.DESCRIPTOR.services_by_name["JobService"])
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection(
             (

@@ -185,6 +185,10 @@ class JobServicer(pb_grpc.JobServiceServicer):
             return message.header
         return header
 
+    async def CheckCaller(self, request: pb.CheckCallerRequest, context: Context) -> pb.CheckCallerResponse:
+        self._api.check_caller(headers_of(context), request.model.strip() or None)
+        return pb.CheckCallerResponse()
+
     async def CreateImageGenerationJob(
         self, request: pb.CreateImageGenerationJobRequest, context: Context
     ) -> pb.CreateImageGenerationJobResponse:

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Generic, TypeVar
 
 from grpc_server.domain.errors import Busy, IdleTimeout
+from grpc_server.errors import refuse_malformed
 
 M = TypeVar("M")
 
@@ -50,7 +51,9 @@ class UploadReader(Generic[M]):
     async def next(self) -> M | None:
         try:
             async with asyncio.timeout(self._idle_timeout):
-                return await anext(self._messages)
+                message = await anext(self._messages)
+            refuse_malformed(message)
+            return message
         except StopAsyncIteration:
             return None
         except TimeoutError:

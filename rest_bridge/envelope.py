@@ -1,4 +1,4 @@
-"""A proto Job -> the JSON job envelope of CONTRACT section 2, keys in order."""
+"""A proto Job -> the JSON job envelope of docs/rest-api.md §2, keys in order."""
 
 from __future__ import annotations
 

@@ -30,9 +30,15 @@ async def submit_image_edit(request: web.Request) -> web.StreamResponse:
     config = request.app[CONFIG]
     metadata = forwarded_metadata(request)
     options = job_options(request)
+    unary = request.content_length is not None and request.content_length <= config.unary_max_body_bytes
+    if not unary:
+        # The caller is checked before a large body is read: a refused key costs no upload.
+        await request.app[JOBS].CheckCaller(
+            pb.CheckCallerRequest(), metadata=metadata, timeout=config.grpc_timeout_seconds
+        )
     reader = await open_form(request, config)
     form = image_edit_form()
-    if request.content_length is not None and request.content_length <= config.unary_max_body_bytes:
+    if unary:
         files = CollectedFiles()
         await read_form(reader, config, form, EDIT_FILES, files)
         form.request.images.extend(files.images(pb.UPLOAD_FILE_ROLE_IMAGE))

@@ -151,3 +151,13 @@ class ReadJobOutputResponse(_message.Message):
     size_bytes: int
     chunk: bytes
     def __init__(self, content_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., chunk: _Optional[bytes] = ...) -> None: ...
+
+class CheckCallerRequest(_message.Message):
+    __slots__ = ("model",)
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    def __init__(self, model: _Optional[str] = ...) -> None: ...
+
+class CheckCallerResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

@@ -53,6 +53,11 @@ class JobServiceStub:
                 request_serializer=asyncgate_dot_v1_dot_job__service__pb2.UploadImageEditJobRequest.SerializeToString,
                 response_deserializer=asyncgate_dot_v1_dot_job__service__pb2.UploadImageEditJobResponse.FromString,
                 _registered_method=True)
+        self.CheckCaller = channel.unary_unary(
+                '/asyncgate.v1.JobService/CheckCaller',
+                request_serializer=asyncgate_dot_v1_dot_job__service__pb2.CheckCallerRequest.SerializeToString,
+                response_deserializer=asyncgate_dot_v1_dot_job__service__pb2.CheckCallerResponse.FromString,
+                _registered_method=True)
         self.CreateImageGenerationJob = channel.unary_unary(
                 '/asyncgate.v1.JobService/CreateImageGenerationJob',
                 request_serializer=asyncgate_dot_v1_dot_job__service__pb2.CreateImageGenerationJobRequest.SerializeToString,
@@ -109,6 +114,16 @@ class JobServiceServicer:
         file an UploadFile followed by its bytes in chunks (well under 4 MiB each).
         The header may come before, between or after the files. The REST bridge
         maps its multipart `POST /v1/async/images/edits` onto this call.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CheckCaller(self, request, context):
+        """Checks the caller as a Create call would, without creating anything: the
+        virtual key in the metadata and, when `model` is given, that the key may use
+        it. Answers the same errors a Create call would. The REST bridge calls it
+        before it reads a large upload, so a refused caller's body is never read.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -188,6 +203,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.UploadImageEditJob,
                     request_deserializer=asyncgate_dot_v1_dot_job__service__pb2.UploadImageEditJobRequest.FromString,
                     response_serializer=asyncgate_dot_v1_dot_job__service__pb2.UploadImageEditJobResponse.SerializeToString,
+            ),
+            'CheckCaller': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckCaller,
+                    request_deserializer=asyncgate_dot_v1_dot_job__service__pb2.CheckCallerRequest.FromString,
+                    response_serializer=asyncgate_dot_v1_dot_job__service__pb2.CheckCallerResponse.SerializeToString,
             ),
             'CreateImageGenerationJob': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateImageGenerationJob,
@@ -278,6 +298,33 @@ class JobService:
             '/asyncgate.v1.JobService/UploadImageEditJob',
             asyncgate_dot_v1_dot_job__service__pb2.UploadImageEditJobRequest.SerializeToString,
             asyncgate_dot_v1_dot_job__service__pb2.UploadImageEditJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckCaller(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/asyncgate.v1.JobService/CheckCaller',
+            asyncgate_dot_v1_dot_job__service__pb2.CheckCallerRequest.SerializeToString,
+            asyncgate_dot_v1_dot_job__service__pb2.CheckCallerResponse.FromString,
             options,
             channel_credentials,
             insecure,

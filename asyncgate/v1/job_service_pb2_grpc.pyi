@@ -56,6 +56,12 @@ class JobServiceStub:
     The header may come before, between or after the files. The REST bridge
     maps its multipart `POST /v1/async/images/edits` onto this call.
     """
+    CheckCaller: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.CheckCallerRequest, _job_service_pb2.CheckCallerResponse]
+    """Checks the caller as a Create call would, without creating anything: the
+    virtual key in the metadata and, when `model` is given, that the key may use
+    it. Answers the same errors a Create call would. The REST bridge calls it
+    before it reads a large upload, so a refused caller's body is never read.
+    """
     CreateImageGenerationJob: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.CreateImageGenerationJobRequest, _job_service_pb2.CreateImageGenerationJobResponse]
     """Creates an image generation job.
 
@@ -126,6 +132,12 @@ class JobServiceAsyncStub(JobServiceStub):
     file an UploadFile followed by its bytes in chunks (well under 4 MiB each).
     The header may come before, between or after the files. The REST bridge
     maps its multipart `POST /v1/async/images/edits` onto this call.
+    """
+    CheckCaller: _aio.UnaryUnaryMultiCallable[_job_service_pb2.CheckCallerRequest, _job_service_pb2.CheckCallerResponse]  # type: ignore[assignment]
+    """Checks the caller as a Create call would, without creating anything: the
+    virtual key in the metadata and, when `model` is given, that the key may use
+    it. Answers the same errors a Create call would. The REST bridge calls it
+    before it reads a large upload, so a refused caller's body is never read.
     """
     CreateImageGenerationJob: _aio.UnaryUnaryMultiCallable[_job_service_pb2.CreateImageGenerationJobRequest, _job_service_pb2.CreateImageGenerationJobResponse]  # type: ignore[assignment]
     """Creates an image generation job.
@@ -206,6 +218,18 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         file an UploadFile followed by its bytes in chunks (well under 4 MiB each).
         The header may come before, between or after the files. The REST bridge
         maps its multipart `POST /v1/async/images/edits` onto this call.
+        """
+
+    @_abc_1.abstractmethod
+    def CheckCaller(
+        self,
+        request: _job_service_pb2.CheckCallerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_service_pb2.CheckCallerResponse, _abc.Awaitable[_job_service_pb2.CheckCallerResponse]]:
+        """Checks the caller as a Create call would, without creating anything: the
+        virtual key in the metadata and, when `model` is given, that the key may use
+        it. Answers the same errors a Create call would. The REST bridge calls it
+        before it reads a large upload, so a refused caller's body is never read.
         """
 
     @_abc_1.abstractmethod

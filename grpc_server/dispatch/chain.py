@@ -1,4 +1,4 @@
-"""Run one request along its model chain: retries per model, then fallbacks (CONTRACT section 7).
+"""Run one request along its model chain: retries per model, then fallbacks (docs/rest-api.md §7).
 
 The decisions (retry or move on, how long to wait, which error the job fails
 with) live in grpc_server.domain.retry; this module does the I/O around them:

@@ -185,7 +185,7 @@ class ExtraFields:
 
 @dataclass(frozen=True)
 class JobError:
-    """The error object of CONTRACT section 6."""
+    """The error object of docs/rest-api.md §6."""
 
     status_code: int
     message: str

@@ -99,7 +99,7 @@ def chain_error(errors: Sequence[ProviderError]) -> ProviderError:
     """The error a job fails with when every model of its chain failed.
 
     `errors` holds the final error of each model tried, in chain order, so the
-    primary's comes first: CONTRACT section 7 says a failed chain reports the
+    primary's comes first: docs/rest-api.md §7 says a failed chain reports the
     primary model's error, not the last fallback's (the caller asked for the
     primary; the fallbacks were only a hope).
     """

@@ -1,4 +1,4 @@
-"""Result lifetime (CONTRACT section 3): the clock starts at completion."""
+"""Result lifetime (docs/rest-api.md §3): the clock starts at completion."""
 
 from __future__ import annotations
 

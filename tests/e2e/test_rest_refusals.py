@@ -1,4 +1,4 @@
-"""Every refusal of CONTRACT section 5 through the REST bridge: 400 (or 413) naming the
+"""Every refusal of docs/rest-api.md §5 through the REST bridge: 400 (or 413) naming the
 field, before any job exists, leaving nothing stored or staged."""
 
 from __future__ import annotations

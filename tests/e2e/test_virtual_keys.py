@@ -1,4 +1,4 @@
-"""Who may read a job (CONTRACT section 4), through the REST bridge."""
+"""Who may read a job (docs/rest-api.md §4), through the REST bridge."""
 
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from dataclasses import replace
 from typing import Any
 
 import grpc
@@ -191,3 +192,56 @@ async def test_an_unexpected_failure_is_internal_with_an_event_id_and_no_excepti
         assert message.startswith("internal error (event_id=") and "secret" not in message
         event_id = message.removeprefix("internal error (event_id=").removesuffix(")")
         assert any(event_id in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"\x0a\x02\xff\xfe", "bad UTF-8"),  # GetJobRequest.id: bytes that are not UTF-8
+        (b"\x0a\x05abc", "truncated"),  # a length past the end of the message
+    ],
+)
+async def test_a_request_that_does_not_parse_is_invalid_argument(
+    stack: Stack, payload: bytes, reason: str
+) -> None:
+    call = stack.channel.unary_unary("/asyncgate.v1.JobService/GetJob", None, None)  # raw bytes
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await call(payload)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT, raised.value.details()
+    assert error_details(raised.value)[0] == "INVALID_ARGUMENT"
+    assert "asyncgate.v1.GetJobRequest" in (raised.value.details() or "")
+
+
+async def test_a_malformed_message_inside_an_upload_stream_is_invalid_argument(stack: Stack) -> None:
+    call = stack.channel.stream_unary("/asyncgate.v1.JobService/UploadImageEditJob", None, None)
+
+    async def messages() -> Any:
+        yield _image_file().SerializeToString()
+        yield b"\x1a\x10short"  # a chunk field announcing 16 bytes, holding 5
+
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await call(messages())
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT, raised.value.details()
+    await stack.no_staged_files()
+
+
+async def test_check_caller_answers_as_a_create_would(make_stack: StackFactory) -> None:
+    limited = replace(KEY_A, allowed_models=("local/*",))
+    stack = await make_stack(require_virtual_key=True, virtual_keys=(limited,))
+    assert await stack.stub.CheckCaller(pb.CheckCallerRequest(), metadata=KEY) == pb.CheckCallerResponse()
+    await stack.stub.CheckCaller(pb.CheckCallerRequest(model="local/pillow"), metadata=KEY)
+    assert await refusal(stack.stub.CheckCaller(pb.CheckCallerRequest())) == (
+        grpc.StatusCode.UNAUTHENTICATED,
+        "VIRTUAL_KEY_REQUIRED",
+        "",
+    )
+    assert await refusal(stack.stub.CheckCaller(pb.CheckCallerRequest(model="openai/x"), metadata=KEY)) == (
+        grpc.StatusCode.PERMISSION_DENIED,
+        "PERMISSION_DENIED",
+        "model",
+    )
+    unknown = (("x-bf-vk", "sk-bf-nobody"),)
+    assert (await refusal(stack.stub.CheckCaller(pb.CheckCallerRequest(), metadata=unknown)))[1] == (
+        "VIRTUAL_KEY_NOT_FOUND"
+    )
+    assert stack.stored_jobs() == 0

@@ -44,8 +44,10 @@ def test_every_http_rule_is_a_route_the_bridge_serves_with_the_request_as_body()
 
 
 def test_rpcs_the_bridge_cannot_serve_as_a_rule_promise_none() -> None:
-    # Multipart forms, the operation type taken from the path, and raw file bytes.
+    # Multipart forms, the operation type taken from the path, raw file bytes, and a check
+    # the bridge makes on the caller's behalf (no REST form of its own).
     unbound = {
+        "CheckCaller",
         "CreateImageEditJob",
         "UploadImageEditJob",
         "CreateImageVariationJob",

@@ -1,4 +1,4 @@
-"""TTL rules (CONTRACT section 3): header text -> number (bridge), number -> TTL (server)."""
+"""TTL rules (docs/rest-api.md §3): header text -> number (bridge), number -> TTL (server)."""
 
 from __future__ import annotations
 
