@@ -4,6 +4,9 @@ submit and for jobs that failed at their provider (a fake OpenAI on 127.0.0.1)."
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import re
 import uuid
 from collections.abc import AsyncIterator
 
@@ -148,3 +151,25 @@ async def test_a_bad_wait_limit_is_refused_before_any_job(stack: Stack, value: s
             )
     assert caught.value.param == "x-asyncgate-wait-timeout"
     assert stack.stored_jobs() == 0
+
+
+async def test_a_client_that_hangs_up_leaves_its_job_running(
+    make_stack: StackFactory, fake: FakeOpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="rest_bridge.openai_compat")
+    stack = await make_stack(
+        providers={"openai": ProviderSettings(keys=(ApiKey("sk-test"),), base_url=fake.base_url)}
+    )
+    fake.enqueue(FakeResponse.hang())  # the job stays in its first attempt until the test ends
+    body = {"model": "openai/text-embedding-3-small", "input": "hi"}
+    held = asyncio.create_task(stack.http.post("/v1/embeddings", json=body))
+    while not fake.requests:  # the job has reached its provider
+        await asyncio.sleep(0.01)
+    held.cancel()  # the client gives up: its connection closes
+    with pytest.raises(asyncio.CancelledError):
+        await held
+    while "client disconnected while waiting for job" not in caplog.text:
+        await asyncio.sleep(0.01)
+    [job_id] = re.findall(r"waiting for job ([0-9a-f-]{36})", caplog.text)
+    async with stack.http.get(f"/v1/async/embeddings/{job_id}") as poll:
+        assert poll.status == 202 and (await poll.json())["status"] == "processing"
