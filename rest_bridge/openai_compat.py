@@ -27,8 +27,8 @@ import grpc
 from aiohttp import web
 
 from asyncgate.v1 import job_pb2 as job_pb
-from asyncgate.v1 import job_service_pb2 as pb
 from rest_bridge import routes
+from rest_bridge.context import Handler
 from rest_bridge.envelope import embedding_result, image_result
 from rest_bridge.errors import BridgeError
 from rest_bridge.openai_compat_errors import (
@@ -39,6 +39,7 @@ from rest_bridge.openai_compat_errors import (
     from_failure,
 )
 from rest_bridge.openai_compat_wait import WAIT_TIMEOUT_HEADER, wait_for_job, wait_timeout
+from rest_bridge.operations import OPERATIONS as ASYNC_OPERATIONS
 
 log = logging.getLogger("rest_bridge.openai_compat")
 
@@ -47,7 +48,7 @@ log = logging.getLogger("rest_bridge.openai_compat")
 class Operation:
     path: str
     """The OpenAI path (the async one is /v1/async + the rest)."""
-    submit: routes.Handler
+    submit: Handler
     """The async route's submit handler: answers 202 with {"id", "status", "created_at"}."""
     request_type: int
 
@@ -56,11 +57,11 @@ class Operation:
         return "/v1/async" + self.path.removeprefix("/v1")
 
 
-OPERATIONS = (
-    Operation("/v1/images/edits", routes.submit_image_edit, job_pb.REQUEST_TYPE_IMAGE_EDIT),
-    Operation("/v1/images/generations", routes.submit_image_generation, job_pb.REQUEST_TYPE_IMAGE_GENERATION),
-    Operation("/v1/embeddings", routes.submit_embedding, job_pb.REQUEST_TYPE_EMBEDDING),
+OPERATIONS = tuple(
+    Operation("/v1" + op.path.removeprefix("/v1/async"), op.submit, op.request_type)
+    for op in ASYNC_OPERATIONS
 )
+"""Every async operation, at OpenAI's own path (/v1/async/images/edits -> /v1/images/edits)."""
 
 
 def submitted_job_id(accepted: web.StreamResponse) -> str:
@@ -72,19 +73,11 @@ def submitted_job_id(accepted: web.StreamResponse) -> str:
     return job_id
 
 
-async def read_output(request: web.Request, job_id: str, stored: job_pb.StoredOutput) -> bytes:
-    stream = request.app[routes.JOBS].ReadJobOutput(
-        pb.ReadJobOutputRequest(job_id=job_id, index=stored.index, access_token=stored.access_token),
-        timeout=request.app[routes.CONFIG].grpc_timeout_seconds,
-    )
-    return b"".join([message.chunk async for message in stream])
-
-
 async def result_body(request: web.Request, job: job_pb.Job) -> dict[str, Any]:
     """A completed job's result as OpenAI answers it (the async poll's `result`)."""
 
     async def read(job_id: str, stored: job_pb.StoredOutput) -> bytes:
-        return await read_output(request, job_id, stored)
+        return await routes.read_output(request, job_id, stored)
 
     kind = job.WhichOneof("result")
     if kind == "image_result":
@@ -132,7 +125,7 @@ async def answer(
     return response
 
 
-def submit_and_wait(operation: Operation) -> routes.Handler:
+def submit_and_wait(operation: Operation) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
         try:
             timeout = wait_timeout(request)  # refused before a job exists
@@ -144,7 +137,7 @@ def submit_and_wait(operation: Operation) -> routes.Handler:
     return handler
 
 
-def pick_up(operation: Operation) -> routes.Handler:
+def pick_up(operation: Operation) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
         try:
             timeout = wait_timeout(request)

@@ -16,10 +16,10 @@ from aiohttp import web
 
 from asyncgate.v1 import job_pb2 as job_pb
 from asyncgate.v1 import job_service_pb2 as pb
+from rest_bridge.context import CONFIG, JOBS, forwarded_metadata
 from rest_bridge.envelope import TERMINAL
 from rest_bridge.errors import BridgeError
 from rest_bridge.middleware import client_gone
-from rest_bridge.routes import CONFIG, JOBS, forwarded_metadata
 
 WAIT_TIMEOUT_HEADER = "x-asyncgate-wait-timeout"
 MAX_WAIT_TIMEOUT_SECONDS = 24 * 3600.0

@@ -18,7 +18,7 @@ from rest_bridge.operations import OPERATIONS, RestOperation
 from rest_bridge.origin import result_origin
 
 
-async def _read_output(request: web.Request, job_id: str, stored: job_pb.StoredOutput) -> bytes:
+async def read_output(request: web.Request, job_id: str, stored: job_pb.StoredOutput) -> bytes:
     stream = request.app[JOBS].ReadJobOutput(
         pb.ReadJobOutputRequest(job_id=job_id, index=stored.index, access_token=stored.access_token),
         timeout=request.app[CONFIG].grpc_timeout_seconds,
@@ -42,7 +42,7 @@ def poll(operation: RestOperation) -> Handler:
         )
         job = response.job
         body = await envelope(
-            job, base_url(request), lambda job_id, stored: _read_output(request, job_id, stored)
+            job, base_url(request), lambda job_id, stored: read_output(request, job_id, stored)
         )
         return web.json_response(body, status=200 if job.status in TERMINAL else 202)
 

@@ -1,5 +1,5 @@
 """The real `openai` package, unchanged, against the real bridge and server: images.edit,
-images.generate and embeddings.create through the OpenAI-compatible routes, each a job
+images.generate, images.create_variation and embeddings.create through the OpenAI-compatible routes, each a job
 held until it ends, and picked up again by its id."""
 
 from __future__ import annotations
@@ -67,6 +67,20 @@ async def test_images_generate(client: openai.AsyncOpenAI) -> None:
     images = [decode(base64.b64decode(item.b64_json or "")) for item in result.data or []]
     assert [i.size for i in images] == [(256, 256), (256, 256)]
     assert images[0].tobytes() != images[1].tobytes()
+
+
+async def test_images_create_variation(client: openai.AsyncOpenAI) -> None:
+    with pytest.warns(DeprecationWarning):  # the SDK marks variations (a dall-e-2 API) deprecated
+        result = await client.images.create_variation(
+            model="local/pillow",
+            image=("photo.png", subject_on_background(), "image/png"),
+            n=2,
+            size="256x256",
+            response_format="b64_json",
+        )
+    images = [decode(base64.b64decode(item.b64_json or "")) for item in result.data or []]
+    assert [i.size for i in images] == [(256, 256), (256, 256)]
+    assert images[0].tobytes() != images[1].tobytes()  # each re-tinted its own way
 
 
 def _float32(values: list[float]) -> bytes:
