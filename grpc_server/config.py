@@ -82,6 +82,21 @@ class VirtualKey:
 
 
 @dataclass(frozen=True)
+class AuthSettings:
+    """Bearer JWTs (an `[auth]` table): a token with claim `vk` acts as that virtual key, one
+    with `role = "admin"` may read any job. Off while neither jwt_secret nor jwks_file is set."""
+
+    jwt_secret: str | None = None
+    """HS256 signing secret (its UTF-8 bytes, at least 32); from jwt_secret_env / _file."""
+    jwks_file: Path | None = None
+    """A JWKS file with the public keys that verify RS256 and ES256 tokens (by `kid`)."""
+    issuer: str | None = None
+    """When set, a token's `iss` must equal it."""
+    audience: str | None = None
+    """When set, a token's `aud` must name it."""
+
+
+@dataclass(frozen=True)
 class RetrySettings:
     max_attempts: int = 3
     """Attempts per model (the first call included) before moving to the next."""
@@ -162,6 +177,7 @@ class ServerConfig:
     providers: Mapping[str, ProviderSettings] = field(default_factory=dict)
     retry: RetrySettings = field(default_factory=RetrySettings)
     dispatcher: DispatcherSettings = field(default_factory=DispatcherSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
 
     @property
     def database_path(self) -> Path:
@@ -289,12 +305,18 @@ def _virtual_keys(value: object, env: Mapping[str, str]) -> tuple[VirtualKey, ..
     return tuple(keys)
 
 
+def _auth(value: object, env: Mapping[str, str]) -> AuthSettings:
+    table = table_at(value, "auth")
+    settings = read_fields(AuthSettings, table, "auth", handled=_sources("jwt_secret"))
+    return AuthSettings(jwt_secret=_secret(table, "jwt_secret", env, "auth"), **settings)
+
+
 def config_from_mapping(doc: Mapping[str, Any], env: Mapping[str, str] | None = None) -> ServerConfig:
     """Build a ServerConfig from a parsed TOML document (examples/asyncgate.toml shows every
     key); ConfigError naming the setting for anything unknown, mistyped, out of range or missing."""
     env = os.environ if env is None else env
     secrets = ("database_url", "url_signing_secret")
-    handled = ("providers", "virtual_keys", *(key for name in secrets for key in _sources(name)))
+    handled = ("providers", "virtual_keys", "auth", *(key for name in secrets for key in _sources(name)))
     settings = read_fields(ServerConfig, doc, "", handled)
     for name in secrets:
         settings[name] = _secret(doc, name, env, "")
@@ -304,6 +326,7 @@ def config_from_mapping(doc: Mapping[str, Any], env: Mapping[str, str] | None = 
         **settings,
         providers=_providers(doc.get("providers", {}), env),
         virtual_keys=_virtual_keys(doc.get("virtual_keys", []), env),
+        auth=_auth(doc.get("auth", {}), env),
     )
     check_config(config)
     return config

@@ -204,7 +204,13 @@ MIN_SECRET_BYTES = 32
 OPERATIONS = ("embedding", "image_edit", "image_generation", "image_variation")
 """What an openai-compatible provider may offer (RequestType's values; a test keeps them equal)."""
 SECRET_SETTINGS = frozenset(
-    {"url_signing_secret", "database_url", "virtual_keys.*.value", "providers.*.keys.*.value"}
+    {
+        "url_signing_secret",
+        "database_url",
+        "virtual_keys.*.value",
+        "providers.*.keys.*.value",
+        "auth.jwt_secret",
+    }
 )
 """Never shown in a message (a DSN may hold a password): only their length is."""
 
@@ -289,6 +295,10 @@ RULES: dict[str, Rule] = {
     "dispatcher.max_job_attempts": at_least(1),
     "dispatcher.shutdown_grace_seconds": SECONDS_FROM_ZERO,
     "dispatcher.job_deadline_seconds": POSITIVE_SECONDS,
+    "auth.jwt_secret": SECRET,
+    "auth.jwks_file": ANY,  # read (and its keys checked) when the server starts
+    "auth.issuer": NOT_EMPTY,
+    "auth.audience": NOT_EMPTY,
 }
 
 

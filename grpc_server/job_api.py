@@ -33,7 +33,7 @@ from grpc_server.domain.keys import model_allowed
 from grpc_server.domain.ttl import resolve_ttl
 from grpc_server.image_work import ImageWork
 from grpc_server.images import ImageInfo, inspect_image
-from grpc_server.keyring import KeyRing
+from grpc_server.keyring import Caller, KeyRing
 from grpc_server.operations.base import Operation, SubmitShape
 from grpc_server.providers.registry import ProviderRegistry
 from grpc_server.staging import StagingFile
@@ -169,8 +169,7 @@ class JobApi:
     async def get_job(
         self, job_id: str, headers: Mapping[str, str], request_type: RequestType | None = None
     ) -> Job:
-        key = self._keyring.resolve(headers)
-        job = await self._readable_job(job_id, key.id if key else None)
+        job = await self._readable_job(job_id, self._keyring.identify(headers))
         if request_type is not None and job.request_type != request_type:
             raise OperationTypeMismatch()
         return job
@@ -183,8 +182,7 @@ class JobApi:
                 raise PermissionDenied("invalid image token", "token")
             job = await self._live_job(job_id)
         else:
-            key = self._keyring.resolve(headers)
-            job = await self._readable_job(job_id, key.id if key else None)
+            job = await self._readable_job(job_id, self._keyring.identify(headers))
         info = job.result.stored_output(index) if job.result is not None else None
         if info is None:
             raise NotFound(f"job {job_id} has no stored image {index}")
@@ -196,9 +194,9 @@ class JobApi:
             raise NotFound("job not found")
         return job
 
-    async def _readable_job(self, job_id: str, key_id: str | None) -> Job:
+    async def _readable_job(self, job_id: str, caller: Caller) -> Job:
         """The job, if this caller may read it; otherwise exactly as if it did not exist."""
         job = await self._live_job(job_id)
-        if job.owner_key_id is not None and job.owner_key_id != key_id:
+        if not caller.may_read(job.owner_key_id):
             raise NotFound("job not found")
         return job

@@ -35,6 +35,7 @@ from grpc_server.service import JobServicer
 from grpc_server.staging import remove_stale_staging, stale_staging_age
 from grpc_server.store.base import JobStore, StoreUnavailable
 from grpc_server.store.factory import make_store, prepare_store
+from grpc_server.tokens import TokenVerifier
 
 log = logging.getLogger("asyncgate.server")
 
@@ -74,7 +75,11 @@ class AsyncGateServer:
             config,
             self.store,
             registry,
-            KeyRing(config.virtual_keys, require_key=config.require_virtual_key),
+            KeyRing(
+                config.virtual_keys,
+                require_key=config.require_virtual_key,
+                tokens=TokenVerifier(config.auth),
+            ),
             Capabilities(load_secret(config.url_signing_secret, config.data_dir)),
             self._image_work,
             on_submit=self.dispatcher.wake,

@@ -5,6 +5,7 @@
     |   +-- VirtualKeyNotFound     an unknown virtual key was presented
     +-- PayloadTooLarge            a file, body or input over its limit (names the field)
     +-- Unauthenticated            no virtual key where one is required
+    |   +-- InvalidToken           a bearer JWT that does not verify (or names no known key)
     +-- PermissionDenied           the key may not use the model; an altered capability
     +-- NotFound                   no such job, expired, or another key's job
     |   +-- OperationTypeMismatch  a readable job asked for as another operation
@@ -46,6 +47,10 @@ class PayloadTooLarge(AsyncGateError):
 
 class Unauthenticated(AsyncGateError):
     reason = "VIRTUAL_KEY_REQUIRED"
+
+
+class InvalidToken(Unauthenticated):
+    reason = "INVALID_TOKEN"
 
 
 class PermissionDenied(AsyncGateError):

@@ -2,7 +2,7 @@
 
 Checked in this order: `x-bf-vk`; `Authorization: Bearer sk-bf-...`; `x-api-key`
 or `x-goog-api-key` starting with `sk-bf-` (prefix case-insensitive). A bearer
-token that is not a virtual key (an admin JWT, say) is not a virtual key.
+token that is not a virtual key (a JWT, say) is not a virtual key: bearer_token finds it.
 """
 
 from __future__ import annotations
@@ -17,6 +17,15 @@ KEY_HEADERS = ("x-bf-vk", "authorization", "x-api-key", "x-goog-api-key")
 
 def _is_virtual_key(value: str) -> bool:
     return value.lower().startswith(VIRTUAL_KEY_PREFIX)
+
+
+def bearer_token(headers: Mapping[str, str]) -> str | None:
+    """An `Authorization: Bearer` value that is a JWT (three dot-separated parts), or None."""
+    scheme, _, token = headers.get("authorization", "").strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() == "bearer" and token.count(".") == 2 and not _is_virtual_key(token):
+        return token
+    return None
 
 
 def presented_key(headers: Mapping[str, str]) -> str | None:

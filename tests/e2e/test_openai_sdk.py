@@ -1,6 +1,6 @@
 """The real `openai` package, unchanged, against the real bridge and server: images.edit,
-images.generate, images.create_variation and embeddings.create through the OpenAI-compatible routes, each a job
-held until it ends, and picked up again by its id."""
+images.generate, images.create_variation and embeddings.create through the OpenAI-compatible
+routes, each a job held until it ends, and picked up again by its id."""
 
 from __future__ import annotations
 

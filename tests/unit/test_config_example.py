@@ -28,6 +28,7 @@ ENV = {
     "OPENAI_KEY_1": "sk-one",
     "OPENAI_KEY_2": "sk-two",
     "AZURE_OPENAI_API_KEY": "azure-key",
+    "ASYNCGATE_JWT_SECRET": "an-example-jwt-signing-secret-of-enough-bytes",
 }
 
 

@@ -30,6 +30,7 @@ def test_the_statuses_clients_depend_on() -> None:
         "VirtualKeyNotFound": 400,
         "PayloadTooLarge": 413,
         "Unauthenticated": 401,
+        "InvalidToken": 401,
         "PermissionDenied": 403,
         "NotFound": 404,
         "OperationTypeMismatch": 404,
