@@ -12,6 +12,7 @@ import asyncio
 import logging
 import signal
 
+from asyncgate.logs import add_log_format_argument, configure_logging
 from grpc_server.__main__ import (
     add_server_arguments,
     config_errors_end_the_process,
@@ -50,9 +51,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m asyncgate", description=__doc__)
     add_server_arguments(parser)
     add_bridge_arguments(parser)
+    add_log_format_argument(parser)
     args = parser.parse_args()
     check_bridge_arguments(parser, args)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(args.log_format)
     keep_freed_memory()
     with config_errors_end_the_process():
         asyncio.run(serve(args, server_config(args)))

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import signal
 
+from asyncgate.logs import add_log_format_argument, configure_logging
 from rest_bridge.app import create_app
 from rest_bridge.config import BridgeConfig
 from rest_bridge.serving import start_bridge
@@ -129,9 +130,10 @@ def main() -> None:
     parser.add_argument(
         "--grpc-target", default="127.0.0.1:50051", help="the gRPC server (default 127.0.0.1:50051)"
     )
+    add_log_format_argument(parser)
     args = parser.parse_args()
     check_bridge_arguments(parser, args)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(args.log_format)
     asyncio.run(_serve(bridge_config(args, args.grpc_target), args.access_log))
 
 
