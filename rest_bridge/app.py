@@ -16,6 +16,7 @@ from asyncgate.v1 import job_service_pb2_grpc as pb_grpc
 from rest_bridge import disposition
 from rest_bridge.config import BridgeConfig
 from rest_bridge.middleware import error_objects
+from rest_bridge.openapi import add_doc_routes
 from rest_bridge.params import checked_params
 from rest_bridge.routes import CONFIG, HEALTH, JOBS, add_routes
 
@@ -34,4 +35,5 @@ def create_app(config: BridgeConfig) -> web.Application:
 
     app.cleanup_ctx.append(grpc_channel)
     add_routes(app)
+    add_doc_routes(app)
     return app
