@@ -9,7 +9,8 @@ A JSON line is one event: `time` (RFC 3339, UTC, milliseconds), `level`, `logger
 
 They come from `extra=` on the logging call (`log.info("...", extra={"job_id": id})`), from
 `log_context(...)` around a piece of work (a contextvar, so every line logged inside it
-carries them), or, for aiohttp's access log, from the request it describes.
+carries them), for aiohttp's access log from the request it describes (the job id from a
+poll or file path), and for a message that starts "job <id>" from that id.
 
 Secrets never reach a line: a message is written through `redact`, which masks virtual
 and provider keys (`sk-...`), bearer tokens and the `token=` capability of result URLs.
@@ -59,6 +60,8 @@ _SECRETS = (
     (re.compile(r"(?i)\b(bearer\s+)[^\s\"',;]+"), r"\1[redacted]"),
     (re.compile(r"([?&]token=)[^&\s\"']+"), r"\1[redacted]"),
 )
+_MESSAGE_JOB = re.compile(r"job ([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\b")
+"""The dispatcher's lines start "job <id> ...": their job, until they pass it with extra=."""
 _JOB_PATH = re.compile(
     r"/v1/async/(?:[a-z_/]+?)/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(?=[/?\s]|$)"
 )
@@ -103,6 +106,8 @@ def _access_fields(record: logging.LogRecord) -> dict[str, object]:
 def context_fields(record: logging.LogRecord) -> dict[str, object]:
     """The record's context: the contextvar's, then aiohttp's access fields, then `extra=`."""
     found: dict[str, object] = {**_context.get({}), **_access_fields(record)}
+    if isinstance(record.msg, str) and (match := _MESSAGE_JOB.match(record.getMessage())):
+        found.setdefault("job_id", match.group(1))
     for name in CONTEXT_FIELDS:
         value = getattr(record, name, None)
         if value is not None:
