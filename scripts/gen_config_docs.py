@@ -25,6 +25,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from asyncgate.logs import CONTEXT_FIELDS, LOG_FORMAT_ENV, LOG_FORMATS  # noqa: E402
 from grpc_server import config as config_module  # noqa: E402
 from grpc_server.config_checks import ANY, RELATIONS, RULES, SECRET_SETTINGS, describe, show  # noqa: E402
 from grpc_server.config_checks import _children as nested_dataclass  # noqa: E402
@@ -187,6 +188,18 @@ def render() -> str:
     for provider, names in config_module.PROVIDER_ENV.items():
         for setting, variable in names.items():
             out.append(f"| `{provider}` | `{setting}` | `{variable}` |")
+    out += [
+        "",
+        "## Logs",
+        "",
+        "Not a file setting: each entry point (`asyncgate`, `asyncgate-server`, `asyncgate-bridge`)",
+        f"takes `--log-format {' | '.join(LOG_FORMATS)}` (default `text`, or the environment variable",
+        f"`{LOG_FORMAT_ENV}`). `json` writes one JSON object per line with",
+        "`time`, `level`, `logger`, `message` and, where known, "
+        + ", ".join(f"`{name}`" for name in CONTEXT_FIELDS)
+        + ".",
+        "Virtual and provider keys, bearer tokens and result URL tokens are masked in both formats.",
+    ]
     return "\n".join(out) + "\n"
 
 
