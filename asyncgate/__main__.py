@@ -12,6 +12,7 @@ import asyncio
 import logging
 import signal
 
+from asyncgate.logs import ACCESS_LOG_FORMAT, add_log_format_argument, configure_logging
 from grpc_server.__main__ import (
     add_server_arguments,
     config_errors_end_the_process,
@@ -32,7 +33,12 @@ async def serve(args: argparse.Namespace, server_settings: ServerConfig) -> None
     server = AsyncGateServer(server_settings)
     port = await start_or_clean_up(server)
     config = bridge_config(args, f"{server.config.host}:{port}")
-    runner = await start_bridge(create_app(config), config, access_log=access_logger(args.access_log))
+    runner = await start_bridge(
+        create_app(config),
+        config,
+        access_log=access_logger(args.access_log),
+        access_log_format=ACCESS_LOG_FORMAT,  # with the duration, for the JSON logs
+    )
     log.info("REST bridge listening on http://%s:%d", config.host, config.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -50,9 +56,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m asyncgate", description=__doc__)
     add_server_arguments(parser)
     add_bridge_arguments(parser)
+    add_log_format_argument(parser)
     args = parser.parse_args()
     check_bridge_arguments(parser, args)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(args.log_format)
     keep_freed_memory()
     with config_errors_end_the_process():
         asyncio.run(serve(args, server_config(args)))

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+from asyncgate.logs import add_log_format_argument, configure_logging
 from grpc_server.allocator import keep_freed_memory
 from grpc_server.config import ConfigError, ServerConfig, check_config, load_config
 from grpc_server.server import AsyncGateServer
@@ -78,8 +79,9 @@ async def run_until_signalled(config: ServerConfig) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m grpc_server", description="asyncgate gRPC server")
     add_server_arguments(parser)
+    add_log_format_argument(parser)
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(args.log_format)
     keep_freed_memory()
     with config_errors_end_the_process():
         asyncio.run(run_until_signalled(server_config(args)))

@@ -28,7 +28,8 @@ class Capabilities:
         return base64.urlsafe_b64encode(mac[:24]).decode()
 
     def verify(self, job_id: str, index: int, token: str) -> bool:
-        return hmac.compare_digest(self.token(job_id, index), token)
+        # compare_digest takes only ASCII text; a token that is not ASCII is simply not ours.
+        return token.isascii() and hmac.compare_digest(self.token(job_id, index), token)
 
 
 KEY_FILE = "url-signing.key"

@@ -36,6 +36,7 @@ class ApiKey:
 
     value: str
     weight: float = 1.0
+    """Share of the calls this key takes, relative to the provider's other keys."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class VirtualKey:
     """A caller's key (docs/rest-api.md §4). Jobs store only the id."""
 
     id: str
+    """Stored with each job the key submits (never the secret); names the key in tokens' vk."""
     value: str
     """The secret the caller presents, e.g. `sk-bf-...`."""
     allowed_models: tuple[str, ...] = ()
@@ -129,7 +131,9 @@ class DispatcherSettings:
 @dataclass(frozen=True)
 class ServerConfig:
     host: str = "127.0.0.1"
+    """Address the gRPC server listens on."""
     port: int = 50051
+    """Port the gRPC server listens on (0: any free port)."""
     data_dir: Path = Path("data")
     """Holds the SQLite database and upload staging files."""
     default_ttl_seconds: int = 3600
@@ -149,6 +153,7 @@ class ServerConfig:
     max_image_bytes: int = 50 * MB
     """Per image (and mask) size limit."""
     max_images: int = 16
+    """Images one edit may carry."""
     max_image_pixels: int = 64 * 1024 * 1024
     """Width x height above which an image is refused as a decompression bomb."""
     max_message_bytes: int = 64 * MB

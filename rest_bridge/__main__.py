@@ -7,6 +7,7 @@ import asyncio
 import logging
 import signal
 
+from asyncgate.logs import ACCESS_LOG_FORMAT, add_log_format_argument, configure_logging
 from rest_bridge.app import create_app
 from rest_bridge.config import BridgeConfig
 from rest_bridge.serving import start_bridge
@@ -113,7 +114,12 @@ def check_bridge_arguments(parser: argparse.ArgumentParser, args: argparse.Names
 
 
 async def _serve(config: BridgeConfig, access_log: bool) -> None:
-    runner = await start_bridge(create_app(config), config, access_log=access_logger(access_log))
+    runner = await start_bridge(
+        create_app(config),
+        config,
+        access_log=access_logger(access_log),
+        access_log_format=ACCESS_LOG_FORMAT,  # with the duration, for the JSON logs
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -129,9 +135,10 @@ def main() -> None:
     parser.add_argument(
         "--grpc-target", default="127.0.0.1:50051", help="the gRPC server (default 127.0.0.1:50051)"
     )
+    add_log_format_argument(parser)
     args = parser.parse_args()
     check_bridge_arguments(parser, args)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(args.log_format)
     asyncio.run(_serve(bridge_config(args, args.grpc_target), args.access_log))
 
 

@@ -18,6 +18,7 @@ from rest_bridge.config import BridgeConfig
 from rest_bridge.context import CONFIG, HEALTH, JOBS
 from rest_bridge.middleware import error_objects
 from rest_bridge.openai_compat import add_openai_routes
+from rest_bridge.openapi import add_doc_routes
 from rest_bridge.params import checked_params
 from rest_bridge.routes import add_routes
 
@@ -37,4 +38,5 @@ def create_app(config: BridgeConfig) -> web.Application:
     app.cleanup_ctx.append(grpc_channel)
     add_routes(app)
     add_openai_routes(app)  # /v1/images/..., /v1/embeddings: held until the job ends
+    add_doc_routes(app)
     return app
