@@ -14,6 +14,32 @@ from rest_bridge.serving import start_bridge
 
 DEFAULTS = BridgeConfig()
 
+TUNABLES: tuple[tuple[str, str, type[float] | type[int], str], ...] = (
+    ("--header-timeout", "header_timeout_seconds", float, "seconds for a request's headers to arrive"),
+    ("--body-idle-timeout", "body_idle_timeout_seconds", float, "seconds without body bytes before a 408"),
+    ("--min-body-rate", "min_body_rate_bytes", int, "slowest body rate in bytes/s, 0 for none"),
+    (
+        "--min-body-rate-grace",
+        "min_body_rate_grace_seconds",
+        float,
+        "seconds a body may take before --min-body-rate applies",
+    ),
+    (
+        "--keepalive-timeout",
+        "keepalive_timeout_seconds",
+        float,
+        "seconds an idle keep-alive connection stays open",
+    ),
+    ("--max-connections", "max_connections", int, "open client connections at most; more are answered 503"),
+    (
+        "--accept-error-log-interval",
+        "accept_error_log_interval_seconds",
+        float,
+        "out of file descriptors: one log line per this many seconds",
+    ),
+)
+"""Flag, BridgeConfig field, type, what it sets: the connection protections' settings."""
+
 
 def add_bridge_arguments(parser: argparse.ArgumentParser) -> None:
     d = DEFAULTS
@@ -33,50 +59,9 @@ def add_bridge_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--access-log", action="store_true", help="log every request (off by default: hot path)"
     )
-    parser.add_argument(
-        "--header-timeout",
-        type=float,
-        default=d.header_timeout_seconds,
-        help=f"seconds for a request's headers to arrive (default {d.header_timeout_seconds:g})",
-    )
-    parser.add_argument(
-        "--body-idle-timeout",
-        type=float,
-        default=d.body_idle_timeout_seconds,
-        help=f"seconds without body bytes before a 408 (default {d.body_idle_timeout_seconds:g})",
-    )
-    parser.add_argument(
-        "--min-body-rate",
-        type=int,
-        default=d.min_body_rate_bytes,
-        help=f"slowest body rate in bytes/s, 0 for none (default {d.min_body_rate_bytes})",
-    )
-    parser.add_argument(
-        "--min-body-rate-grace",
-        type=float,
-        default=d.min_body_rate_grace_seconds,
-        help=f"seconds a body may take before --min-body-rate applies "
-        f"(default {d.min_body_rate_grace_seconds:g})",
-    )
-    parser.add_argument(
-        "--keepalive-timeout",
-        type=float,
-        default=d.keepalive_timeout_seconds,
-        help=f"seconds an idle keep-alive connection stays open (default {d.keepalive_timeout_seconds:g})",
-    )
-    parser.add_argument(
-        "--max-connections",
-        type=int,
-        default=d.max_connections,
-        help=f"open client connections at most; more are answered 503 (default {d.max_connections})",
-    )
-    parser.add_argument(
-        "--accept-error-log-interval",
-        type=float,
-        default=d.accept_error_log_interval_seconds,
-        help="out of file descriptors: one log line per this many seconds "
-        f"(default {d.accept_error_log_interval_seconds:g})",
-    )
+    for flag, field, kind, what in TUNABLES:
+        default = getattr(d, field)
+        parser.add_argument(flag, type=kind, default=default, help=f"{what} (default {default:g})")
 
 
 def access_logger(enabled: bool) -> logging.Logger | None:
@@ -95,13 +80,7 @@ def bridge_config(args: argparse.Namespace, grpc_target: str) -> BridgeConfig:
         public_url=args.public_url,
         allowed_hosts=hosts,
         max_body_bytes=max_body,
-        header_timeout_seconds=args.header_timeout,
-        body_idle_timeout_seconds=args.body_idle_timeout,
-        min_body_rate_bytes=args.min_body_rate,
-        min_body_rate_grace_seconds=args.min_body_rate_grace,
-        keepalive_timeout_seconds=args.keepalive_timeout,
-        max_connections=args.max_connections,
-        accept_error_log_interval_seconds=args.accept_error_log_interval,
+        **{field: getattr(args, flag[2:].replace("-", "_")) for flag, field, _, _ in TUNABLES},
     )
 
 

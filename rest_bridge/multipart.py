@@ -23,6 +23,7 @@ from rest_bridge.config import BridgeConfig
 from rest_bridge.disposition import name_and_filename
 from rest_bridge.errors import BridgeError
 from rest_bridge.form import TypedForm
+from rest_bridge.text import is_utf8
 
 T = TypeVar("T")
 Send = Callable[[pb.UploadImageEditJobRequest], Awaitable[None]]
@@ -162,19 +163,11 @@ def _disposition(part: BodyPartReader) -> tuple[str | None, str | None]:
             name, filename = name_and_filename(part.headers.get(aiohttp.hdrs.CONTENT_DISPOSITION))
     except ValueError as exc:  # filename*= with a bad charset or percent-encoding
         raise _malformed(f"invalid Content-Disposition header: {exc}") from None
-    if name is not None and not _is_utf8(name):
+    if name is not None and not is_utf8(name):
         raise _malformed("a part name is not valid UTF-8")
-    if filename is not None and not _is_utf8(filename):
+    if filename is not None and not is_utf8(filename):
         raise BridgeError(400, f"the filename of field {name} is not valid UTF-8", name or "")
     return name, filename
-
-
-def _is_utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 async def _read_file(
@@ -207,6 +200,6 @@ async def _read_text(part: BodyPartReader, name: str, config: BridgeConfig, budg
         text = data.decode(part.get_charset(default="utf-8"))
     except (UnicodeDecodeError, LookupError) as exc:
         raise BridgeError(400, f"field {name} is not valid text: {exc}", name) from exc
-    if not _is_utf8(text):  # a charset such as utf-7 can decode to lone surrogates
+    if not is_utf8(text):  # a charset such as utf-7 can decode to lone surrogates
         raise BridgeError(400, f"field {name} is not valid text", name)
     return text

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from rest_bridge.errors import BridgeError
+from rest_bridge.text import is_utf8
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -26,17 +27,9 @@ _DIGITS = re.compile(r"[0-9]{1,10}")
 SINGLE_VALUED_QUERY = ("token",)
 
 
-def _is_utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def check_path(match_info: dict[str, str] | web.UrlMappingMatchInfo) -> None:
     for name, value in match_info.items():
-        if not _is_utf8(value):
+        if not is_utf8(value):
             raise BridgeError(404, f"not found: {name} is not valid UTF-8", name)
     index = match_info.get("index")
     if index is not None and not (_DIGITS.fullmatch(index) and int(index) <= INT32_MAX):
@@ -48,7 +41,7 @@ def check_query(request: web.Request) -> None:
         values = request.query.getall(name, [])
         if len(values) > 1:
             raise BridgeError(400, f"{name} was given more than once (expected once)", name)
-        if values and not _is_utf8(values[0]):
+        if values and not is_utf8(values[0]):
             raise BridgeError(400, f"invalid {name} value: not valid UTF-8", name)
 
 

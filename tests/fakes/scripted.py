@@ -102,6 +102,9 @@ class ScriptedServer(Generic[RecordedT]):
         self._port: int | None = None
         self.streamed_bytes = 0
         """Bytes written by `stream` answers so far."""
+        self.gate: asyncio.Event | None = None
+        """When set to an Event, scripted answers wait for it (after their latency): a test
+        holds every answer back until it has done what must happen while calls are in flight."""
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -169,6 +172,8 @@ class ScriptedServer(Generic[RecordedT]):
         """The next scripted answer (a success when none is queued), after its wait."""
         scripted = self._queue.popleft() if self._queue else ScriptedResponse.success()
         await self._wait(None if scripted.kind == "hang" else self.latency + scripted.delay)
+        if self.gate is not None:
+            await self.gate.wait()
         if scripted.kind in ("raw", "error"):
             return scripted.response()
         if scripted.kind == "stream":
