@@ -85,13 +85,15 @@ class Dispatcher:
         self._lost: set[str] = set()
         """Jobs whose run was cancelled because their lease was lost: not released."""
         self._backlog = False
-        """The last claim took all it asked for: more may be waiting, so a finished job claims."""
+        """Jobs may be waiting (the last claim took all it asked for, or a submit came since):
+        a finished job then wakes the loop to claim; otherwise the next submit does."""
         self._claims_paused_until = 0.0
         self._renewer: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         """A job was submitted: claim now rather than at the next safety poll."""
         if self._settings.concurrency > 0:  # an accept-only server has nothing to claim
+            self._backlog = True  # the job may wait for a free slot: the next finished job claims
             self._attention.set()
 
     def on_store_event(self, event: StoreEvent) -> None:
@@ -109,14 +111,15 @@ class Dispatcher:
             self._renewer = asyncio.create_task(self._renew_leases(), name="lease-renewal")
         while not self._stopping:
             self._attention.clear()  # before claiming: a submit from now on is not missed
-            free = self._settings.concurrency - len(self._running)
-            wanted = min(free, CLAIM_BATCH)
-            claimed = await self._claim(wanted) if wanted > 0 else []
-            for job in claimed:
-                self._start(job)
-            self._backlog = wanted > 0 and len(claimed) == wanted
-            if self._backlog:
-                continue  # there may be more waiting
+            wanted = min(self._settings.concurrency - len(self._running), CLAIM_BATCH)
+            if wanted > 0:
+                claimed = await self._claim(wanted)
+                for job in claimed:
+                    self._start(job)
+                # A full claim, or a submit since the claim began: jobs may be left waiting.
+                self._backlog = len(claimed) == wanted or self._attention.is_set()
+                if self._backlog and len(self._running) < self._settings.concurrency:
+                    continue  # more may be waiting, and there is room for them
             await self._idle()
 
     async def _claim(self, limit: int) -> list[Job]:

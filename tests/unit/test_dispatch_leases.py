@@ -68,9 +68,11 @@ def _job(index: int) -> Job:
 
 
 @contextlib.asynccontextmanager
-async def running(tmp_path: Path, count: int, latency: float) -> AsyncIterator[Running]:
-    """`count` jobs submitted, then a dispatcher running them against a fake answering after
-    `latency` seconds; stopped (grace 0) on exit."""
+async def running(
+    tmp_path: Path, count: int, latency: float, concurrency: int = 64
+) -> AsyncIterator[Running]:
+    """`count` jobs submitted, then a dispatcher running `concurrency` at once against a fake
+    answering after `latency` seconds, its safety poll an hour away; stopped (grace 0) on exit."""
     async with FakeOpenAI(api_key="sk-test") as fake:
         fake.latency = latency
         provider = ProviderSettings(
@@ -153,3 +155,18 @@ async def test_a_stop_hands_running_jobs_back_with_their_attempt(tmp_path: Path)
         await run.dispatcher.stop(0)
         found = [await run.store.get_job(job.id) for job in run.jobs]
     assert [(job.status, job.attempts) for job in found if job is not None] == [(JobStatus.PENDING, 0)] * 3
+
+
+async def test_jobs_beyond_the_concurrency_start_as_others_finish_without_the_safety_poll(
+    tmp_path: Path,
+) -> None:
+    """Concurrency 2, the safety poll an hour away: a finished job claims the next one, and a
+    job submitted while every slot is busy is claimed when one frees."""
+    async with running(tmp_path, 5, latency=0.3, concurrency=2) as run:
+        await run.until(JobStatus.PROCESSING, 2)
+        late = _job(5)
+        await run.store.create_job(late, [])
+        run.dispatcher.wake()  # what the submit does
+        run.jobs.append(late)
+        await run.until(JobStatus.COMPLETED, 6)
+    assert run.calls_by_text() == sorted(f"job {i}" for i in range(6))
