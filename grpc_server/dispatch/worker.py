@@ -267,6 +267,9 @@ class Dispatcher:
                 )
             except StoreUnavailable:
                 continue  # the leases may still be ours; try again next time
+            except Exception:  # a bug must not end renewal for every job this dispatcher runs
+                log.exception("lease renewal failed; trying again in %gs", interval)
+                continue
             for job_id in held_before:
                 run = self._running.get(job_id)
                 if job_id in renewed or run is None or job_id in self._finishing:
