@@ -1,5 +1,5 @@
 """`python -m bench [--quick] [--duration S] [--concurrency N] [--only rest,grpc,...] [--database-url U]
-[--inflight-jobs N]`."""
+[--inflight-jobs N] [--inflight-latency S]`."""
 
 from __future__ import annotations
 
@@ -40,11 +40,18 @@ def settings_from_args(argv: list[str] | None = None) -> Settings:
         help="jobs the inflight part submits at once, each answered by the provider after 10 s "
         "(default 2000; the goal is 10000 on one replica)",
     )
+    parser.add_argument(
+        "--inflight-latency",
+        type=float,
+        default=10.0,
+        help="seconds the inflight part's provider takes per call (default 10; longer than the submit "
+        "time puts every job in flight at once)",
+    )
     args = parser.parse_args(argv)
     parts = tuple(p for p in args.only.split(",") if p)
     if unknown := set(parts) - set(PARTS):
         parser.error(f"--only: unknown part(s) {', '.join(sorted(unknown))}")
-    for name in ("concurrency", "rounds", "duration", "inflight_jobs"):
+    for name in ("concurrency", "rounds", "duration", "inflight_jobs", "inflight_latency"):
         if (value := getattr(args, name)) is not None and value <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
     return Settings(
@@ -55,6 +62,7 @@ def settings_from_args(argv: list[str] | None = None) -> Settings:
         parts=parts,
         database_url=args.database_url,
         inflight_jobs=args.inflight_jobs,
+        inflight_latency=args.inflight_latency,
     )
 
 

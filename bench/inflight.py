@@ -1,5 +1,5 @@
 """In flight: N embedding jobs submitted at once to the real server, against a provider that
-answers each call after 10 s, on SQLite and on PostgreSQL.
+answers each call after 10 s (Settings.inflight_latency), on SQLite and on PostgreSQL.
 
 The server runs every job at once (`dispatcher.concurrency` = N; the provider has no
 `max_concurrency`, so its connection pool is unlimited). Ideally all N finish 10 s after
@@ -37,8 +37,6 @@ from bench.procfs import cpu_by_pid, cpu_seconds, peak_rss_bytes, reset_peak_rss
 if TYPE_CHECKING:
     from bench.runner import Settings
 
-LATENCY = 10.0
-"""Seconds the provider takes to answer each call."""
 SUBMIT_CLIENTS = 32
 """Concurrent gRPC submits; the jobs are all submitted before the first answer comes back."""
 POLL_SECONDS = 0.25
@@ -153,9 +151,9 @@ async def _run_store(workdir: Path, jobs: int, latency: float, name: str, dsn: s
     }
 
 
-async def inflight_measurement(workdir: Path, settings: Settings, latency: float = LATENCY) -> dict[str, Any]:
+async def inflight_measurement(workdir: Path, settings: Settings) -> dict[str, Any]:
     """The part on SQLite, then on PostgreSQL (skipped, saying why, when it is unreachable)."""
-    jobs = settings.inflight_jobs
+    jobs, latency = settings.inflight_jobs, settings.inflight_latency
     part: dict[str, Any] = {"jobs": jobs, "latency_seconds": latency, "submit_clients": SUBMIT_CLIENTS}
     part["sqlite"] = await _run_store(workdir, jobs, latency, "inflight-sqlite", None)
     if (reason := await pg.unreachable(settings.database_url)) is not None:

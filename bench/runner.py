@@ -47,6 +47,9 @@ class Settings:
     """PostgreSQL maintenance database the postgres part creates its databases from."""
     inflight_jobs: int = 2000
     """Jobs the inflight part submits at once (the goal: 10,000 on one replica)."""
+    inflight_latency: float = 10.0
+    """Seconds the inflight part's provider takes per call; above the submit time, every job
+    is in flight at once."""
 
     async def compare(
         self, baseline: Side, subject: Side, duration: float | None = None

@@ -179,8 +179,8 @@ async def test_postgres_part_runs_jobs_on_both_stores(tmp_path: Path) -> None:
 
 
 async def test_inflight_part_runs_every_job_once_on_both_stores(tmp_path: Path) -> None:
-    settings = replace(BRIEF, inflight_jobs=12, parts=("inflight",))
-    part = await inflight_measurement(tmp_path, settings, latency=0.5)
+    settings = replace(BRIEF, inflight_jobs=12, inflight_latency=0.5, parts=("inflight",))
+    part = await inflight_measurement(tmp_path, settings)
     if "skipped" in part["postgres"]:
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI needs PostgreSQL: {part['postgres']['skipped']}")
@@ -207,7 +207,9 @@ def test_command_line_takes_the_new_parts() -> None:
     assert settings.parts == ("embeddings", "postgres")
     assert settings.database_url == "postgresql://x/y"
     assert settings.inflight_jobs == 2000
-    assert settings_from_args(["--only", "inflight", "--inflight-jobs", "10000"]).inflight_jobs == 10000
+    assert settings.inflight_latency == 10.0
+    big = settings_from_args(["--only", "inflight", "--inflight-jobs", "10000", "--inflight-latency", "40"])
+    assert (big.inflight_jobs, big.inflight_latency) == (10000, 40.0)
     with pytest.raises(SystemExit):
         settings_from_args(["--inflight-jobs", "0"])
     assert {"embeddings", "generations", "postgres"} <= set(settings_from_args([]).parts) == set(PARTS)
