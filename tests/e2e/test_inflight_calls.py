@@ -22,7 +22,7 @@ EMBEDDINGS = "/v1/async/embeddings"
 JOBS = 60
 POOL = 5
 LATENCY = 0.5
-ATTEMPT_TIMEOUT = 1.0
+ATTEMPT_TIMEOUT = 2.0
 """Well under the JOBS / POOL x LATENCY = 6 s the last jobs wait in line for a slot."""
 
 
