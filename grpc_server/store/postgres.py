@@ -21,10 +21,10 @@ Concurrency. Several replicas run the same dispatcher loops against one database
   rather than waited for, so concurrent claimers take disjoint jobs without blocking
   each other, and a job is never handed out twice (the lock is held until commit,
   and the row is re-checked to be pending once locked).
-* Outcomes (complete, fail, renew, release, requeue) are single guarded UPDATEs (renewal
-  one for every lease a worker holds),
+* Outcomes (complete, fail, renew, release, requeue) are single guarded UPDATEs,
   compare-and-set on (status, lease_owner), the status guards made from the state table
-  (see guards): a worker whose lease was reaped updates nothing.
+  (see guards): a worker whose lease was reaped updates nothing. One UPDATE renews every
+  lease a worker holds (renew_leases, the ids as one array parameter).
 * The reaper and the sweeper also select with `FOR UPDATE SKIP LOCKED`: when every
   replica reaps or sweeps at once, each expired row is handled (and counted) by
   exactly one of them, and none waits on another.
