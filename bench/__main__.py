@@ -1,4 +1,5 @@
-"""`python -m bench [--quick] [--duration S] [--concurrency N] [--only rest,grpc,...] [--database-url U]`."""
+"""`python -m bench [--quick] [--duration S] [--concurrency N] [--only rest,grpc,...] [--database-url U]
+[--inflight-jobs N] [--inflight-latency S]`."""
 
 from __future__ import annotations
 
@@ -32,13 +33,27 @@ def settings_from_args(argv: list[str] | None = None) -> Settings:
         help="PostgreSQL maintenance database the postgres part creates (and drops) bench_<hex> databases "
         f"from (default: $ASYNCGATE_BENCH_DATABASE_URL, else {DEFAULT_ADMIN_URL})",
     )
+    parser.add_argument(
+        "--inflight-jobs",
+        type=int,
+        default=2000,
+        help="jobs the inflight part submits at once, each answered by the provider after 10 s "
+        "(default 2000; the goal is 10000 on one replica)",
+    )
+    parser.add_argument(
+        "--inflight-latency",
+        type=float,
+        default=10.0,
+        help="seconds the inflight part's provider takes per call (default 10; longer than the submit "
+        "time puts every job in flight at once)",
+    )
     args = parser.parse_args(argv)
     parts = tuple(p for p in args.only.split(",") if p)
     if unknown := set(parts) - set(PARTS):
         parser.error(f"--only: unknown part(s) {', '.join(sorted(unknown))}")
-    for name in ("concurrency", "rounds", "duration"):
+    for name in ("concurrency", "rounds", "duration", "inflight_jobs", "inflight_latency"):
         if (value := getattr(args, name)) is not None and value <= 0:
-            parser.error(f"--{name} must be positive")
+            parser.error(f"--{name.replace('_', '-')} must be positive")
     return Settings(
         duration=args.duration or (3.0 if args.quick else 10.0),
         warmup=args.warmup if args.warmup is not None else (0.5 if args.quick else 1.0),
@@ -46,6 +61,8 @@ def settings_from_args(argv: list[str] | None = None) -> Settings:
         rounds=args.rounds or (2 if args.quick else 4),
         parts=parts,
         database_url=args.database_url,
+        inflight_jobs=args.inflight_jobs,
+        inflight_latency=args.inflight_latency,
     )
 
 

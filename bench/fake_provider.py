@@ -1,6 +1,7 @@
-"""A provider that answers at once: OpenAI's `POST /v1/embeddings`, in a process of its own.
+"""A provider that answers at once (or after `--latency` seconds): OpenAI's
+`POST /v1/embeddings`, in a process of its own.
 
-    python -m bench.fake_provider --port P
+    python -m bench.fake_provider --port P [--latency SECONDS]
 
 Each input gets a deterministic unit vector (one of VARIANTS, chosen by the text's
 CRC-32), DIMENSIONS long unless `dimensions` asks for fewer, as base64 little-endian
@@ -12,15 +13,18 @@ For the bench it also records, per input text, when it arrived (time.monotonic()
 CLOCK_MONOTONIC on Linux, one clock for every process, so the bench can subtract its
 own submit times), and how long its handler took:
 
-    GET  /bench/stats      {"requests": n, "handler_seconds": total}
+    GET  /bench/stats      {"requests": n, "handler_seconds": total}  (answered; latency left out)
     GET  /bench/arrivals   {text: monotonic seconds of its first arrival}
-    POST /bench/reset      forget both
+    GET  /bench/calls      {"calls": requests arrived, "texts": distinct input texts, "most": the
+                           most requests one text arrived in, "in_flight_max": most at once}
+    POST /bench/reset      forget all of it
     GET  /health
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import json
 import math
@@ -73,13 +77,20 @@ class Records:
     requests: int = 0
     handler_seconds: float = 0.0
     arrivals: dict[str, float] = field(default_factory=dict)
+    calls: dict[str, int] = field(default_factory=dict)
+    """Requests arrived per input text: a job's calls, when every job has a text of its own."""
+    in_flight: int = 0
+    in_flight_max: int = 0
 
     def clear(self) -> None:  # in place: a running app's state cannot be replaced
         self.requests, self.handler_seconds = 0, 0.0
         self.arrivals.clear()
+        self.calls.clear()
+        self.in_flight_max = self.in_flight
 
 
 RECORDS = web.AppKey("records", Records)
+LATENCY = web.AppKey("latency", float)
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -119,8 +130,17 @@ def _answer(body: dict[str, Any], texts: list[str]) -> dict[str, Any]:
 
 
 async def embeddings(request: web.Request) -> web.StreamResponse:
-    arrived = time.monotonic()
     records = request.app[RECORDS]
+    records.in_flight += 1
+    records.in_flight_max = max(records.in_flight_max, records.in_flight)
+    try:
+        return await _embeddings(request, records)
+    finally:
+        records.in_flight -= 1
+
+
+async def _embeddings(request: web.Request, records: Records) -> web.StreamResponse:
+    arrived = time.monotonic()
     try:
         body = json.loads(await request.read())
     except ValueError:
@@ -130,6 +150,10 @@ async def embeddings(request: web.Request) -> web.StreamResponse:
         return _error(400, "'input' must be a string, a list of strings or token ids")
     for text in texts:
         records.arrivals.setdefault(text, arrived)
+        records.calls[text] = records.calls.get(text, 0) + 1
+    if (latency := request.app[LATENCY]) > 0:
+        await asyncio.sleep(latency)  # a slow provider: the time is not the handler's
+        arrived += latency
     answer = web.json_response(_answer(body, texts))
     records.requests += 1
     records.handler_seconds += time.monotonic() - arrived
@@ -145,6 +169,18 @@ async def arrivals(request: web.Request) -> web.StreamResponse:
     return web.json_response(request.app[RECORDS].arrivals)
 
 
+async def calls(request: web.Request) -> web.StreamResponse:
+    records = request.app[RECORDS]
+    counts = records.calls
+    doc = {
+        "calls": sum(counts.values()),
+        "texts": len(counts),
+        "most": max(counts.values(), default=0),
+        "in_flight_max": records.in_flight_max,
+    }
+    return web.json_response(doc)
+
+
 async def reset(request: web.Request) -> web.StreamResponse:
     request.app[RECORDS].clear()
     return web.json_response({})
@@ -154,12 +190,15 @@ async def health(request: web.Request) -> web.StreamResponse:
     return web.json_response({"status": "ok"})
 
 
-def app() -> web.Application:
+def app(latency: float = 0.0) -> web.Application:
+    """`latency`: seconds every embeddings answer waits, as a slow provider's would."""
     application = web.Application()
     application[RECORDS] = Records()
+    application[LATENCY] = latency
     application.router.add_post(EMBEDDINGS_PATH, embeddings)
     application.router.add_get("/bench/stats", stats)
     application.router.add_get("/bench/arrivals", arrivals)
+    application.router.add_get("/bench/calls", calls)
     application.router.add_post("/bench/reset", reset)
     application.router.add_get("/health", health)
     return application
@@ -189,6 +228,11 @@ class FakeProviderClient:
         doc = await self._call("GET", "/bench/arrivals")
         return {str(text): float(at) for text, at in doc.items()}
 
+    async def calls(self) -> dict[str, int]:
+        """Requests arrived, distinct texts, the most for one text, the most at once (GET /bench/calls)."""
+        doc = await self._call("GET", "/bench/calls")
+        return {key: int(value) for key, value in doc.items()}
+
     async def reset(self) -> None:
         await self._call("POST", "/bench/reset")
 
@@ -196,8 +240,14 @@ class FakeProviderClient:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.fake_provider")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer (default 0)")
     args = parser.parse_args()
-    web.run_app(app(), host="127.0.0.1", port=args.port, print=None, access_log=None)
+    if args.latency < 0:
+        parser.error("--latency must be >= 0")
+    # A large backlog: thousands of connections may arrive at once.
+    web.run_app(
+        app(args.latency), host="127.0.0.1", port=args.port, print=None, access_log=None, backlog=4096
+    )
 
 
 if __name__ == "__main__":

@@ -174,10 +174,14 @@ def start_grpc_baseline(
     return start(stack, name, args, workdir), f"127.0.0.1:{port}"
 
 
-def start_fake_provider(stack: contextlib.ExitStack, workdir: Path) -> tuple[Process, str]:
-    """bench.fake_provider; returns its root URL (the OpenAI root is that + /v1)."""
+def start_fake_provider(
+    stack: contextlib.ExitStack, workdir: Path, latency: float = 0.0, name: str = "fake-provider"
+) -> tuple[Process, str]:
+    """bench.fake_provider (answering after `latency` s); returns its root URL (the OpenAI root is
+    that + /v1)."""
     port = free_port()
-    process = start(stack, "fake-provider", ["-m", "bench.fake_provider", "--port", str(port)], workdir)
+    args = ["-m", "bench.fake_provider", "--port", str(port), "--latency", str(latency)]
+    process = start(stack, name, args, workdir)
     return process, f"http://127.0.0.1:{port}"
 
 

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from bench.report_inflight import inflight_goals, inflight_lines
 from bench.report_jobs import embeddings_lines, generations_lines, postgres_lines
 from bench.tables import comparison_lines, f
 
@@ -34,6 +35,8 @@ def goals(report: dict[str, Any]) -> list[dict[str, Any]]:
             for key, what in (("growth_per_image", "peak - idle"), ("peak_per_image", "peak RSS")):
                 text = f"{name} {what} < {MEMORY_GOAL} x image"
                 found.append(_goal(text, figures[key], figures[key] < MEMORY_GOAL))
+    if "inflight" in report:
+        found += inflight_goals(report["inflight"])
     return found
 
 
@@ -136,11 +139,13 @@ def format_report(report: dict[str, Any]) -> str:
         lines += generations_lines(report["generations"])
     if "postgres" in report:
         lines += postgres_lines(report["postgres"])
+    if "inflight" in report:
+        lines += inflight_lines(report["inflight"])
     if "bombs" in report:
         lines += bomb_lines(report["bombs"])
     lines.append("Goals (reported, not enforced):")
     for goal in report.get("goals", []):
-        lines.append(f"  {goal['goal']:<44}{f(goal['value']):>8}  {'met' if goal['met'] else 'NOT MET'}")
+        lines.append(f"  {goal['goal']:<60}{f(goal['value']):>8}  {'met' if goal['met'] else 'NOT MET'}")
     return "\n".join(lines)
 
 

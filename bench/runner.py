@@ -17,6 +17,7 @@ from typing import Any
 from bench import pg, procs
 from bench.compare import Side, SideResult, compare
 from bench.e2e import embeddings_measurement, generations_measurement
+from bench.inflight import inflight_measurement
 from bench.load import GrpcTarget, RestTarget
 from bench.memory import measure_upload
 from bench.payloads import BIG_SIDE, create_request, multipart_form, small_png, write_big_png
@@ -44,6 +45,11 @@ class Settings:
     parts: tuple[str, ...] = field(default_factory=lambda: PARTS)
     database_url: str = pg.ADMIN_URL
     """PostgreSQL maintenance database the postgres part creates its databases from."""
+    inflight_jobs: int = 2000
+    """Jobs the inflight part submits at once (the goal: 10,000 on one replica)."""
+    inflight_latency: float = 10.0
+    """Seconds the inflight part's provider takes per call; above the submit time, every job
+    is in flight at once."""
 
     async def compare(
         self, baseline: Side, subject: Side, duration: float | None = None
@@ -164,6 +170,10 @@ MEASUREMENTS: dict[str, tuple[str, Measurement]] = {
     "postgres": (
         "PostgreSQL next to SQLite: submit, end to end, NOTIFY dispatch, two replicas ...",
         postgres_measurement,
+    ),
+    "inflight": (
+        "In flight: N jobs at once against a provider answering in 10 s, SQLite and PostgreSQL ...",
+        inflight_measurement,
     ),
     "bombs": (
         "Pixel bombs: 20 x 64 Mpx WEBPs at once, before and after the pixel budget ...",

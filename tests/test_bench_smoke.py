@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +12,14 @@ import pytest
 
 from bench.__main__ import settings_from_args
 from bench.e2e import embeddings_measurement, generations_measurement
+from bench.inflight import inflight_measurement
 from bench.memory import measure_upload
 from bench.payloads import multipart_form, small_png, write_big_png
 from bench.pg import BACKENDS
 from bench.pixel_bombs import pixel_bomb_measurement
 from bench.postgres import postgres_measurement
 from bench.report import bomb_lines, format_report
+from bench.report_inflight import inflight_goals, inflight_lines
 from bench.report_jobs import embeddings_lines, generations_lines, postgres_lines
 from bench.runner import PARTS, Settings, ceilings_measurement, grpc_comparison, rest_comparison, run_all
 
@@ -175,12 +178,40 @@ async def test_postgres_part_runs_jobs_on_both_stores(tmp_path: Path) -> None:
     assert "PostgreSQL next to SQLite" in printed and "LISTEN/NOTIFY" in printed
 
 
+async def test_inflight_part_runs_every_job_once_on_both_stores(tmp_path: Path) -> None:
+    settings = replace(BRIEF, inflight_jobs=12, inflight_latency=0.5, parts=("inflight",))
+    part = await inflight_measurement(tmp_path, settings)
+    if "skipped" in part["postgres"]:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI needs PostgreSQL: {part['postgres']['skipped']}")
+        pytest.skip(part["postgres"]["skipped"])
+    for store in ("sqlite", "postgres"):
+        run = part[store]
+        assert (run["jobs"], run["completed"], run["failed"]) == (12, 12, 0), run
+        assert run["provider_calls"] == 12 and not run["jobs_called_more_than_once"], run
+        assert run["provider_calls_per_job"] == 1.0
+        assert run["elapsed_seconds"] >= 0.5 and run["ideal_seconds"] >= 0.5
+        assert run["peak_rss_bytes"] >= run["idle_rss_bytes"] > 0
+        assert run["server_cpu_ms_per_job"] > 0
+        assert 0 < run["provider_calls_at_once_max"] <= 12
+    assert part["postgres"]["database_cpu_ms_per_job"] is not None
+    assert part["sqlite"]["database_cpu_ms_per_job"] is None
+    assert len(inflight_goals(part)) == 8
+    assert "In flight: 12 embedding jobs" in "\n".join(inflight_lines(part))
+
+
 def test_command_line_takes_the_new_parts() -> None:
     settings = settings_from_args(
         ["--quick", "--only", "embeddings,postgres", "--database-url", "postgresql://x/y"]
     )
     assert settings.parts == ("embeddings", "postgres")
     assert settings.database_url == "postgresql://x/y"
+    assert settings.inflight_jobs == 2000
+    assert settings.inflight_latency == 10.0
+    big = settings_from_args(["--only", "inflight", "--inflight-jobs", "10000", "--inflight-latency", "40"])
+    assert (big.inflight_jobs, big.inflight_latency) == (10000, 40.0)
+    with pytest.raises(SystemExit):
+        settings_from_args(["--inflight-jobs", "0"])
     assert {"embeddings", "generations", "postgres"} <= set(settings_from_args([]).parts) == set(PARTS)
 
 

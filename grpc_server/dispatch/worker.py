@@ -1,8 +1,10 @@
 """The dispatcher: claims jobs under renewable leases and runs them, bounded.
 
-Each running job has a heartbeat that renews its lease every third of the lease
-time; if a renewal finds the lease gone (another replica's reaper took it back),
-the run is cancelled and writes nothing. Outcomes are compare-and-set writes on
+Jobs are claimed in batches of up to CLAIM_BATCH. Every third of the lease time one
+statement renews the leases of every job this dispatcher runs (JobStore.renew_leases):
+no task and no write per job, so thousands of jobs can wait on providers at once. A job
+whose lease the renewal finds gone (another replica's reaper took it back) has its run
+cancelled, and only that one: it writes nothing. Outcomes are compare-and-set writes on
 the lease holder, so a late worker can never overwrite a result.
 """
 
@@ -40,6 +42,9 @@ LOCAL_FAULT_PAUSE_SECONDS = 2.0
 """After a local fault, how long this dispatcher waits before claiming again."""
 OUTCOME_RETRY_FIRST_DELAY = 0.5
 OUTCOME_RETRY_MAX_DELAY = 10.0
+CLAIM_BATCH = 500
+"""Most jobs one claim statement takes: large enough that a burst is claimed in few
+statements, small enough that the first jobs start while the rest are claimed."""
 
 
 def _describe(fault: BaseException) -> str:
@@ -75,11 +80,20 @@ class Dispatcher:
         self._attention = asyncio.Event()
         self._stopping = False
         self._running: dict[str, asyncio.Task[None]] = {}
+        self._finishing: set[str] = set()
+        """Jobs writing their outcome or being handed back: guarded writes, never cancelled."""
+        self._lost: set[str] = set()
+        """Jobs whose run was cancelled because their lease was lost: not released."""
+        self._backlog = False
+        """Jobs may be waiting (the last claim took all it asked for, or a submit came since):
+        a finished job then wakes the loop to claim; otherwise the next submit does."""
         self._claims_paused_until = 0.0
+        self._renewer: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         """A job was submitted: claim now rather than at the next safety poll."""
         if self._settings.concurrency > 0:  # an accept-only server has nothing to claim
+            self._backlog = True  # the job may wait for a free slot: the next finished job claims
             self._attention.set()
 
     def on_store_event(self, event: StoreEvent) -> None:
@@ -92,15 +106,20 @@ class Dispatcher:
         return len(self._running)
 
     async def run(self) -> None:
-        """Claim and start jobs until stop() is called."""
+        """Claim and start jobs until stop() is called; leases are renewed until stop() returns."""
+        if self._renewer is None:
+            self._renewer = asyncio.create_task(self._renew_leases(), name="lease-renewal")
         while not self._stopping:
             self._attention.clear()  # before claiming: a submit from now on is not missed
-            free = self._settings.concurrency - len(self._running)
-            claimed = await self._claim(free) if free > 0 else []
-            for job in claimed:
-                self._start(job)
-            if len(claimed) == free and free > 0:
-                continue  # there may be more waiting
+            wanted = min(self._settings.concurrency - len(self._running), CLAIM_BATCH)
+            if wanted > 0:
+                claimed = await self._claim(wanted)
+                for job in claimed:
+                    self._start(job)
+                # A full claim, or a submit since the claim began: jobs may be left waiting.
+                self._backlog = len(claimed) == wanted or self._attention.is_set()
+                if self._backlog and len(self._running) < self._settings.concurrency:
+                    continue  # more may be waiting, and there is room for them
             await self._idle()
 
     async def _claim(self, limit: int) -> list[Job]:
@@ -128,24 +147,23 @@ class Dispatcher:
 
         def done(_: asyncio.Task[None]) -> None:
             self._running.pop(job.id, None)
-            self._attention.set()
+            self._finishing.discard(job.id)
+            self._lost.discard(job.id)
+            # A free slot matters only when jobs may be waiting; else a submit wakes the loop.
+            if self._backlog:
+                self._attention.set()
 
         task.add_done_callback(done)
 
     async def _run_job(self, job: Job) -> None:
-        run = asyncio.current_task()
-        assert run is not None
-        heartbeat = asyncio.create_task(self._heartbeat(job.id, run))
         try:
             await self._execute(job)
         except asyncio.CancelledError:
-            if not heartbeat.done():  # cancelled by shutdown, not by a lost lease: hand the job back
+            if job.id not in self._lost:  # cancelled by shutdown, not by a lost lease: hand the job back
                 await asyncio.shield(self._release(job.id))
             raise
         except Exception:
             log.exception("job %s: unexpected failure; its lease will expire and it will be retried", job.id)
-        finally:
-            heartbeat.cancel()
 
     def _staging_root(self) -> Path:
         root = self._config.staging_dir
@@ -197,7 +215,9 @@ class Dispatcher:
         self, job: Job, kind: str, outcome: JobError | tuple[JobResult, list[OutputBlob]]
     ) -> None:
         """Write a terminal outcome, retrying while the store cannot take it (down or full):
-        an answer a provider was paid for is not thrown away for a passing local fault."""
+        an answer a provider was paid for is not thrown away for a passing local fault. The
+        lease is renewed meanwhile; the write is guarded by it, so the run is not cancelled."""
+        self._finishing.add(job.id)
         delay = OUTCOME_RETRY_FIRST_DELAY
         while True:
             try:
@@ -231,18 +251,32 @@ class Dispatcher:
             provider_timeouts={n: s.timeout_seconds for n, s in self._config.providers.items()},
         )
 
-    async def _heartbeat(self, job_id: str, run: asyncio.Task[None]) -> None:
+    async def _renew_leases(self) -> None:
+        """Every third of the lease time, one statement renews the lease of every running job;
+        a job whose lease is gone has its run cancelled (unless it is already writing its outcome,
+        a write the lease guards)."""
         interval = self._settings.lease_seconds / 3
         while True:
             await asyncio.sleep(interval)
+            held_before = list(self._running)  # claimed (committed) before the renewal is sent
+            if not held_before:
+                continue
             try:
-                held = await self._store.renew_lease(job_id, self.worker_id, self._lease_until(self._clock()))
+                renewed = await self._store.renew_leases(
+                    self.worker_id, held_before, self._lease_until(self._clock())
+                )
             except StoreUnavailable:
-                continue  # the lease may still be ours; try again next beat
-            if not held:
+                continue  # the leases may still be ours; try again next time
+            except Exception:  # a bug must not end renewal for every job this dispatcher runs
+                log.exception("lease renewal failed; trying again in %gs", interval)
+                continue
+            for job_id in held_before:
+                run = self._running.get(job_id)
+                if job_id in renewed or run is None or job_id in self._finishing:
+                    continue
                 log.warning("job %s: lease lost; abandoning this run", job_id)
+                self._lost.add(job_id)
                 run.cancel()
-                return
 
     async def _release(self, job_id: str) -> None:
         with contextlib.suppress(StoreUnavailable):
@@ -250,7 +284,8 @@ class Dispatcher:
 
     async def _hand_back(self, job_id: str) -> None:
         """Back to the queue after a local fault, the claim's attempt given back. While the store
-        cannot take even that, keep trying (the heartbeat keeps the lease) until it does."""
+        cannot take even that, keep trying (the lease is still renewed) until it does."""
+        self._finishing.add(job_id)
         delay = OUTCOME_RETRY_FIRST_DELAY
         while True:
             try:
@@ -271,3 +306,6 @@ class Dispatcher:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        if self._renewer is not None:
+            self._renewer.cancel()
+            await asyncio.gather(self._renewer, return_exceptions=True)

@@ -8,7 +8,7 @@ worker that lost its lease can never overwrite an outcome.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -170,6 +170,11 @@ class JobStore(Protocol):
 
     async def renew_lease(self, job_id: str, worker: str, lease_until: datetime) -> bool:
         """Extend a lease; False when the worker no longer holds it."""
+        ...
+
+    async def renew_leases(self, worker: str, job_ids: Collection[str], lease_until: datetime) -> set[str]:
+        """Extend the leases of `job_ids` in one statement, each only while `worker` holds it and
+        the job is running; the ids renewed (a missing id: that lease is lost). Empty: no statement."""
         ...
 
     async def release_job(self, job_id: str, worker: str) -> bool:

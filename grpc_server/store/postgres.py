@@ -23,7 +23,8 @@ Concurrency. Several replicas run the same dispatcher loops against one database
   and the row is re-checked to be pending once locked).
 * Outcomes (complete, fail, renew, release, requeue) are single guarded UPDATEs,
   compare-and-set on (status, lease_owner), the status guards made from the state table
-  (see guards): a worker whose lease was reaped updates nothing.
+  (see guards): a worker whose lease was reaped updates nothing. One UPDATE renews every
+  lease a worker holds (renew_leases, the ids as one array parameter).
 * The reaper and the sweeper also select with `FOR UPDATE SKIP LOCKED`: when every
   replica reaps or sweeps at once, each expired row is handled (and counted) by
   exactly one of them, and none waits on another.
@@ -48,7 +49,7 @@ directory raises StoreFull.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -287,13 +288,20 @@ class PostgresStore:
             return await conn.fetchval(sql, *args) is not None
 
     async def renew_lease(self, job_id: str, worker: str, lease_until: datetime) -> bool:
-        return await self._guarded_update(
-            f"UPDATE jobs SET lease_until = $3 WHERE id = $1 AND {_RUNNING} AND lease_owner = $2"
-            " RETURNING id",
-            job_id,
-            worker,
-            lease_until,
-        )
+        return job_id in await self.renew_leases(worker, [job_id], lease_until)
+
+    async def renew_leases(self, worker: str, job_ids: Collection[str], lease_until: datetime) -> set[str]:
+        if not job_ids:
+            return set()
+        async with self._connection() as conn:
+            records = await conn.fetch(
+                f"UPDATE jobs SET lease_until = $3 WHERE id = ANY($1::text[]) AND {_RUNNING}"
+                " AND lease_owner = $2 RETURNING id",
+                list(job_ids),
+                worker,
+                lease_until,
+            )
+        return {r["id"] for r in records}
 
     async def release_job(self, job_id: str, worker: str) -> bool:
         # A release is not the job's fault: give the attempt back.

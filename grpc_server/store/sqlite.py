@@ -22,7 +22,7 @@ import contextlib
 import itertools
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,6 +49,7 @@ from grpc_server.store.migrate import migrate_sqlite
 from grpc_server.store.sqlite_batch import NewJob, insert_chunks, insert_jobs, split
 from grpc_server.store.sqlite_batch import timestamp as _ts
 from grpc_server.store.sqlite_errors import reported
+from grpc_server.store.sqlite_leases import renew_leases
 from grpc_server.store.sqlite_wal import WAL_RESTART_BYTES, Checkpoint, Transaction, connect
 from grpc_server.store.threads import lower_thread_priority
 
@@ -251,15 +252,11 @@ class SQLiteStore:
         return await self._write(claim)
 
     async def renew_lease(self, job_id: str, worker: str, lease_until: datetime) -> bool:
-        return await self._write(
-            lambda c: (
-                c.execute(
-                    f"UPDATE jobs SET lease_until = ? WHERE id = ? AND {_RUNNING} AND lease_owner = ?",
-                    (_ts(lease_until), job_id, worker),
-                ).rowcount
-                == 1
-            )
-        )
+        return job_id in await self.renew_leases(worker, [job_id], lease_until)
+
+    async def renew_leases(self, worker: str, job_ids: Collection[str], lease_until: datetime) -> set[str]:
+        # The ids travel as one JSON array: one statement whatever their number.
+        return await self._write(lambda c: renew_leases(c, worker, job_ids, _ts(lease_until)))
 
     async def release_job(self, job_id: str, worker: str) -> bool:
         # A release is not the job's fault: give the attempt back.

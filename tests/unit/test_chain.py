@@ -99,11 +99,12 @@ async def run(
     provider_timeouts: dict[str, float | None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     jitter: float = 0.0,
+    registry: ProviderRegistry | None = None,
 ) -> ChainSuccess[ImageOutcome]:
     return await run_chain(
         models,
         edit_attempt,
-        registry=ProviderRegistry({p.name: p for p in providers}),
+        registry=registry or ProviderRegistry({p.name: p for p in providers}),
         retry=settings,
         provider_timeouts=provider_timeouts,
         should_stop=should_stop,
@@ -274,6 +275,35 @@ async def test_provider_timeout_only_applies_to_its_provider() -> None:
         await run(["a/m1", "b/m2"], a, b, settings=settings, provider_timeouts={"a": 0.01})
     messages = [e.message for _, e in caught.value.attempts]
     assert messages == ["provider 'a' timed out after 0.01s", "provider 'b' timed out after 0.05s"]
+
+
+async def test_waiting_for_a_slot_is_not_counted_in_the_attempts_timeout() -> None:
+    """The only slot is held for longer than the attempt timeout: the job waits, then is sent
+    once and succeeds; the wait spends no attempt."""
+    provider = ScriptedProvider("p")
+    registry = ProviderRegistry({"p": provider}, {"p": 1})
+    sleep = RecordingSleep()
+    async with registry.slot("p"):
+        waiting = asyncio.create_task(
+            run(["p/m"], provider, sleep=sleep, provider_timeouts={"p": 0.05}, registry=registry)
+        )
+        await asyncio.sleep(0.3)  # six attempt timeouts
+        assert provider.calls == [] and not waiting.done()
+    served = await waiting
+    assert served.model == "p/m"
+    assert provider.calls == ["m"] and sleep.delays == []
+
+
+async def test_a_deadline_passing_while_waiting_for_a_slot_sends_nothing() -> None:
+    """The wait is bounded by the caller's deadline (the job's), not by the attempt timeout;
+    a job that runs out of time in line was never sent."""
+    provider = ScriptedProvider("p")
+    registry = ProviderRegistry({"p": provider}, {"p": 1})
+    async with registry.slot("p"):
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.2):
+                await run(["p/m"], provider, provider_timeouts={"p": 0.05}, registry=registry)
+    assert provider.calls == []
 
 
 async def test_adapter_own_timeout_is_converted() -> None:
