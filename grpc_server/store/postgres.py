@@ -84,6 +84,7 @@ from grpc_server.store.pg_connect import (
     CONNECT_TIMEOUT_SECONDS,
     CONNECTION_ERRORS,
     READ_ONLY_MESSAGE,
+    NoResetConnection,
     session_settings,
     unavailable,
 )
@@ -162,6 +163,7 @@ class PostgresStore:
                 max_size=self._max_size,
                 timeout=CONNECT_TIMEOUT_SECONDS,
                 server_settings=session_settings(self.schema),
+                connection_class=NoResetConnection,
             )
         try:
             await self.ping()  # with min_size=0 the pool has not connected yet
