@@ -45,7 +45,7 @@ class Attempt:
     excerpt: str
     """The start of the answer's body, or what went wrong; never more than EXCERPT_CHARS."""
     retry_after: float | None = None
-    """The answer's Retry-After, in seconds from started_at."""
+    """The answer's Retry-After, in seconds from when the answer came."""
 
     @property
     def outcome(self) -> int | str:
