@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grpc_server.config_checks import ConfigError as ConfigError  # raised by callers of this module too
 from grpc_server.config_checks import (
+    WEBHOOK_EVENT_TYPES,
     check_ranges,
     check_relations,
     join,
@@ -26,6 +26,7 @@ from grpc_server.config_checks import (
     toml_type,
     wrong_type,
 )
+from grpc_server.config_checks import ConfigError as ConfigError  # raised by callers of this module too
 
 MB = 1024 * 1024
 
@@ -96,6 +97,38 @@ class AuthSettings:
     """When set, a token's `iss` must equal it."""
     audience: str | None = None
     """When set, a token's `aud` must name it."""
+
+
+WEBHOOK_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+"""Standard Webhooks' suggested delays after the immediate first attempt: 5 s, 5 min, 30 min,
+2 h, 5 h, 10 h, 10 h (about 27.6 hours in all)."""
+
+
+@dataclass(frozen=True)
+class WebhookEndpoint:
+    """A receiver of signed job events (a `[[webhooks]]` table); a job names it by `name`."""
+
+    name: str
+    """How a job names the endpoint; unique, 1 to 64 of a-z, 0-9, _ and -."""
+    url: str
+    """Where events are POSTed (http:// or https://); a redirect is never followed."""
+    secrets: tuple[str, ...]
+    """Signing secrets `whsec_<base64>` (at least 24 bytes decoded): one from secret /
+    secret_env / secret_file, or several (a rotation: one signature each) from secrets /
+    secrets_env / secrets_file."""
+    events: tuple[str, ...] = WEBHOOK_EVENT_TYPES
+    """The event types sent: async_job.completed, async_job.failed, async_job.cancelled."""
+    enabled: bool = True
+    """A disabled endpoint is refused when a job names it and receives nothing."""
+    timeout_seconds: float = 10.0
+    """One delivery attempt, from connecting until the answer is read."""
+    max_concurrency: int = 8
+    """Deliveries to this endpoint in flight at once, per server."""
+    max_result_bytes: int = 256 * 1024
+    """A job's result whose JSON is larger is left out of the event (`result_omitted: true`)."""
+    retry_schedule_seconds: tuple[float, ...] = WEBHOOK_RETRY_SCHEDULE
+    """Delays before each retry after the first attempt fails (jittered; a longer Retry-After
+    is honoured up to the largest); empty: no retries."""
 
 
 @dataclass(frozen=True)
@@ -184,6 +217,7 @@ class ServerConfig:
     retry: RetrySettings = field(default_factory=RetrySettings)
     dispatcher: DispatcherSettings = field(default_factory=DispatcherSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
+    webhooks: tuple[WebhookEndpoint, ...] = ()
 
     @property
     def database_path(self) -> Path:
@@ -317,12 +351,70 @@ def _auth(value: object, env: Mapping[str, str]) -> AuthSettings:
     return AuthSettings(jwt_secret=_secret(table, "jwt_secret", env, "auth"), **settings)
 
 
+def _webhook_secrets(table: Mapping[str, Any], env: Mapping[str, str], where: str) -> tuple[str, ...]:
+    """One secret (secret / secret_env / secret_file) or several (the same names plural, each
+    an array), read like every secret; exactly one of the six keys."""
+    given = [key for key in (*_sources("secret"), *_sources("secrets")) if key in table]
+    if not given:
+        sources = "secret_env / secret_file / secrets / secrets_env / secrets_file"
+        raise ConfigError(f"{where}: secret (or {sources}) is required")
+    if len(given) > 1:
+        raise ConfigError(f"{join(where, given[0])}: give only one of {', '.join(given)}")
+    key = given[0]
+    if not key.startswith("secrets"):
+        value = _secret(table, "secret", env, where)
+        return () if value is None else (value,)
+    refs = table[key]
+    if not isinstance(refs, list):
+        raise wrong_type(join(where, key), "an array of strings", refs)
+    single = key.replace("secrets", "secret")
+    values = []
+    for i, ref in enumerate(refs):
+        try:  # read as a lone `secret*` key, the message then naming the array entry
+            value = _secret({single: ref}, "secret", env, "")
+        except ConfigError as problem:
+            raise ConfigError(f"{join(where, key)}[{i}]{str(problem)[len(single) :]}") from None
+        values.append(value or "")
+    if not values:
+        raise ConfigError(f"{join(where, key)}: must name at least one secret")
+    return tuple(values)
+
+
+def _webhooks(value: object, env: Mapping[str, str]) -> tuple[WebhookEndpoint, ...]:
+    if not isinstance(value, list):
+        raise wrong_type("webhooks", "an array of tables ([[webhooks]])", value)
+    endpoints = []
+    for i, item in enumerate(value):
+        at = f"webhooks[{i}]"
+        table = table_at(item, at)
+        settings = read_fields(
+            WebhookEndpoint, table, at, handled=(*_sources("secret"), *_sources("secrets"))
+        )
+        for required in ("name", "url"):
+            if required not in settings:
+                raise ConfigError(f"{at}: {required} is required")
+        if settings.get("events") == ():
+            raise ConfigError(f"{at}.events: must name at least one event (leave it out for all)")
+        secrets = _webhook_secrets(table, env, at)
+        endpoints.append(WebhookEndpoint(secrets=secrets, **settings))
+    names = [endpoint.name for endpoint in endpoints]
+    if duplicate := next((name for name in names if names.count(name) > 1), None):
+        raise ConfigError(f"webhooks: the name {duplicate!r} is given twice; names must be unique")
+    return tuple(endpoints)
+
+
 def config_from_mapping(doc: Mapping[str, Any], env: Mapping[str, str] | None = None) -> ServerConfig:
     """Build a ServerConfig from a parsed TOML document (examples/asyncgate.toml shows every
     key); ConfigError naming the setting for anything unknown, mistyped, out of range or missing."""
     env = os.environ if env is None else env
     secrets = ("database_url", "url_signing_secret")
-    handled = ("providers", "virtual_keys", "auth", *(key for name in secrets for key in _sources(name)))
+    handled = (
+        "providers",
+        "virtual_keys",
+        "auth",
+        "webhooks",
+        *(key for name in secrets for key in _sources(name)),
+    )
     settings = read_fields(ServerConfig, doc, "", handled)
     for name in secrets:
         settings[name] = _secret(doc, name, env, "")
@@ -333,6 +425,7 @@ def config_from_mapping(doc: Mapping[str, Any], env: Mapping[str, str] | None = 
         providers=_providers(doc.get("providers", {}), env),
         virtual_keys=_virtual_keys(doc.get("virtual_keys", []), env),
         auth=_auth(doc.get("auth", {}), env),
+        webhooks=_webhooks(doc.get("webhooks", []), env),
     )
     check_config(config)
     return config

@@ -12,9 +12,12 @@ This module imports nothing of the project, so config.py can use it without a cy
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import difflib
 import math
+import re
 import types
 import typing
 from collections.abc import Callable, Collection, Iterator, Mapping
@@ -210,6 +213,7 @@ SECRET_SETTINGS = frozenset(
         "virtual_keys.*.value",
         "providers.*.keys.*.value",
         "auth.jwt_secret",
+        "webhooks.*.secrets",
     }
 )
 """Never shown in a message (a DSN may hold a password): only their length is."""
@@ -237,6 +241,29 @@ def _http_url(value: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
+WEBHOOK_EVENT_TYPES = ("async_job.completed", "async_job.failed", "async_job.cancelled")
+WEBHOOK_SECRET_PREFIX = "whsec_"
+MIN_WEBHOOK_SECRET_BYTES = 24
+"""Shortest decoded webhook signing secret (Standard Webhooks asks for 24 to 64 bytes)."""
+_WEBHOOK_NAME = re.compile(r"[a-z0-9_-]{1,64}")
+
+
+def webhook_secret_bytes(secret: str) -> bytes | None:
+    """The key of a `whsec_<base64>` secret (padding optional), or None when it is not one."""
+    if not secret.startswith(WEBHOOK_SECRET_PREFIX):
+        return None
+    encoded = secret[len(WEBHOOK_SECRET_PREFIX) :]
+    try:
+        return base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _webhook_secret(value: str) -> bool:
+    key = webhook_secret_bytes(value)
+    return key is not None and len(key) >= MIN_WEBHOOK_SECRET_BYTES
+
+
 def _model_pattern(value: str) -> bool:
     provider, slash, model = value.partition("/")
     return bool(provider and slash and model)
@@ -246,6 +273,14 @@ NOT_EMPTY = rule((lambda v: len(v) > 0, "not be empty"))
 HTTP_URL = rule((_http_url, "be an http:// or https:// URL with a host"))
 SECRET = rule((lambda v: len(v.encode()) >= MIN_SECRET_BYTES, f"be at least {MIN_SECRET_BYTES} bytes long"))
 MODEL_PATTERN = rule((_model_pattern, "be provider/model or provider/* (e.g. openai/gpt-image-1)"))
+WEBHOOK_NAME = rule((lambda v: _WEBHOOK_NAME.fullmatch(v) is not None, "be 1 to 64 of a-z, 0-9, _ and -"))
+WEBHOOK_SECRET = rule(
+    (
+        _webhook_secret,
+        f"be {WEBHOOK_SECRET_PREFIX}<base64> of at least {MIN_WEBHOOK_SECRET_BYTES} bytes decoded",
+    )
+)
+WEBHOOK_EVENT = rule((lambda v: v in WEBHOOK_EVENT_TYPES, f"be one of {', '.join(WEBHOOK_EVENT_TYPES)}"))
 OPERATION = rule((lambda v: v in OPERATIONS, f"be one of {', '.join(OPERATIONS)}"))
 
 RULES: dict[str, Rule] = {
@@ -299,6 +334,15 @@ RULES: dict[str, Rule] = {
     "auth.jwks_file": ANY,  # read (and its keys checked) when the server starts
     "auth.issuer": NOT_EMPTY,
     "auth.audience": NOT_EMPTY,
+    "webhooks.*.name": WEBHOOK_NAME,
+    "webhooks.*.url": HTTP_URL,
+    "webhooks.*.secrets": each(WEBHOOK_SECRET),
+    "webhooks.*.events": each(WEBHOOK_EVENT),
+    "webhooks.*.enabled": ANY,
+    "webhooks.*.timeout_seconds": POSITIVE_SECONDS,
+    "webhooks.*.max_concurrency": at_least(1),
+    "webhooks.*.max_result_bytes": at_least(0),
+    "webhooks.*.retry_schedule_seconds": each(SECONDS_FROM_ZERO),
 }
 
 
