@@ -38,6 +38,7 @@ SECRET_FIELDS = {
     "virtual_keys.*.value",
     "providers.*.keys.*.value",
     "auth.jwt_secret",
+    "webhooks.*.secrets",
 }
 """Settings that may also be given as NAME_env (an environment variable) or NAME_file (a file)."""
 
@@ -48,6 +49,7 @@ SECTIONS = {
     "virtual_keys": "`[[virtual_keys]]`: callers' keys",
     "providers": "`[providers.NAME]`: AI providers",
     "auth": "`[auth]`: bearer JWTs",
+    "webhooks": "`[[webhooks]]`: signed webhook endpoints",
 }
 
 

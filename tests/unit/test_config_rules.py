@@ -20,6 +20,7 @@ from grpc_server.domain.jobs import RequestType
 
 SETTINGS = dict(setting_paths(ServerConfig))
 SECRET_VALUE = "a-value-long-enough-for-a-url-secret"
+WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 SECRETS = {"url_signing_secret", "database_url", "virtual_keys.*.value", "providers.*.keys.*.value"}
 """Settings given as NAME / NAME_env / NAME_file (tested in test_config_secrets.py)."""
 
@@ -55,6 +56,11 @@ def _doc_setting(path: str, value: Any) -> tuple[dict[str, Any], str]:
     if parts[0] == "virtual_keys":
         entry: dict[str, Any] = {"id": "team-a", "value": SECRET_VALUE, parts[2]: value}
         return {"virtual_keys": [entry]}, f"virtual_keys[0].{parts[2]}"
+    if parts[0] == "webhooks":
+        hook: dict[str, Any] = {"name": "hook", "url": "http://127.0.0.1:9/", "secret": WEBHOOK_SECRET}
+        if parts[2] == "secrets":
+            del hook["secret"]  # one of secret / secrets
+        return {"webhooks": [{**hook, parts[2]: value}]}, f"webhooks[0].{parts[2]}"
     if parts[0] == "providers" and parts[2] == "keys":
         key = {"value": SECRET_VALUE, parts[4]: value}
         return {"providers": {"p": {"kind": "openai", "keys": [key]}}}, f"providers.p.keys[0].{parts[4]}"
