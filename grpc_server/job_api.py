@@ -294,14 +294,16 @@ class JobApi:
 
     async def watch_job(self, job_id: str, headers: Mapping[str, str], after: int) -> AsyncIterator[Job]:
         """The job now (if its change number is above `after`), then at each change, ending after
-        a terminal state. Changes closer together than a read coalesce into the latest state."""
+        a terminal state (a stream of a job already terminal sends that state whatever `after`).
+        Changes closer together than a read coalesce into the latest state."""
         await self._listen()
+        sent = False
         with self.changes.watching(job_id) as changed:
             while True:
                 changed.clear()
                 job = await self.get_job(job_id, headers)
-                if job.change_seq > after:
-                    after = job.change_seq
+                if job.change_seq > after or (job.is_terminal and not sent):
+                    after, sent = job.change_seq, True
                     yield job
                 if job.is_terminal:
                     return

@@ -2,14 +2,15 @@
 
 Conflict (JobFinished, JobNotRetryable) is ABORTED and IdempotencyKeyReused ALREADY_EXISTS: the
 codes whose canonical HTTP mapping (google/rpc/code.proto) is 409, as the REST API answers.
-`maps_job_conflicts` ends the call with that status, the same ErrorInfo (and BadRequest for a
-field) as grpc_server.errors gives every other refusal. Once grpc_server.errors._CODES has the
+`maps_job_conflicts` (on each unary RPC of a servicer class) ends the call with that status and
+the same ErrorInfo (and BadRequest for a field) as grpc_server.errors gives every other refusal. Once grpc_server.errors._CODES has the
 two rows, this module can go.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -50,3 +51,15 @@ def maps_job_conflicts(method: Method[R]) -> Method[R]:
             raise AssertionError("unreachable: abort_with_status raises") from error
 
     return wrapper
+
+
+C = TypeVar("C", bound=type)
+
+
+def maps_job_conflicts_in(cls: C) -> C:
+    """maps_job_conflicts on every unary RPC method (CamelCase) of a servicer class; apply it
+    beneath grpc_server.errors.maps_errors, which then lets the abort through."""
+    for name, method in list(vars(cls).items()):
+        if name[:1].isupper() and callable(method) and not inspect.isasyncgenfunction(method):
+            setattr(cls, name, maps_job_conflicts(method))
+    return cls

@@ -19,7 +19,7 @@ from grpc_server.domain.errors import AsyncGateError, IdleTimeout, InvalidArgume
 from grpc_server.domain.jobs import Job
 from grpc_server.errors import maps_errors
 from grpc_server.job_api import JobApi
-from grpc_server.jobs_errors import maps_job_conflicts
+from grpc_server.jobs_errors import maps_job_conflicts_in
 from grpc_server.operations.base import Operation
 from grpc_server.operations.registry import (
     BY_PROTO,
@@ -80,6 +80,7 @@ def _inline_images(
 
 
 @maps_errors
+@maps_job_conflicts_in
 class JobServicer(pb_grpc.JobServiceServicer):
     def __init__(self, api: JobApi) -> None:
         self._api = api
@@ -243,12 +244,10 @@ class JobServicer(pb_grpc.JobServiceServicer):
             else:
                 yield pb.ReadJobOutputResponse(chunk=chunk)
 
-    @maps_job_conflicts
     async def CancelJob(self, request: pb.CancelJobRequest, context: Context) -> pb.CancelJobResponse:
         job = await self._api.cancel_job(request.id, headers_of(context))
         return pb.CancelJobResponse(job=self._proto(job))
 
-    @maps_job_conflicts
     async def RetryJob(self, request: pb.RetryJobRequest, context: Context) -> pb.RetryJobResponse:
         job = await self._api.retry_job(request.id, headers_of(context))
         return pb.RetryJobResponse(job=self._proto(job))
