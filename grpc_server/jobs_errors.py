@@ -3,8 +3,8 @@
 Conflict (JobFinished, JobNotRetryable) is ABORTED and IdempotencyKeyReused ALREADY_EXISTS: the
 codes whose canonical HTTP mapping (google/rpc/code.proto) is 409, as the REST API answers.
 `maps_job_conflicts` (on each unary RPC of a servicer class) ends the call with that status and
-the same ErrorInfo (and BadRequest for a field) as grpc_server.errors gives every other refusal. Once grpc_server.errors._CODES has the
-two rows, this module can go.
+the same ErrorInfo (and BadRequest for a field) as grpc_server.errors gives every other refusal.
+Once grpc_server.errors._CODES has the two rows, this module can go.
 """
 
 from __future__ import annotations
