@@ -214,6 +214,11 @@ class JobServiceServicer:
         job is decided first, as for GetJob: a job the caller may not read is
         NOT_FOUND to every method.
 
+        None of them has a google.api.http binding: the REST bridge answers each with
+        the job envelope (or an event stream, or 204), not with these response
+        messages, and takes its options from headers (Prefer: wait, Last-Event-ID)
+        and query parameters a rule could not bind as written.
+
         Waits until the job is terminal or the timeout (or the call's deadline) has
         passed, whichever comes first, and returns the job as it then is. Woken by the
         store's events (from any replica), never by polling. As AIP-151's

@@ -106,6 +106,11 @@ class JobServiceStub:
     job is decided first, as for GetJob: a job the caller may not read is
     NOT_FOUND to every method.
 
+    None of them has a google.api.http binding: the REST bridge answers each with
+    the job envelope (or an event stream, or 204), not with these response
+    messages, and takes its options from headers (Prefer: wait, Last-Event-ID)
+    and query parameters a rule could not bind as written.
+
     Waits until the job is terminal or the timeout (or the call's deadline) has
     passed, whichever comes first, and returns the job as it then is. Woken by the
     store's events (from any replica), never by polling. As AIP-151's
@@ -222,6 +227,11 @@ class JobServiceAsyncStub(JobServiceStub):
     and ListOperations do. Where they depart, the method says why. Who may see a
     job is decided first, as for GetJob: a job the caller may not read is
     NOT_FOUND to every method.
+
+    None of them has a google.api.http binding: the REST bridge answers each with
+    the job envelope (or an event stream, or 204), not with these response
+    messages, and takes its options from headers (Prefer: wait, Last-Event-ID)
+    and query parameters a rule could not bind as written.
 
     Waits until the job is terminal or the timeout (or the call's deadline) has
     passed, whichever comes first, and returns the job as it then is. Woken by the
@@ -384,6 +394,11 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         and ListOperations do. Where they depart, the method says why. Who may see a
         job is decided first, as for GetJob: a job the caller may not read is
         NOT_FOUND to every method.
+
+        None of them has a google.api.http binding: the REST bridge answers each with
+        the job envelope (or an event stream, or 204), not with these response
+        messages, and takes its options from headers (Prefer: wait, Last-Event-ID)
+        and query parameters a rule could not bind as written.
 
         Waits until the job is terminal or the timeout (or the call's deadline) has
         passed, whichever comes first, and returns the job as it then is. Woken by the
