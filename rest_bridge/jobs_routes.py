@@ -21,6 +21,8 @@ from rest_bridge.origin import result_origin
 JOBS_PATH = "/v1/async/jobs"
 RETRY_AFTER_SECONDS = 1
 """The Retry-After hint of a 202 poll answer."""
+REPLAYED_HEADER = "Idempotent-Replayed"
+"""Set by a submit handler on an answer that is the job of an earlier request (same key)."""
 KEEP_ALIVE_SECONDS = 15.0
 """An event stream sends a comment at least this often while the job does not change."""
 
@@ -162,7 +164,8 @@ async def _send_event(request: web.Request, response: web.StreamResponse, job: j
 
 def submitted(submit: Handler) -> Handler:
     """A submit route that also answers `Location`, and honours `Prefer: wait=N` (200 with the
-    terminal envelope if the job ends within N seconds, else the 202)."""
+    terminal envelope if the job ends within N seconds, else the 202). An answer the submit marked
+    Idempotent-Replayed (the job of an earlier request) becomes what a poll would answer."""
 
     async def handler(request: web.Request) -> web.StreamResponse:
         wait = preferred_wait(request)
@@ -170,15 +173,21 @@ def submitted(submit: Handler) -> Handler:
         if response.status != 202 or not isinstance(response, web.Response) or response.body is None:
             return response
         job_id = json.loads(response.text or "{}").get("id", "")
-        if wait:
+        replayed = response.headers.get(REPLAYED_HEADER) == "true"
+        if wait or replayed:  # a replay answers as a poll would: 200 once the job has ended
             reply = await request.app[JOBS].GetJob(
                 pb.GetJobRequest(id=job_id), metadata=forwarded_metadata(request), timeout=_timeout(request)
             )
             job = await wait_for(request, reply.job, wait)
             if job.status in TERMINAL:
                 response = job_response(await job_body(request, job, extended=False), job, wait)
+                if replayed:
+                    response.headers[REPLAYED_HEADER] = "true"
             else:
-                response.headers["Preference-Applied"] = f"wait={wait}"
+                if wait:
+                    response.headers["Preference-Applied"] = f"wait={wait}"
+                if replayed:
+                    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         response.headers["Location"] = f"{JOBS_PATH}/{job_id}"
         return response
 
