@@ -27,7 +27,7 @@ class _PostgresDialect:
         return f"(labels::jsonb ->> {key_param}::text)"
 
 
-_POSTGRES = _PostgresDialect()
+POSTGRES_DIALECT = _PostgresDialect()
 
 
 def job_from_record(record: asyncpg.Record) -> Job:
@@ -107,7 +107,7 @@ class PostgresJobApi:
         return None if record is None else job_from_record(record)
 
     async def list_jobs(self, query: ListQuery) -> list[Job]:
-        sql, args = list_sql(query, _POSTGRES)
+        sql, args = list_sql(query, POSTGRES_DIALECT)
         async with self._connection() as conn:
             records = await conn.fetch(sql, *args)
         return [job_from_record(r) for r in records]

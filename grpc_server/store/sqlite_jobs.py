@@ -30,7 +30,7 @@ class _SQLiteDialect:
         return f"json_extract(labels, '$.\"' || {key_param} || '\"')"
 
 
-_SQLITE = _SQLiteDialect()
+SQLITE_DIALECT = _SQLiteDialect()
 
 
 def cancel(conn: sqlite3.Connection, job_id: str, error: JobError, now: datetime) -> sqlite3.Row | None:
@@ -136,7 +136,7 @@ class SQLiteJobApi:
         return None if row is None else job_from_sqlite(row)
 
     async def list_jobs(self, query: ListQuery) -> list[Job]:
-        sql, args = list_sql(query, _SQLITE)
+        sql, args = list_sql(query, SQLITE_DIALECT)
         rows = await self._read(lambda c: c.execute(sql, args).fetchall())
         return [job_from_sqlite(r) for r in rows]
 
