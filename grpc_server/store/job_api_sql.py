@@ -57,8 +57,9 @@ def list_sql(query: ListQuery, dialect: Dialect) -> tuple[str, list[object]]:
     if query.created_before is not None:
         where.append("created_at < " + arg(dialect.time(query.created_before)))
     if query.after is not None:
+        # A row comparison: PostgreSQL bounds the index scan with it (an OR would be a filter).
         created, job_id = arg(dialect.time(query.after.created_at)), arg(query.after.id)
-        where.append(f"(created_at < {created} OR (created_at = {created} AND id < {job_id}))")
+        where.append(f"(created_at, id) < ({created}, {job_id})")
     sql = (
         f"SELECT * FROM jobs WHERE {' AND '.join(where)}"
         f" ORDER BY created_at DESC, id DESC LIMIT {arg(query.page_size + 1)}"
