@@ -8,8 +8,10 @@ import json
 from typing import Any
 
 import aiohttp
+import pytest
 
 from grpc_server.config import DispatcherSettings
+from rest_bridge import jobs_routes
 from tests.conftest import KEY_A, KEY_B, Stack, StackFactory
 
 EMBEDDINGS = "/v1/async/embeddings"
@@ -147,3 +149,15 @@ async def test_events_stream_each_change_and_resume(make_stack: StackFactory) ->
         assert [(i, e["status"]) for i, e in await _events(response)] == [("2", "cancelled")]
     async with stack.http.get(f"{path}/events", headers=VK_B) as response:
         assert response.status == 404
+
+
+async def test_a_quiet_event_stream_sends_keep_alive_comments(
+    make_stack: StackFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(jobs_routes, "KEEP_ALIVE_SECONDS", 0.05)  # the bridge runs in this process
+    stack = await _accept_only(make_stack)
+    _, _, accepted = await _submit(stack)
+    async with stack.http.get(f"{JOBS}/{accepted['id']}/events", headers=VK_A) as response:
+        assert (await response.content.readuntil(b"\n\n")).startswith(b"event: status\nid: 1\n")
+        assert await response.content.readuntil(b"\n\n") == b": keep-alive\n\n"
+        assert await response.content.readuntil(b"\n\n") == b": keep-alive\n\n"
