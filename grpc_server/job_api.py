@@ -285,7 +285,7 @@ class JobApi:
                 async with asyncio.timeout(timeout):
                     while True:
                         changed.clear()  # before reading: a change from now on wakes the wait
-                        job = await self.get_job(job_id, headers)
+                        job = await self._watched_job(job_id, headers)
                         if job.is_terminal:
                             return job
                         await changed.wait()
@@ -301,13 +301,28 @@ class JobApi:
         with self.changes.watching(job_id) as changed:
             while True:
                 changed.clear()
-                job = await self.get_job(job_id, headers)
+                job = await self._watched_job(job_id, headers)
                 if job.change_seq > after or (job.is_terminal and not sent):
                     after, sent = job.change_seq, True
                     yield job
                 if job.is_terminal:
                     return
                 await changed.wait()
+
+    async def _watched_job(self, job_id: str, headers: Mapping[str, str]) -> Job:
+        """get_job for a waiter or watcher: the store read (and queue position) shared with the
+        others on the same job (JobChanges.read), the caller's right to it checked on its own."""
+        key = self._keyring.resolve(headers)
+        job = await self.changes.read(job_id, lambda: self._positioned(job_id))
+        if job is None or job.is_expired(self._clock()):
+            raise NotFound("job not found")
+        if job.owner_key_id is not None and job.owner_key_id != (key.id if key else None):
+            raise NotFound("job not found")
+        return job
+
+    async def _positioned(self, job_id: str) -> Job | None:
+        job = await self._store.get_job(job_id)
+        return None if job is None else await self._with_position(job)
 
     async def list_jobs(self, query: ListQuery, headers: Mapping[str, str]) -> Page:
         """The caller's own jobs, newest first; a keyless caller lists nothing (Unauthenticated)."""
