@@ -87,6 +87,8 @@ class Conflict(AsyncGateError):
     """The job's state does not allow the request (cancel of a finished job, retry of one that
     has not failed): ABORTED, which the REST bridge answers 409."""
 
+    reason = "JOB_CONFLICT"
+
 
 class JobFinished(Conflict):
     reason = "JOB_FINISHED"
