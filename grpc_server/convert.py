@@ -6,20 +6,24 @@ Each operation's request conversion (proto -> params) lives in its slice
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from google.protobuf import struct_pb2, timestamp_pb2
 
 from asyncgate.v1 import job_pb2 as job_pb
+from asyncgate.v1 import job_service_pb2 as job_service_pb
 from grpc_server.capabilities import Capabilities
-from grpc_server.domain.jobs import EmbeddingResult, ExtraFields, ImageResult, Job, JobError
-from grpc_server.operations.registry import OPERATIONS
+from grpc_server.domain.errors import InvalidArgument
+from grpc_server.domain.jobs import EmbeddingResult, ExtraFields, ImageResult, Job, JobError, JobStatus
+from grpc_server.jobs_list import ListQuery, decode_token, page_size
+from grpc_server.operations.registry import BY_PROTO, OPERATIONS
 
 _STATUS = {
     "pending": job_pb.JOB_STATUS_PENDING,
     "processing": job_pb.JOB_STATUS_PROCESSING,
     "completed": job_pb.JOB_STATUS_COMPLETED,
     "failed": job_pb.JOB_STATUS_FAILED,
+    "cancelled": job_pb.JOB_STATUS_CANCELLED,
 }
 
 
@@ -112,7 +116,12 @@ def job_to_proto(job: Job, capabilities: Capabilities) -> job_pb.Job:
         model=job.params.model,
         create_time=_timestamp(job.created_at),
         status_code=job.status_code,
+        attempt=job.attempts,
+        labels=job.labels,
+        change_number=job.change_seq,
     )
+    if job.queue_position is not None:
+        proto.queue_position = job.queue_position
     if job.completed_at is not None:
         proto.complete_time.CopyFrom(_timestamp(job.completed_at))
     if job.expires_at is not None:
@@ -124,3 +133,34 @@ def job_to_proto(job: Job, capabilities: Capabilities) -> job_pb.Job:
     if job.error is not None:
         proto.error.CopyFrom(job_error_to_proto(job.error))
     return proto
+
+
+_DOMAIN_STATUS = {number: JobStatus(name) for name, number in _STATUS.items()}
+
+
+def list_query(request: job_service_pb.ListJobsRequest) -> ListQuery:
+    """A ListJobsRequest as a query (the owner is set by the API from the caller)."""
+    statuses = []
+    for number in request.statuses:
+        if number not in _DOMAIN_STATUS:
+            raise InvalidArgument(f"invalid statuses value: {number}", "statuses")
+        statuses.append(_DOMAIN_STATUS[number])
+    request_type = None
+    if request.request_type:
+        operation = BY_PROTO.get(request.request_type)
+        if operation is None:
+            raise InvalidArgument(f"invalid request_type value: {request.request_type}", "request_type")
+        request_type = operation.request_type
+    return ListQuery(
+        statuses=tuple(statuses),
+        request_type=request_type,
+        labels=dict(request.labels),
+        created_after=(
+            request.create_time_after.ToDatetime(UTC) if request.HasField("create_time_after") else None
+        ),
+        created_before=(
+            request.create_time_before.ToDatetime(UTC) if request.HasField("create_time_before") else None
+        ),
+        page_size=page_size(request.page_size),
+        after=decode_token(request.page_token),
+    )

@@ -27,6 +27,8 @@ from grpc_status import rpc_status
 from grpc_server.domain.errors import (
     AsyncGateError,
     Busy,
+    Conflict,
+    IdempotencyKeyReused,
     IdleTimeout,
     InvalidArgument,
     NotFound,
@@ -51,6 +53,9 @@ _CODES: tuple[tuple[type[AsyncGateError], grpc.StatusCode], ...] = (
     (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
     (NotFound, grpc.StatusCode.NOT_FOUND),
     (IdleTimeout, grpc.StatusCode.DEADLINE_EXCEEDED),
+    # 409 over REST: the codes google/rpc/code.proto maps to it.
+    (Conflict, grpc.StatusCode.ABORTED),
+    (IdempotencyKeyReused, grpc.StatusCode.ALREADY_EXISTS),
     (Unavailable, grpc.StatusCode.UNAVAILABLE),
 )
 

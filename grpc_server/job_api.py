@@ -1,4 +1,5 @@
-"""What callers can do with jobs, independent of gRPC: submit, read, read outputs.
+"""What callers can do with jobs, independent of gRPC: submit, read, read outputs, cancel,
+retry, delete.
 
 The servicer converts protos and calls these; every business rule of the request path
 lives here, in domain/ or in the operation's slice: the field rules before anything is
@@ -7,41 +8,61 @@ stored, the virtual key binding, expiry on read, capability checks on outputs.
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from grpc_server.capabilities import Capabilities
 from grpc_server.config import ServerConfig, VirtualKey
 from grpc_server.domain.errors import (
+    IdempotencyKeyReused,
     InvalidArgument,
+    JobFinished,
+    JobNotRetryable,
     NotFound,
     OperationTypeMismatch,
     PermissionDenied,
+    Unauthenticated,
 )
 from grpc_server.domain.jobs import (
+    IDEMPOTENCY_WINDOW_SECONDS,
     InputFile,
     Job,
     JobParams,
     JobStatus,
     OutputInfo,
     RequestType,
+    cancelled_error,
     new_job_id,
 )
 from grpc_server.domain.keys import model_allowed
+from grpc_server.domain.states import RETRYABLE
 from grpc_server.domain.ttl import resolve_ttl
 from grpc_server.image_work import ImageWork
 from grpc_server.images import ImageInfo, inspect_image
+from grpc_server.jobs_list import ListQuery, Page, encode_token
+from grpc_server.jobs_options import check_labels, check_request_id, request_digest
 from grpc_server.keyring import Caller, KeyRing
 from grpc_server.operations.base import Operation, SubmitShape
 from grpc_server.providers.registry import ProviderRegistry
 from grpc_server.staging import StagingFile
-from grpc_server.store.base import JobStore, StagedFile
+from grpc_server.store.base import DuplicateRequestId, JobStore, StagedFile
+from grpc_server.watch import JobChanges
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A submit's job, and whether it was made by an earlier request with the same request id."""
+
+    job: Job
+    replayed: bool = False
 
 
 @dataclass(frozen=True)
@@ -75,6 +96,14 @@ class JobApi:
         self._image_work = image_work
         self._on_submit = on_submit
         self._clock = clock
+        self.changes = JobChanges()
+        self._listening = False
+
+    async def _listen(self) -> None:
+        """Hear the store's events (every replica's, on PostgreSQL) from the first wait on."""
+        if not self._listening:
+            self._listening = True
+            await self._store.subscribe(self.changes.on_event)
 
     def caller(self, headers: Mapping[str, str]) -> VirtualKey | None:
         """The caller's virtual key (None when keyless and allowed); raises when refused.
@@ -96,26 +125,63 @@ class JobApi:
         *,
         stream: bool = False,
         ttl_seconds: int | None = None,
-    ) -> Job:
-        """Check a request against every rule, then persist it as a pending job."""
+        request_id: str = "",
+        labels: Mapping[str, str] | None = None,
+    ) -> Accepted:
+        """Check a request against every rule, then persist it as a pending job (or, for a request
+        id this caller used within the window, answer the job that id made)."""
         key = self.caller(headers)
+        idempotency_key = check_request_id(request_id)
+        job_labels = check_labels(labels or {})
         images = [f for f in files if f.role == "image"]
         mask = next((f for f in files if f.role == "mask"), None)
         operation.validate(params, SubmitShape(len(images), mask is not None, stream), self.config)
         self._check_models(params, operation.request_type, key)
         inputs = await self._inspect_files(operation, images, mask) if files else []
-        return await self._accept(operation.request_type, params, key, ttl_seconds, inputs)
+        job = self._new_job(operation.request_type, params, key, ttl_seconds, inputs, job_labels)
+        if idempotency_key is None:
+            return Accepted(await self._accept(job, inputs))
+        digest = await request_digest(operation.request_type, params, inputs, ttl_seconds, job_labels)
+        return await self._accept_once(
+            replace(job, idempotency_key=idempotency_key, request_hash=digest), inputs
+        )
 
-    async def _accept(
+    async def _accept_once(self, job: Job, inputs: list[StagedFile]) -> Accepted:
+        """Create the job unless its request id names a live one: a unique index in the store
+        decides between racing requests, on any replica."""
+        for _ in range(2):  # a second time only if the holder of the id aged out meanwhile
+            if (earlier := await self._job_of_request_id(job)) is not None:
+                return Accepted(await self._with_position(earlier), replayed=True)
+            try:
+                return Accepted(await self._accept(job, inputs))
+            except DuplicateRequestId:
+                continue  # another request made it first: read that one
+        raise IdempotencyKeyReused("request_id")
+
+    async def _job_of_request_id(self, job: Job) -> Job | None:
+        """The live job holding this job's request id; refuses a different request using it."""
+        assert job.idempotency_key is not None
+        earlier = await self._store.job_by_request_id(job.owner_key_id, job.idempotency_key)
+        if earlier is None:
+            return None
+        age = (self._clock() - earlier.created_at).total_seconds()
+        if age >= IDEMPOTENCY_WINDOW_SECONDS:
+            await self._store.forget_stale_request_id(job.owner_key_id, job.idempotency_key, self._clock())
+            return None
+        if earlier.request_hash != job.request_hash:
+            raise IdempotencyKeyReused("request_id")
+        return earlier
+
+    def _new_job(
         self,
         request_type: RequestType,
         params: JobParams,
         key: VirtualKey | None,
         ttl_seconds: int | None,
         inputs: list[StagedFile],
+        labels: dict[str, str],
     ) -> Job:
-        """Persist a validated job with its inputs, then wake the dispatcher."""
-        job = Job(
+        return Job(
             id=new_job_id(),
             request_type=request_type,
             status=JobStatus.PENDING,
@@ -126,7 +192,11 @@ class JobApi:
             ),
             owner_key_id=key.id if key else None,
             inputs=tuple(s.info for s in inputs),
+            labels=labels,
         )
+
+    async def _accept(self, job: Job, inputs: list[StagedFile]) -> Job:
+        """Persist a validated job with its inputs, then wake the dispatcher."""
         await self._store.create_job(job, inputs)
         self._on_submit()
         return job
@@ -172,7 +242,108 @@ class JobApi:
         job = await self._readable_job(job_id, self._keyring.identify(headers))
         if request_type is not None and job.request_type != request_type:
             raise OperationTypeMismatch()
+        return await self._with_position(job)
+
+    async def _with_position(self, job: Job) -> Job:
+        """A pending job with its place in the queue."""
+        if job.status != JobStatus.PENDING:
+            return job
+        return replace(job, queue_position=await self._store.queue_position(job))
+
+    async def cancel_job(self, job_id: str, headers: Mapping[str, str]) -> Job:
+        """Cancel a job that has not ended (the worker running it, on any replica, hears the
+        store's event and aborts its provider call). The job as it then is: cancelled, or the
+        terminal status it reached first. A job that had ended before the call: JobFinished."""
+        job = await self._caller_job(job_id, headers)
+        if job.is_terminal:
+            raise JobFinished(job.status.value)
+        cancelled = await self._store.cancel_job(
+            job.id, cancelled_error(job, str(uuid.uuid4())), self._clock()
+        )
+        return cancelled if cancelled is not None else await self._live_job(job.id)
+
+    async def retry_job(self, job_id: str, headers: Mapping[str, str]) -> Job:
+        """Run a failed or cancelled job again from its stored inputs; JobNotRetryable otherwise."""
+        job = await self._caller_job(job_id, headers)
+        if job.status not in RETRYABLE:
+            raise JobNotRetryable(job.status.value)
+        retried = await self._store.retry_job(job.id)
+        if retried is None:  # it changed meanwhile (retried by another call)
+            raise JobNotRetryable((await self._live_job(job.id)).status.value)
+        self._on_submit()
+        return await self._with_position(retried)
+
+    async def delete_job(self, job_id: str, headers: Mapping[str, str]) -> None:
+        """Delete a job, its inputs and outputs; a running job is cancelled first (its call aborted)."""
+        job = await self._caller_job(job_id, headers)
+        if not job.is_terminal:
+            await self._cancel(job)
+        await self._store.delete_job(job.id)
+
+    async def _cancel(self, job: Job) -> Job | None:
+        return await self._store.cancel_job(job.id, cancelled_error(job, str(uuid.uuid4())), self._clock())
+
+    async def wait_job(self, job_id: str, headers: Mapping[str, str], timeout: float | None) -> Job:
+        """The job once terminal, or as it is when `timeout` seconds have passed (None: no limit
+        but the caller's). Woken by store events, never by polling."""
+        await self._listen()
+        with self.changes.watching(job_id) as changed:
+            try:
+                async with asyncio.timeout(timeout):
+                    while True:
+                        changed.clear()  # before reading: a change from now on wakes the wait
+                        job = await self._watched_job(job_id, headers)
+                        if job.is_terminal:
+                            return job
+                        await changed.wait()
+            except TimeoutError:
+                return await self.get_job(job_id, headers)
+
+    async def watch_job(self, job_id: str, headers: Mapping[str, str], after: int) -> AsyncIterator[Job]:
+        """The job now (if its change number is above `after`), then at each change, ending after
+        a terminal state (a stream of a job already terminal sends that state whatever `after`).
+        Changes closer together than a read coalesce into the latest state."""
+        await self._listen()
+        sent = False
+        with self.changes.watching(job_id) as changed:
+            while True:
+                changed.clear()
+                job = await self._watched_job(job_id, headers)
+                if job.change_seq > after or (job.is_terminal and not sent):
+                    after, sent = job.change_seq, True
+                    yield job
+                if job.is_terminal:
+                    return
+                await changed.wait()
+
+    async def _watched_job(self, job_id: str, headers: Mapping[str, str]) -> Job:
+        """get_job for a waiter or watcher: the store read (and queue position) shared with the
+        others on the same job (JobChanges.read), the caller's right to it checked on its own."""
+        caller = self._keyring.identify(headers)
+        job = await self.changes.read(job_id, lambda: self._positioned(job_id))
+        if job is None or job.is_expired(self._clock()) or not caller.may_read(job.owner_key_id):
+            raise NotFound("job not found")
         return job
+
+    async def _positioned(self, job_id: str) -> Job | None:
+        job = await self._store.get_job(job_id)
+        return None if job is None else await self._with_position(job)
+
+    async def list_jobs(self, query: ListQuery, headers: Mapping[str, str]) -> Page:
+        """The caller's own jobs, newest first (an admin's: every job); a keyless caller lists
+        nothing (Unauthenticated)."""
+        caller = self._keyring.identify(headers)
+        if caller.key is None and not caller.admin:
+            raise Unauthenticated("listing jobs needs a virtual key: keyless jobs are readable by id only")
+        owner = None if caller.admin else caller.key_id
+        found = await self._store.list_jobs(replace(query, owner_key_id=owner))
+        now = self._clock()
+        jobs = [replace(j, result=None) for j in found[: query.page_size] if not j.is_expired(now)]
+        more = len(found) > query.page_size
+        return Page(jobs, encode_token(found[query.page_size - 1]) if more else "")
+
+    async def _caller_job(self, job_id: str, headers: Mapping[str, str]) -> Job:
+        return await self._readable_job(job_id, self._keyring.identify(headers))
 
     async def open_output(
         self, job_id: str, index: int, headers: Mapping[str, str], token: str

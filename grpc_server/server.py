@@ -52,6 +52,10 @@ class AsyncGateServer:
             options=[
                 ("grpc.max_receive_message_length", config.max_message_bytes),
                 ("grpc.so_reuseport", 0),
+                # Thousands of waiters and watchers hold calls open: without these, calls the
+                # server has not picked up yet past grpc's default limit are cancelled.
+                ("grpc.server.max_pending_requests", 100_000),
+                ("grpc.server.max_pending_requests_hard_limit", 100_000),
             ]
         )
         self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]  # untyped package

@@ -32,6 +32,9 @@ from grpc_server.uploads import UploadBudget, UploadReader
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
+REPLAYED_METADATA = "idempotent-replayed"
+"""Trailing metadata of a create answered with the job an earlier request (same request_id) made."""
+
 _ROLES = {pb.UPLOAD_FILE_ROLE_IMAGE: "image", pb.UPLOAD_FILE_ROLE_MASK: "mask"}
 
 
@@ -102,7 +105,7 @@ class JobServicer(pb_grpc.JobServiceServicer):
         async with self._staging() as staging:
             for role, image in files or []:
                 staging.add_file(role, image.filename, image.content_type, image.data)  # type: ignore[arg-type]
-            return await self._submit(operation, params, staging.finish(), headers, request, options)
+            return await self._submit(operation, params, staging.finish(), headers, request, options, context)
 
     async def _submit(
         self,
@@ -112,15 +115,21 @@ class JobServicer(pb_grpc.JobServiceServicer):
         headers: dict[str, str],
         request: Any,
         options: pb.JobOptions,
+        context: Context | None = None,
     ) -> Job:
-        return await self._api.submit(
+        accepted = await self._api.submit(
             operation,
             params,
             files,
             headers,
             stream=operation.streams(request),
             ttl_seconds=_ttl(options),
+            request_id=options.request_id,
+            labels=dict(options.labels),
         )
+        if accepted.replayed and context is not None:
+            context.set_trailing_metadata(((REPLAYED_METADATA, "true"),))
+        return accepted.job
 
     def _proto(self, job: Job) -> Any:
         return convert.job_to_proto(job, self._api.capabilities)
@@ -156,7 +165,7 @@ class JobServicer(pb_grpc.JobServiceServicer):
                     raise InvalidArgument("the upload carried no header", "header")
                 params = IMAGE_EDIT.params_from_proto(header.request)
                 job = await self._submit(
-                    IMAGE_EDIT, params, staging.finish(), headers, header.request, header.options
+                    IMAGE_EDIT, params, staging.finish(), headers, header.request, header.options, context
                 )
         finally:
             reader.release()
@@ -236,3 +245,35 @@ class JobServicer(pb_grpc.JobServiceServicer):
                 first = False
             else:
                 yield pb.ReadJobOutputResponse(chunk=chunk)
+
+    async def CancelJob(self, request: pb.CancelJobRequest, context: Context) -> pb.CancelJobResponse:
+        job = await self._api.cancel_job(request.id, headers_of(context))
+        return pb.CancelJobResponse(job=self._proto(job))
+
+    async def RetryJob(self, request: pb.RetryJobRequest, context: Context) -> pb.RetryJobResponse:
+        job = await self._api.retry_job(request.id, headers_of(context))
+        return pb.RetryJobResponse(job=self._proto(job))
+
+    async def DeleteJob(self, request: pb.DeleteJobRequest, context: Context) -> pb.DeleteJobResponse:
+        await self._api.delete_job(request.id, headers_of(context))
+        return pb.DeleteJobResponse()
+
+    async def WaitJob(self, request: pb.WaitJobRequest, context: Context) -> pb.WaitJobResponse:
+        timeout = request.timeout.ToTimedelta().total_seconds() if request.HasField("timeout") else None
+        remaining = context.time_remaining()
+        if remaining is not None:
+            timeout = remaining if timeout is None else min(timeout, remaining)
+        job = await self._api.wait_job(request.id, headers_of(context), timeout)
+        return pb.WaitJobResponse(job=self._proto(job))
+
+    async def WatchJob(
+        self, request: pb.WatchJobRequest, context: Context
+    ) -> AsyncIterator[pb.WatchJobResponse]:
+        async for job in self._api.watch_job(request.id, headers_of(context), request.after_change_number):
+            yield pb.WatchJobResponse(job=self._proto(job))
+
+    async def ListJobs(self, request: pb.ListJobsRequest, context: Context) -> pb.ListJobsResponse:
+        page = await self._api.list_jobs(convert.list_query(request), headers_of(context))
+        return pb.ListJobsResponse(
+            jobs=[self._proto(job) for job in page.jobs], next_page_token=page.next_page_token
+        )

@@ -4,7 +4,7 @@ the caller's key headers as gRPC metadata, the job options of a submit."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from grpc_health.v1 import health_pb2_grpc
@@ -14,6 +14,8 @@ from asyncgate.v1 import job_service_pb2 as pb
 from rest_bridge.config import BridgeConfig
 from rest_bridge.envelope import accepted
 from rest_bridge.errors import BridgeError
+from rest_bridge.jobs_params import with_submit_headers
+from rest_bridge.origin import result_origin
 from rest_bridge.ttl import TTL_HEADER, parse_ttl_header
 
 if TYPE_CHECKING:  # the async stub type exists only in the generated .pyi
@@ -43,12 +45,46 @@ def forwarded_metadata(request: web.Request) -> Metadata:
 
 
 def job_options(request: web.Request) -> pb.JobOptions:
-    """The options of a new job from the submit's headers (the result TTL)."""
+    """The options of a new job from the submit's headers: the result TTL, the idempotency key
+    (`Idempotency-Key`) and the labels (`x-asyncgate-labels`)."""
     options = pb.JobOptions()
     if (ttl := parse_ttl_header(request.headers.get(TTL_HEADER))) is not None:
         options.result_ttl_seconds = ttl
-    return options
+    return with_submit_headers(options, request)
 
 
-def accepted_response(job: job_pb.Job) -> web.Response:
-    return web.json_response(accepted(job), status=202)
+async def read_output(request: web.Request, job_id: str, stored: job_pb.StoredOutput) -> bytes:
+    """A stored output's bytes (a b64_json image, an embedding's vectors), read from the server."""
+    stream = request.app[JOBS].ReadJobOutput(
+        pb.ReadJobOutputRequest(job_id=job_id, index=stored.index, access_token=stored.access_token),
+        timeout=request.app[CONFIG].grpc_timeout_seconds,
+    )
+    return b"".join([message.chunk async for message in stream])
+
+
+def base_url(request: web.Request) -> str:
+    """Where result image URLs point (rest_bridge.origin: public URL, else an allowed Host)."""
+    return result_origin(request, request.app[CONFIG])
+
+
+REPLAYED_HEADER = "Idempotent-Replayed"
+REPLAYED_METADATA = ("idempotent-replayed", "true")
+"""The server's trailing metadata on a create that returned the job an earlier request made."""
+
+
+def accepted_response(job: job_pb.Job, replayed: bool = False) -> web.Response:
+    response = web.json_response(accepted(job), status=202)
+    if replayed:
+        response.headers[REPLAYED_HEADER] = "true"
+    return response
+
+
+async def was_replayed(call: Any) -> bool:
+    """Whether a finished create call returned an earlier request's job (an idempotency replay)."""
+    return REPLAYED_METADATA in tuple(await call.trailing_metadata() or ())
+
+
+async def created_response(call: Any) -> web.Response:
+    """The 202 of a unary create call, marked Idempotent-Replayed when it was one."""
+    reply = await call
+    return accepted_response(reply.job, await was_replayed(call))

@@ -1,4 +1,7 @@
-"""A proto Job -> the JSON job envelope of docs/rest-api.md §2, keys in order."""
+"""A proto Job -> the JSON job envelope (docs/rest-api.md §2 and §9), keys in order: the
+gateway's keys, then (on the job paths under /v1/async/jobs only, so the gateway's own paths
+answer exactly as before) asyncgate's own: request_type, queue_position, attempt, labels, each
+only when it has a value."""
 
 from __future__ import annotations
 
@@ -17,8 +20,15 @@ STATUS = {
     job_pb.JOB_STATUS_PROCESSING: "processing",
     job_pb.JOB_STATUS_COMPLETED: "completed",
     job_pb.JOB_STATUS_FAILED: "failed",
+    job_pb.JOB_STATUS_CANCELLED: "cancelled",
 }
-TERMINAL = (job_pb.JOB_STATUS_COMPLETED, job_pb.JOB_STATUS_FAILED)
+TERMINAL = (job_pb.JOB_STATUS_COMPLETED, job_pb.JOB_STATUS_FAILED, job_pb.JOB_STATUS_CANCELLED)
+REQUEST_TYPES = {
+    job_pb.REQUEST_TYPE_IMAGE_EDIT: "image_edit",
+    job_pb.REQUEST_TYPE_IMAGE_GENERATION: "image_generation",
+    job_pb.REQUEST_TYPE_IMAGE_VARIATION: "image_variation",
+    job_pb.REQUEST_TYPE_EMBEDDING: "embedding",
+}
 
 ReadOutput = Callable[[str, job_pb.StoredOutput], Awaitable[bytes]]
 
@@ -108,7 +118,10 @@ async def embedding_result(job: job_pb.Job, read_output: ReadOutput) -> dict[str
     }
 
 
-async def envelope(job: job_pb.Job, base_url: str, read_output: ReadOutput) -> dict[str, Any]:
+async def envelope(
+    job: job_pb.Job, base_url: str, read_output: ReadOutput, *, extended: bool = False
+) -> dict[str, Any]:
+    """The envelope; `extended` adds asyncgate's own keys (the job paths' answers)."""
     body: dict[str, Any] = {"id": job.id, "status": STATUS[job.status]}
     if job.HasField("expire_time"):
         body["expires_at"] = rfc3339(job.expire_time)
@@ -123,9 +136,25 @@ async def envelope(job: job_pb.Job, base_url: str, read_output: ReadOutput) -> d
             body["result"] = await image_result(job, base_url, read_output)
         elif kind == "embedding_result":
             body["result"] = await embedding_result(job, read_output)
-    if job.status == job_pb.JOB_STATUS_FAILED and job.HasField("error"):
+    if job.status in (job_pb.JOB_STATUS_FAILED, job_pb.JOB_STATUS_CANCELLED) and job.HasField("error"):
         body["error"] = error_object(job.error)
+    if extended:
+        body.update(own_keys(job))
     return body
+
+
+def own_keys(job: job_pb.Job) -> dict[str, Any]:
+    """asyncgate's keys of a job, in order, each only when it has a value."""
+    keys: dict[str, Any] = {}
+    if job.request_type in REQUEST_TYPES:
+        keys["request_type"] = REQUEST_TYPES[job.request_type]
+    if job.HasField("queue_position"):
+        keys["queue_position"] = job.queue_position
+    if job.attempt:
+        keys["attempt"] = job.attempt
+    if job.labels:
+        keys["labels"] = dict(sorted(job.labels.items()))
+    return keys
 
 
 def accepted(job: job_pb.Job) -> dict[str, Any]:

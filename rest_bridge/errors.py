@@ -29,6 +29,7 @@ ERROR_TYPES = {
     404: "not_found_error",
     405: "invalid_request_error",
     408: "timeout_error",
+    409: "conflict_error",
     413: "request_too_large",
     429: "rate_limit_error",
     503: "service_unavailable",
@@ -55,6 +56,10 @@ HTTP_STATUS: dict[tuple[grpc.StatusCode, str], int] = {
     (_C.RESOURCE_EXHAUSTED, "UPLOADS_BUSY"): 503,
     # An upload stream the server ended because the client sent nothing for too long.
     (_C.DEADLINE_EXCEEDED, "UPLOAD_IDLE"): 408,
+    (_C.ABORTED, "JOB_CONFLICT"): 409,
+    (_C.ABORTED, "JOB_FINISHED"): 409,
+    (_C.ABORTED, "JOB_NOT_RETRYABLE"): 409,
+    (_C.ALREADY_EXISTS, "IDEMPOTENCY_KEY_REUSED"): 409,
     # Any other reason (or none), by code alone.
     (_C.INVALID_ARGUMENT, ANY_REASON): 400,
     (_C.OUT_OF_RANGE, ANY_REASON): 400,

@@ -27,8 +27,7 @@ import grpc
 from aiohttp import web
 
 from asyncgate.v1 import job_pb2 as job_pb
-from rest_bridge import routes
-from rest_bridge.context import Handler
+from rest_bridge.context import Handler, base_url, read_output
 from rest_bridge.envelope import embedding_result, image_result
 from rest_bridge.errors import BridgeError
 from rest_bridge.openai_compat_errors import (
@@ -77,11 +76,11 @@ async def result_body(request: web.Request, job: job_pb.Job) -> dict[str, Any]:
     """A completed job's result as OpenAI answers it (the async poll's `result`)."""
 
     async def read(job_id: str, stored: job_pb.StoredOutput) -> bytes:
-        return await routes.read_output(request, job_id, stored)
+        return await read_output(request, job_id, stored)
 
     kind = job.WhichOneof("result")
     if kind == "image_result":
-        return await image_result(job, routes.base_url(request), read)
+        return await image_result(job, base_url(request), read)
     if kind == "embedding_result":
         return await embedding_result(job, read)
     raise RuntimeError(f"completed job {job.id} has no result ({kind})")

@@ -6,29 +6,15 @@ import grpc
 from aiohttp import web
 from grpc_health.v1 import health_pb2
 
-from asyncgate.v1 import job_pb2 as job_pb
 from asyncgate.v1 import job_service_pb2 as pb
 from rest_bridge.context import CONFIG as CONFIG
 from rest_bridge.context import HEALTH as HEALTH
 from rest_bridge.context import JOBS as JOBS
 from rest_bridge.context import Handler, forwarded_metadata
-from rest_bridge.envelope import TERMINAL, envelope
 from rest_bridge.errors import BridgeError
+from rest_bridge.jobs_params import preferred_wait
+from rest_bridge.jobs_routes import add_job_routes, job_body, job_response, submitted, wait_for
 from rest_bridge.operations import OPERATIONS, RestOperation
-from rest_bridge.origin import result_origin
-
-
-async def read_output(request: web.Request, job_id: str, stored: job_pb.StoredOutput) -> bytes:
-    stream = request.app[JOBS].ReadJobOutput(
-        pb.ReadJobOutputRequest(job_id=job_id, index=stored.index, access_token=stored.access_token),
-        timeout=request.app[CONFIG].grpc_timeout_seconds,
-    )
-    return b"".join([message.chunk async for message in stream])
-
-
-def base_url(request: web.Request) -> str:
-    """Where result image URLs point (rest_bridge.origin: public URL, else an allowed Host)."""
-    return result_origin(request, request.app[CONFIG])
 
 
 def poll(operation: RestOperation) -> Handler:
@@ -40,11 +26,9 @@ def poll(operation: RestOperation) -> Handler:
             metadata=forwarded_metadata(request),
             timeout=config.grpc_timeout_seconds,
         )
-        job = response.job
-        body = await envelope(
-            job, base_url(request), lambda job_id, stored: read_output(request, job_id, stored)
-        )
-        return web.json_response(body, status=200 if job.status in TERMINAL else 202)
+        wait = preferred_wait(request)
+        job = await wait_for(request, response.job, wait)
+        return job_response(await job_body(request, job, extended=False), job, wait)
 
     return get_job
 
@@ -89,9 +73,10 @@ async def health(request: web.Request) -> web.StreamResponse:
 
 def add_routes(app: web.Application) -> None:
     for operation in OPERATIONS:
-        app.router.add_post(operation.path, operation.submit, name=operation.name)
+        app.router.add_post(operation.path, submitted(operation.submit), name=operation.name)
         app.router.add_get(
             f"{operation.path}/{{job_id}}", poll(operation), name=f"{operation.name}_poll", allow_head=False
         )
     app.router.add_get("/v1/async/files/{job_id}/{index}", read_file, allow_head=False)
     app.router.add_get("/health", health, allow_head=False)
+    add_job_routes(app)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from asyncgate.v1 import job_service_pb2 as pb
-from rest_bridge.context import CONFIG, JOBS, accepted_response, forwarded_metadata, job_options
+from rest_bridge.context import CONFIG, JOBS, created_response, forwarded_metadata, job_options
 from rest_bridge.json_body import embedding_request, image_generation_request, read_json_object
 
 
@@ -16,10 +16,11 @@ async def submit_image_generation(request: web.Request) -> web.StreamResponse:
     create = pb.CreateImageGenerationJobRequest(
         request=image_generation_request(body), options=job_options(request)
     )
-    created = await request.app[JOBS].CreateImageGenerationJob(
-        create, metadata=metadata, timeout=config.grpc_timeout_seconds
+    return await created_response(
+        request.app[JOBS].CreateImageGenerationJob(
+            create, metadata=metadata, timeout=config.grpc_timeout_seconds
+        )
     )
-    return accepted_response(created.job)
 
 
 async def submit_embedding(request: web.Request) -> web.StreamResponse:
@@ -27,7 +28,6 @@ async def submit_embedding(request: web.Request) -> web.StreamResponse:
     metadata = forwarded_metadata(request)
     body = await read_json_object(request, config)
     create = pb.CreateEmbeddingJobRequest(request=embedding_request(body), options=job_options(request))
-    created = await request.app[JOBS].CreateEmbeddingJob(
-        create, metadata=metadata, timeout=config.grpc_timeout_seconds
+    return await created_response(
+        request.app[JOBS].CreateEmbeddingJob(create, metadata=metadata, timeout=config.grpc_timeout_seconds)
     )
-    return accepted_response(created.job)

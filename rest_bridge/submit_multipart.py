@@ -14,7 +14,15 @@ import grpc
 from aiohttp import web
 
 from asyncgate.v1 import job_service_pb2 as pb
-from rest_bridge.context import CONFIG, JOBS, accepted_response, forwarded_metadata, job_options
+from rest_bridge.context import (
+    CONFIG,
+    JOBS,
+    accepted_response,
+    created_response,
+    forwarded_metadata,
+    job_options,
+    was_replayed,
+)
 from rest_bridge.form import image_edit_form, image_variation_form
 from rest_bridge.multipart import (
     EDIT_FILES,
@@ -44,12 +52,13 @@ async def submit_image_edit(request: web.Request) -> web.StreamResponse:
         form.request.images.extend(files.images(pb.UPLOAD_FILE_ROLE_IMAGE))
         if masks := files.images(pb.UPLOAD_FILE_ROLE_MASK):
             form.request.mask.CopyFrom(masks[0])
-        created = await request.app[JOBS].CreateImageEditJob(
-            pb.CreateImageEditJobRequest(request=form.request, options=options),
-            metadata=metadata,
-            timeout=config.grpc_timeout_seconds,
+        return await created_response(
+            request.app[JOBS].CreateImageEditJob(
+                pb.CreateImageEditJobRequest(request=form.request, options=options),
+                metadata=metadata,
+                timeout=config.grpc_timeout_seconds,
+            )
         )
-        return accepted_response(created.job)
     call = request.app[JOBS].UploadImageEditJob(None, metadata=metadata, timeout=config.grpc_timeout_seconds)
 
     async def send(message: pb.UploadImageEditJobRequest) -> None:
@@ -73,7 +82,7 @@ async def submit_image_edit(request: web.Request) -> web.StreamResponse:
     except BaseException:
         call.cancel()
         raise
-    return accepted_response(response.job)
+    return accepted_response(response.job, await was_replayed(call))
 
 
 async def submit_image_variation(request: web.Request) -> web.StreamResponse:
@@ -84,9 +93,10 @@ async def submit_image_variation(request: web.Request) -> web.StreamResponse:
     await read_form(reader, config, form, VARIATION_FILES, files)
     if images := files.images(pb.UPLOAD_FILE_ROLE_IMAGE):
         form.request.image.CopyFrom(images[0])
-    created = await request.app[JOBS].CreateImageVariationJob(
-        pb.CreateImageVariationJobRequest(request=form.request, options=job_options(request)),
-        metadata=metadata,
-        timeout=config.grpc_timeout_seconds,
+    return await created_response(
+        request.app[JOBS].CreateImageVariationJob(
+            pb.CreateImageVariationJobRequest(request=form.request, options=job_options(request)),
+            metadata=metadata,
+            timeout=config.grpc_timeout_seconds,
+        )
     )
-    return accepted_response(created.job)

@@ -27,7 +27,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x61syncgate/v1/job.proto\x12\x0c\x61syncgate.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf9\x03\n\x03Job\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12-\n\x06status\x18\x02 \x01(\x0e\x32\x17.asyncgate.v1.JobStatusB\x04\xe2\x41\x01\x03\x12\x35\n\x0crequest_type\x18\x03 \x01(\x0e\x32\x19.asyncgate.v1.RequestTypeB\x04\xe2\x41\x01\x03\x12\x13\n\x05model\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x37\n\rcomplete_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x65xpire_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x19\n\x0bstatus_code\x18\x08 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x31\n\x0cimage_result\x18\t \x01(\x0b\x32\x19.asyncgate.v1.ImageResultH\x00\x12\x39\n\x10\x65mbedding_result\x18\x0b \x01(\x0b\x32\x1d.asyncgate.v1.EmbeddingResultH\x00\x12+\n\x05\x65rror\x18\n \x01(\x0b\x32\x16.asyncgate.v1.JobErrorB\x04\xe2\x41\x01\x03\x42\x08\n\x06result\"\x83\x02\n\x0bImageResult\x12\x0f\n\x07\x63reated\x18\x01 \x01(\x03\x12\'\n\x04\x64\x61ta\x18\x02 \x03(\x0b\x32\x19.asyncgate.v1.ResultImage\x12&\n\x05usage\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\nbackground\x18\x04 \x01(\t\x12\x15\n\routput_format\x18\x05 \x01(\t\x12\x0f\n\x07quality\x18\x06 \x01(\t\x12\x0c\n\x04size\x18\x07 \x01(\t\x12\x17\n\x0fresponse_format\x18\x08 \x01(\t\x12/\n\x0c\x65xtra_fields\x18\t \x01(\x0b\x32\x19.asyncgate.v1.ExtraFields\"l\n\x0bResultImage\x12\r\n\x03url\x18\x01 \x01(\tH\x00\x12,\n\x06stored\x18\x02 \x01(\x0b\x32\x1a.asyncgate.v1.StoredOutputH\x00\x12\x16\n\x0erevised_prompt\x18\x03 \x01(\tB\x08\n\x06source\"]\n\x0cStoredOutput\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x04 \x01(\t\"\xe7\x01\n\x0f\x45mbeddingResult\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\x12\x12\n\ndimensions\x18\x03 \x01(\x05\x12\x15\n\rprompt_tokens\x18\x04 \x01(\x03\x12\x14\n\x0ctotal_tokens\x18\x05 \x01(\x03\x12+\n\x07vectors\x18\x06 \x01(\x0b\x32\x1a.asyncgate.v1.StoredOutput\x12\x17\n\x0f\x65ncoding_format\x18\x07 \x01(\t\x12/\n\x0c\x65xtra_fields\x18\x08 \x01(\x0b\x32\x19.asyncgate.v1.ExtraFields\"N\n\x0b\x45xtraFields\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\x17\n\x0fmodel_requested\x18\x02 \x01(\t\x12\x14\n\x0crequest_type\x18\x03 \x01(\t\"\xb4\x01\n\x08JobError\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x18\n\x10is_gateway_error\x18\x03 \x01(\x08\x12\x13\n\x0bstatus_code\x18\x04 \x01(\x05\x12(\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x19.asyncgate.v1.ErrorDetail\x12/\n\x0c\x65xtra_fields\x18\x06 \x01(\x0b\x32\x19.asyncgate.v1.ExtraFields\"[\n\x0b\x45rrorDetail\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\r\n\x05param\x18\x04 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x05 \x01(\t*\x8b\x01\n\tJobStatus\x12\x1a\n\x16JOB_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12JOB_STATUS_PENDING\x10\x01\x12\x19\n\x15JOB_STATUS_PROCESSING\x10\x02\x12\x18\n\x14JOB_STATUS_COMPLETED\x10\x03\x12\x15\n\x11JOB_STATUS_FAILED\x10\x04*\xa9\x01\n\x0bRequestType\x12\x1c\n\x18REQUEST_TYPE_UNSPECIFIED\x10\x00\x12\x1b\n\x17REQUEST_TYPE_IMAGE_EDIT\x10\x01\x12!\n\x1dREQUEST_TYPE_IMAGE_GENERATION\x10\x02\x12\x1a\n\x16REQUEST_TYPE_EMBEDDING\x10\x03\x12 \n\x1cREQUEST_TYPE_IMAGE_VARIATION\x10\x04\x42\x92\x01\n\x10\x63om.asyncgate.v1B\x08JobProtoP\x01Z>github.com/asyncgate/asyncgate/gen/go/asyncgate/v1;asyncgatev1\xa2\x02\x03\x41XX\xaa\x02\x0c\x41syncgate.V1\xca\x02\x0c\x41syncgate\\V1\xea\x02\rAsyncgate::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x61syncgate/v1/job.proto\x12\x0c\x61syncgate.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc7\x05\n\x03Job\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12-\n\x06status\x18\x02 \x01(\x0e\x32\x17.asyncgate.v1.JobStatusB\x04\xe2\x41\x01\x03\x12\x35\n\x0crequest_type\x18\x03 \x01(\x0e\x32\x19.asyncgate.v1.RequestTypeB\x04\xe2\x41\x01\x03\x12\x13\n\x05model\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x37\n\rcomplete_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x65xpire_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x19\n\x0bstatus_code\x18\x08 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x31\n\x0cimage_result\x18\t \x01(\x0b\x32\x19.asyncgate.v1.ImageResultH\x00\x12\x39\n\x10\x65mbedding_result\x18\x0b \x01(\x0b\x32\x1d.asyncgate.v1.EmbeddingResultH\x00\x12+\n\x05\x65rror\x18\n \x01(\x0b\x32\x16.asyncgate.v1.JobErrorB\x04\xe2\x41\x01\x03\x12\x15\n\x07\x61ttempt\x18\x0c \x01(\x05\x42\x04\xe2\x41\x01\x03\x12!\n\x0equeue_position\x18\r \x01(\x05\x42\x04\xe2\x41\x01\x03H\x01\x88\x01\x01\x12\x33\n\x06labels\x18\x0e \x03(\x0b\x32\x1d.asyncgate.v1.Job.LabelsEntryB\x04\xe2\x41\x01\x03\x12\x1b\n\rchange_number\x18\x0f \x01(\x03\x42\x04\xe2\x41\x01\x03\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x08\n\x06resultB\x11\n\x0f_queue_position\"\x83\x02\n\x0bImageResult\x12\x0f\n\x07\x63reated\x18\x01 \x01(\x03\x12\'\n\x04\x64\x61ta\x18\x02 \x03(\x0b\x32\x19.asyncgate.v1.ResultImage\x12&\n\x05usage\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\nbackground\x18\x04 \x01(\t\x12\x15\n\routput_format\x18\x05 \x01(\t\x12\x0f\n\x07quality\x18\x06 \x01(\t\x12\x0c\n\x04size\x18\x07 \x01(\t\x12\x17\n\x0fresponse_format\x18\x08 \x01(\t\x12/\n\x0c\x65xtra_fields\x18\t \x01(\x0b\x32\x19.asyncgate.v1.ExtraFields\"l\n\x0bResultImage\x12\r\n\x03url\x18\x01 \x01(\tH\x00\x12,\n\x06stored\x18\x02 \x01(\x0b\x32\x1a.asyncgate.v1.StoredOutputH\x00\x12\x16\n\x0erevised_prompt\x18\x03 \x01(\tB\x08\n\x06source\"]\n\x0cStoredOutput\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x04 \x01(\t\"\xe7\x01\n\x0f\x45mbeddingResult\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\x12\x12\n\ndimensions\x18\x03 \x01(\x05\x12\x15\n\rprompt_tokens\x18\x04 \x01(\x03\x12\x14\n\x0ctotal_tokens\x18\x05 \x01(\x03\x12+\n\x07vectors\x18\x06 \x01(\x0b\x32\x1a.asyncgate.v1.StoredOutput\x12\x17\n\x0f\x65ncoding_format\x18\x07 \x01(\t\x12/\n\x0c\x65xtra_fields\x18\x08 \x01(\x0b\x32\x19.asyncgate.v1.ExtraFields\"N\n\x0b\x45xtraFields\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\x17\n\x0fmodel_requested\x18\x02 \x01(\t\x12\x14\n\x0crequest_type\x18\x03 \x01(\t\"\xb4\x01\n\x08JobError\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x18\n\x10is_gateway_error\x18\x03 \x01(\x08\x12\x13\n\x0bstatus_code\x18\x04 \x01(\x05\x12(\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x19.asyncgate.v1.ErrorDetail\x12/\n\x0c\x65xtra_fields\x18\x06 \x01(\x0b\x32\x19.asyncgate.v1.ExtraFields\"[\n\x0b\x45rrorDetail\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\r\n\x05param\x18\x04 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x05 \x01(\t*\xa5\x01\n\tJobStatus\x12\x1a\n\x16JOB_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12JOB_STATUS_PENDING\x10\x01\x12\x19\n\x15JOB_STATUS_PROCESSING\x10\x02\x12\x18\n\x14JOB_STATUS_COMPLETED\x10\x03\x12\x15\n\x11JOB_STATUS_FAILED\x10\x04\x12\x18\n\x14JOB_STATUS_CANCELLED\x10\x05*\xa9\x01\n\x0bRequestType\x12\x1c\n\x18REQUEST_TYPE_UNSPECIFIED\x10\x00\x12\x1b\n\x17REQUEST_TYPE_IMAGE_EDIT\x10\x01\x12!\n\x1dREQUEST_TYPE_IMAGE_GENERATION\x10\x02\x12\x1a\n\x16REQUEST_TYPE_EMBEDDING\x10\x03\x12 \n\x1cREQUEST_TYPE_IMAGE_VARIATION\x10\x04\x42\x92\x01\n\x10\x63om.asyncgate.v1B\x08JobProtoP\x01Z>github.com/asyncgate/asyncgate/gen/go/asyncgate/v1;asyncgatev1\xa2\x02\x03\x41XX\xaa\x02\x0c\x41syncgate.V1\xca\x02\x0c\x41syncgate\\V1\xea\x02\rAsyncgate::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,6 +35,8 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'asyncgate.v1.job_pb2', _glo
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\020com.asyncgate.v1B\010JobProtoP\001Z>github.com/asyncgate/asyncgate/gen/go/asyncgate/v1;asyncgatev1\242\002\003AXX\252\002\014Asyncgate.V1\312\002\014Asyncgate\\V1\352\002\rAsyncgate::V1'
+  _globals['_JOB_LABELSENTRY']._loaded_options = None
+  _globals['_JOB_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_JOB'].fields_by_name['id']._loaded_options = None
   _globals['_JOB'].fields_by_name['id']._serialized_options = b'\342A\001\003'
   _globals['_JOB'].fields_by_name['status']._loaded_options = None
@@ -53,24 +55,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_JOB'].fields_by_name['status_code']._serialized_options = b'\342A\001\003'
   _globals['_JOB'].fields_by_name['error']._loaded_options = None
   _globals['_JOB'].fields_by_name['error']._serialized_options = b'\342A\001\003'
-  _globals['_JOBSTATUS']._serialized_start=1702
-  _globals['_JOBSTATUS']._serialized_end=1841
-  _globals['_REQUESTTYPE']._serialized_start=1844
-  _globals['_REQUESTTYPE']._serialized_end=2013
+  _globals['_JOB'].fields_by_name['attempt']._loaded_options = None
+  _globals['_JOB'].fields_by_name['attempt']._serialized_options = b'\342A\001\003'
+  _globals['_JOB'].fields_by_name['queue_position']._loaded_options = None
+  _globals['_JOB'].fields_by_name['queue_position']._serialized_options = b'\342A\001\003'
+  _globals['_JOB'].fields_by_name['labels']._loaded_options = None
+  _globals['_JOB'].fields_by_name['labels']._serialized_options = b'\342A\001\003'
+  _globals['_JOB'].fields_by_name['change_number']._loaded_options = None
+  _globals['_JOB'].fields_by_name['change_number']._serialized_options = b'\342A\001\003'
+  _globals['_JOBSTATUS']._serialized_start=1908
+  _globals['_JOBSTATUS']._serialized_end=2073
+  _globals['_REQUESTTYPE']._serialized_start=2076
+  _globals['_REQUESTTYPE']._serialized_end=2245
   _globals['_JOB']._serialized_start=137
-  _globals['_JOB']._serialized_end=642
-  _globals['_IMAGERESULT']._serialized_start=645
-  _globals['_IMAGERESULT']._serialized_end=904
-  _globals['_RESULTIMAGE']._serialized_start=906
-  _globals['_RESULTIMAGE']._serialized_end=1014
-  _globals['_STOREDOUTPUT']._serialized_start=1016
-  _globals['_STOREDOUTPUT']._serialized_end=1109
-  _globals['_EMBEDDINGRESULT']._serialized_start=1112
-  _globals['_EMBEDDINGRESULT']._serialized_end=1343
-  _globals['_EXTRAFIELDS']._serialized_start=1345
-  _globals['_EXTRAFIELDS']._serialized_end=1423
-  _globals['_JOBERROR']._serialized_start=1426
-  _globals['_JOBERROR']._serialized_end=1606
-  _globals['_ERRORDETAIL']._serialized_start=1608
-  _globals['_ERRORDETAIL']._serialized_end=1699
+  _globals['_JOB']._serialized_end=848
+  _globals['_JOB_LABELSENTRY']._serialized_start=774
+  _globals['_JOB_LABELSENTRY']._serialized_end=819
+  _globals['_IMAGERESULT']._serialized_start=851
+  _globals['_IMAGERESULT']._serialized_end=1110
+  _globals['_RESULTIMAGE']._serialized_start=1112
+  _globals['_RESULTIMAGE']._serialized_end=1220
+  _globals['_STOREDOUTPUT']._serialized_start=1222
+  _globals['_STOREDOUTPUT']._serialized_end=1315
+  _globals['_EMBEDDINGRESULT']._serialized_start=1318
+  _globals['_EMBEDDINGRESULT']._serialized_end=1549
+  _globals['_EXTRAFIELDS']._serialized_start=1551
+  _globals['_EXTRAFIELDS']._serialized_end=1629
+  _globals['_JOBERROR']._serialized_start=1632
+  _globals['_JOBERROR']._serialized_end=1812
+  _globals['_ERRORDETAIL']._serialized_start=1814
+  _globals['_ERRORDETAIL']._serialized_end=1905
 # @@protoc_insertion_point(module_scope)

@@ -19,6 +19,7 @@ class JobStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     JOB_STATUS_PROCESSING: _ClassVar[JobStatus]
     JOB_STATUS_COMPLETED: _ClassVar[JobStatus]
     JOB_STATUS_FAILED: _ClassVar[JobStatus]
+    JOB_STATUS_CANCELLED: _ClassVar[JobStatus]
 
 class RequestType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -32,6 +33,7 @@ JOB_STATUS_PENDING: JobStatus
 JOB_STATUS_PROCESSING: JobStatus
 JOB_STATUS_COMPLETED: JobStatus
 JOB_STATUS_FAILED: JobStatus
+JOB_STATUS_CANCELLED: JobStatus
 REQUEST_TYPE_UNSPECIFIED: RequestType
 REQUEST_TYPE_IMAGE_EDIT: RequestType
 REQUEST_TYPE_IMAGE_GENERATION: RequestType
@@ -39,7 +41,14 @@ REQUEST_TYPE_EMBEDDING: RequestType
 REQUEST_TYPE_IMAGE_VARIATION: RequestType
 
 class Job(_message.Message):
-    __slots__ = ("id", "status", "request_type", "model", "create_time", "complete_time", "expire_time", "status_code", "image_result", "embedding_result", "error")
+    __slots__ = ("id", "status", "request_type", "model", "create_time", "complete_time", "expire_time", "status_code", "image_result", "embedding_result", "error", "attempt", "queue_position", "labels", "change_number")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -51,6 +60,10 @@ class Job(_message.Message):
     IMAGE_RESULT_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_RESULT_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_POSITION_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_NUMBER_FIELD_NUMBER: _ClassVar[int]
     id: str
     status: JobStatus
     request_type: RequestType
@@ -62,7 +75,11 @@ class Job(_message.Message):
     image_result: ImageResult
     embedding_result: EmbeddingResult
     error: JobError
-    def __init__(self, id: _Optional[str] = ..., status: _Optional[_Union[JobStatus, str]] = ..., request_type: _Optional[_Union[RequestType, str]] = ..., model: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status_code: _Optional[int] = ..., image_result: _Optional[_Union[ImageResult, _Mapping]] = ..., embedding_result: _Optional[_Union[EmbeddingResult, _Mapping]] = ..., error: _Optional[_Union[JobError, _Mapping]] = ...) -> None: ...
+    attempt: int
+    queue_position: int
+    labels: _containers.ScalarMap[str, str]
+    change_number: int
+    def __init__(self, id: _Optional[str] = ..., status: _Optional[_Union[JobStatus, str]] = ..., request_type: _Optional[_Union[RequestType, str]] = ..., model: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status_code: _Optional[int] = ..., image_result: _Optional[_Union[ImageResult, _Mapping]] = ..., embedding_result: _Optional[_Union[EmbeddingResult, _Mapping]] = ..., error: _Optional[_Union[JobError, _Mapping]] = ..., attempt: _Optional[int] = ..., queue_position: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., change_number: _Optional[int] = ...) -> None: ...
 
 class ImageResult(_message.Message):
     __slots__ = ("created", "data", "usage", "background", "output_format", "quality", "size", "response_format", "extra_fields")

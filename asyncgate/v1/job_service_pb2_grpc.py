@@ -83,6 +83,36 @@ class JobServiceStub:
                 request_serializer=asyncgate_dot_v1_dot_job__service__pb2.ReadJobOutputRequest.SerializeToString,
                 response_deserializer=asyncgate_dot_v1_dot_job__service__pb2.ReadJobOutputResponse.FromString,
                 _registered_method=True)
+        self.WaitJob = channel.unary_unary(
+                '/asyncgate.v1.JobService/WaitJob',
+                request_serializer=asyncgate_dot_v1_dot_job__service__pb2.WaitJobRequest.SerializeToString,
+                response_deserializer=asyncgate_dot_v1_dot_job__service__pb2.WaitJobResponse.FromString,
+                _registered_method=True)
+        self.WatchJob = channel.unary_stream(
+                '/asyncgate.v1.JobService/WatchJob',
+                request_serializer=asyncgate_dot_v1_dot_job__service__pb2.WatchJobRequest.SerializeToString,
+                response_deserializer=asyncgate_dot_v1_dot_job__service__pb2.WatchJobResponse.FromString,
+                _registered_method=True)
+        self.CancelJob = channel.unary_unary(
+                '/asyncgate.v1.JobService/CancelJob',
+                request_serializer=asyncgate_dot_v1_dot_job__service__pb2.CancelJobRequest.SerializeToString,
+                response_deserializer=asyncgate_dot_v1_dot_job__service__pb2.CancelJobResponse.FromString,
+                _registered_method=True)
+        self.DeleteJob = channel.unary_unary(
+                '/asyncgate.v1.JobService/DeleteJob',
+                request_serializer=asyncgate_dot_v1_dot_job__service__pb2.DeleteJobRequest.SerializeToString,
+                response_deserializer=asyncgate_dot_v1_dot_job__service__pb2.DeleteJobResponse.FromString,
+                _registered_method=True)
+        self.RetryJob = channel.unary_unary(
+                '/asyncgate.v1.JobService/RetryJob',
+                request_serializer=asyncgate_dot_v1_dot_job__service__pb2.RetryJobRequest.SerializeToString,
+                response_deserializer=asyncgate_dot_v1_dot_job__service__pb2.RetryJobResponse.FromString,
+                _registered_method=True)
+        self.ListJobs = channel.unary_unary(
+                '/asyncgate.v1.JobService/ListJobs',
+                request_serializer=asyncgate_dot_v1_dot_job__service__pb2.ListJobsRequest.SerializeToString,
+                response_deserializer=asyncgate_dot_v1_dot_job__service__pb2.ListJobsResponse.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
@@ -191,6 +221,81 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WaitJob(self, request, context):
+        """The methods below follow Google's long-running operations (AIP-151) where they
+        fit: a Job is the operation, GetJob its GetOperation, and WaitJob, CancelJob,
+        DeleteJob and ListJobs do what WaitOperation, CancelOperation, DeleteOperation
+        and ListOperations do. Where they depart, the method says why. Who may see a
+        job is decided first, as for GetJob: a job the caller may not read is
+        NOT_FOUND to every method.
+
+        None of them has a google.api.http binding: the REST bridge answers each with
+        the job envelope (or an event stream, or 204), not with these response
+        messages, and takes its options from headers (Prefer: wait, Last-Event-ID)
+        and query parameters a rule could not bind as written.
+
+        Waits until the job is terminal or the timeout (or the call's deadline) has
+        passed, whichever comes first, and returns the job as it then is. Woken by the
+        store's events (from any replica), never by polling. As AIP-151's
+        WaitOperation, a timeout is not an error: the job comes back still running.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchJob(self, request, context):
+        """Streams the job: first as it is now, then once at each change of status or
+        attempt, ending after a terminal status. Resumable: with after_change_number
+        set, changes numbered at or below it are skipped. AIP-151 has no watch method;
+        this one exists so that clients need not poll.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelJob(self, request, context):
+        """Cancels a job that has not ended: a pending one never reaches a provider; a
+        running one has its provider call aborted (its connection closed) on whichever
+        replica runs it, and no later outcome overwrites CANCELLED. Departs from
+        AIP-151's CancelOperation, which returns Empty and may leave the operation
+        running: this returns the job as it is after the call (CANCELLED, or the
+        terminal status it reached first when the cancel raced its end), and a job that
+        had already ended is ABORTED with reason JOB_FINISHED (REST 409).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteJob(self, request, context):
+        """Deletes a job, its inputs and its outputs at once (a running job is cancelled
+        first); every later read of it is NOT_FOUND, its output tokens included. As
+        AIP-151's DeleteOperation, but the response is a message of its own (buf's
+        naming rules; room for fields) rather than google.protobuf.Empty.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetryJob(self, request, context):
+        """Runs a failed or cancelled job again from its stored inputs: the same id,
+        PENDING, its outcome cleared, its attempt count kept. Any other status is
+        ABORTED with reason JOB_NOT_RETRYABLE (REST 409). Not in AIP-151 (operations
+        there cannot be restarted); it exists because asyncgate keeps every input.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListJobs(self, request, context):
+        """Lists the caller's own jobs, newest first (a caller without a virtual key is
+        UNAUTHENTICATED: keyless jobs are readable by id only). As AIP-151's
+        ListOperations with AIP-158 paging, but with typed filter fields instead of a
+        filter string: the filters are few and each is served by an index.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -233,6 +338,36 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.ReadJobOutput,
                     request_deserializer=asyncgate_dot_v1_dot_job__service__pb2.ReadJobOutputRequest.FromString,
                     response_serializer=asyncgate_dot_v1_dot_job__service__pb2.ReadJobOutputResponse.SerializeToString,
+            ),
+            'WaitJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.WaitJob,
+                    request_deserializer=asyncgate_dot_v1_dot_job__service__pb2.WaitJobRequest.FromString,
+                    response_serializer=asyncgate_dot_v1_dot_job__service__pb2.WaitJobResponse.SerializeToString,
+            ),
+            'WatchJob': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchJob,
+                    request_deserializer=asyncgate_dot_v1_dot_job__service__pb2.WatchJobRequest.FromString,
+                    response_serializer=asyncgate_dot_v1_dot_job__service__pb2.WatchJobResponse.SerializeToString,
+            ),
+            'CancelJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelJob,
+                    request_deserializer=asyncgate_dot_v1_dot_job__service__pb2.CancelJobRequest.FromString,
+                    response_serializer=asyncgate_dot_v1_dot_job__service__pb2.CancelJobResponse.SerializeToString,
+            ),
+            'DeleteJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteJob,
+                    request_deserializer=asyncgate_dot_v1_dot_job__service__pb2.DeleteJobRequest.FromString,
+                    response_serializer=asyncgate_dot_v1_dot_job__service__pb2.DeleteJobResponse.SerializeToString,
+            ),
+            'RetryJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryJob,
+                    request_deserializer=asyncgate_dot_v1_dot_job__service__pb2.RetryJobRequest.FromString,
+                    response_serializer=asyncgate_dot_v1_dot_job__service__pb2.RetryJobResponse.SerializeToString,
+            ),
+            'ListJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJobs,
+                    request_deserializer=asyncgate_dot_v1_dot_job__service__pb2.ListJobsRequest.FromString,
+                    response_serializer=asyncgate_dot_v1_dot_job__service__pb2.ListJobsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -460,6 +595,168 @@ class JobService:
             '/asyncgate.v1.JobService/ReadJobOutput',
             asyncgate_dot_v1_dot_job__service__pb2.ReadJobOutputRequest.SerializeToString,
             asyncgate_dot_v1_dot_job__service__pb2.ReadJobOutputResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WaitJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/asyncgate.v1.JobService/WaitJob',
+            asyncgate_dot_v1_dot_job__service__pb2.WaitJobRequest.SerializeToString,
+            asyncgate_dot_v1_dot_job__service__pb2.WaitJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/asyncgate.v1.JobService/WatchJob',
+            asyncgate_dot_v1_dot_job__service__pb2.WatchJobRequest.SerializeToString,
+            asyncgate_dot_v1_dot_job__service__pb2.WatchJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/asyncgate.v1.JobService/CancelJob',
+            asyncgate_dot_v1_dot_job__service__pb2.CancelJobRequest.SerializeToString,
+            asyncgate_dot_v1_dot_job__service__pb2.CancelJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/asyncgate.v1.JobService/DeleteJob',
+            asyncgate_dot_v1_dot_job__service__pb2.DeleteJobRequest.SerializeToString,
+            asyncgate_dot_v1_dot_job__service__pb2.DeleteJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/asyncgate.v1.JobService/RetryJob',
+            asyncgate_dot_v1_dot_job__service__pb2.RetryJobRequest.SerializeToString,
+            asyncgate_dot_v1_dot_job__service__pb2.RetryJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/asyncgate.v1.JobService/ListJobs',
+            asyncgate_dot_v1_dot_job__service__pb2.ListJobsRequest.SerializeToString,
+            asyncgate_dot_v1_dot_job__service__pb2.ListJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,

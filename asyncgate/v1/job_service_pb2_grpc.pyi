@@ -104,6 +104,57 @@ class JobServiceStub:
     content type, which an HTTP rule could only promise for a google.api.HttpBody
     response; a transcoder would answer a JSON array of these messages.
     """
+    WaitJob: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.WaitJobRequest, _job_service_pb2.WaitJobResponse]
+    """The methods below follow Google's long-running operations (AIP-151) where they
+    fit: a Job is the operation, GetJob its GetOperation, and WaitJob, CancelJob,
+    DeleteJob and ListJobs do what WaitOperation, CancelOperation, DeleteOperation
+    and ListOperations do. Where they depart, the method says why. Who may see a
+    job is decided first, as for GetJob: a job the caller may not read is
+    NOT_FOUND to every method.
+
+    None of them has a google.api.http binding: the REST bridge answers each with
+    the job envelope (or an event stream, or 204), not with these response
+    messages, and takes its options from headers (Prefer: wait, Last-Event-ID)
+    and query parameters a rule could not bind as written.
+
+    Waits until the job is terminal or the timeout (or the call's deadline) has
+    passed, whichever comes first, and returns the job as it then is. Woken by the
+    store's events (from any replica), never by polling. As AIP-151's
+    WaitOperation, a timeout is not an error: the job comes back still running.
+    """
+    WatchJob: _grpc.UnaryStreamMultiCallable[_job_service_pb2.WatchJobRequest, _job_service_pb2.WatchJobResponse]
+    """Streams the job: first as it is now, then once at each change of status or
+    attempt, ending after a terminal status. Resumable: with after_change_number
+    set, changes numbered at or below it are skipped. AIP-151 has no watch method;
+    this one exists so that clients need not poll.
+    """
+    CancelJob: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.CancelJobRequest, _job_service_pb2.CancelJobResponse]
+    """Cancels a job that has not ended: a pending one never reaches a provider; a
+    running one has its provider call aborted (its connection closed) on whichever
+    replica runs it, and no later outcome overwrites CANCELLED. Departs from
+    AIP-151's CancelOperation, which returns Empty and may leave the operation
+    running: this returns the job as it is after the call (CANCELLED, or the
+    terminal status it reached first when the cancel raced its end), and a job that
+    had already ended is ABORTED with reason JOB_FINISHED (REST 409).
+    """
+    DeleteJob: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.DeleteJobRequest, _job_service_pb2.DeleteJobResponse]
+    """Deletes a job, its inputs and its outputs at once (a running job is cancelled
+    first); every later read of it is NOT_FOUND, its output tokens included. As
+    AIP-151's DeleteOperation, but the response is a message of its own (buf's
+    naming rules; room for fields) rather than google.protobuf.Empty.
+    """
+    RetryJob: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.RetryJobRequest, _job_service_pb2.RetryJobResponse]
+    """Runs a failed or cancelled job again from its stored inputs: the same id,
+    PENDING, its outcome cleared, its attempt count kept. Any other status is
+    ABORTED with reason JOB_NOT_RETRYABLE (REST 409). Not in AIP-151 (operations
+    there cannot be restarted); it exists because asyncgate keeps every input.
+    """
+    ListJobs: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.ListJobsRequest, _job_service_pb2.ListJobsResponse]
+    """Lists the caller's own jobs, newest first (a caller without a virtual key is
+    UNAUTHENTICATED: keyless jobs are readable by id only). As AIP-151's
+    ListOperations with AIP-158 paging, but with typed filter fields instead of a
+    filter string: the filters are few and each is served by an index.
+    """
 
 @_typing.type_check_only
 class JobServiceAsyncStub(JobServiceStub):
@@ -180,6 +231,57 @@ class JobServiceAsyncStub(JobServiceStub):
     `GET /v1/async/files/{job_id}/{index}?token=...` as the raw bytes with their
     content type, which an HTTP rule could only promise for a google.api.HttpBody
     response; a transcoder would answer a JSON array of these messages.
+    """
+    WaitJob: _aio.UnaryUnaryMultiCallable[_job_service_pb2.WaitJobRequest, _job_service_pb2.WaitJobResponse]  # type: ignore[assignment]
+    """The methods below follow Google's long-running operations (AIP-151) where they
+    fit: a Job is the operation, GetJob its GetOperation, and WaitJob, CancelJob,
+    DeleteJob and ListJobs do what WaitOperation, CancelOperation, DeleteOperation
+    and ListOperations do. Where they depart, the method says why. Who may see a
+    job is decided first, as for GetJob: a job the caller may not read is
+    NOT_FOUND to every method.
+
+    None of them has a google.api.http binding: the REST bridge answers each with
+    the job envelope (or an event stream, or 204), not with these response
+    messages, and takes its options from headers (Prefer: wait, Last-Event-ID)
+    and query parameters a rule could not bind as written.
+
+    Waits until the job is terminal or the timeout (or the call's deadline) has
+    passed, whichever comes first, and returns the job as it then is. Woken by the
+    store's events (from any replica), never by polling. As AIP-151's
+    WaitOperation, a timeout is not an error: the job comes back still running.
+    """
+    WatchJob: _aio.UnaryStreamMultiCallable[_job_service_pb2.WatchJobRequest, _job_service_pb2.WatchJobResponse]  # type: ignore[assignment]
+    """Streams the job: first as it is now, then once at each change of status or
+    attempt, ending after a terminal status. Resumable: with after_change_number
+    set, changes numbered at or below it are skipped. AIP-151 has no watch method;
+    this one exists so that clients need not poll.
+    """
+    CancelJob: _aio.UnaryUnaryMultiCallable[_job_service_pb2.CancelJobRequest, _job_service_pb2.CancelJobResponse]  # type: ignore[assignment]
+    """Cancels a job that has not ended: a pending one never reaches a provider; a
+    running one has its provider call aborted (its connection closed) on whichever
+    replica runs it, and no later outcome overwrites CANCELLED. Departs from
+    AIP-151's CancelOperation, which returns Empty and may leave the operation
+    running: this returns the job as it is after the call (CANCELLED, or the
+    terminal status it reached first when the cancel raced its end), and a job that
+    had already ended is ABORTED with reason JOB_FINISHED (REST 409).
+    """
+    DeleteJob: _aio.UnaryUnaryMultiCallable[_job_service_pb2.DeleteJobRequest, _job_service_pb2.DeleteJobResponse]  # type: ignore[assignment]
+    """Deletes a job, its inputs and its outputs at once (a running job is cancelled
+    first); every later read of it is NOT_FOUND, its output tokens included. As
+    AIP-151's DeleteOperation, but the response is a message of its own (buf's
+    naming rules; room for fields) rather than google.protobuf.Empty.
+    """
+    RetryJob: _aio.UnaryUnaryMultiCallable[_job_service_pb2.RetryJobRequest, _job_service_pb2.RetryJobResponse]  # type: ignore[assignment]
+    """Runs a failed or cancelled job again from its stored inputs: the same id,
+    PENDING, its outcome cleared, its attempt count kept. Any other status is
+    ABORTED with reason JOB_NOT_RETRYABLE (REST 409). Not in AIP-151 (operations
+    there cannot be restarted); it exists because asyncgate keeps every input.
+    """
+    ListJobs: _aio.UnaryUnaryMultiCallable[_job_service_pb2.ListJobsRequest, _job_service_pb2.ListJobsResponse]  # type: ignore[assignment]
+    """Lists the caller's own jobs, newest first (a caller without a virtual key is
+    UNAUTHENTICATED: keyless jobs are readable by id only). As AIP-151's
+    ListOperations with AIP-158 paging, but with typed filter fields instead of a
+    filter string: the filters are few and each is served by an index.
     """
 
 class JobServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -302,6 +404,93 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         `GET /v1/async/files/{job_id}/{index}?token=...` as the raw bytes with their
         content type, which an HTTP rule could only promise for a google.api.HttpBody
         response; a transcoder would answer a JSON array of these messages.
+        """
+
+    @_abc_1.abstractmethod
+    def WaitJob(
+        self,
+        request: _job_service_pb2.WaitJobRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_service_pb2.WaitJobResponse, _abc.Awaitable[_job_service_pb2.WaitJobResponse]]:
+        """The methods below follow Google's long-running operations (AIP-151) where they
+        fit: a Job is the operation, GetJob its GetOperation, and WaitJob, CancelJob,
+        DeleteJob and ListJobs do what WaitOperation, CancelOperation, DeleteOperation
+        and ListOperations do. Where they depart, the method says why. Who may see a
+        job is decided first, as for GetJob: a job the caller may not read is
+        NOT_FOUND to every method.
+
+        None of them has a google.api.http binding: the REST bridge answers each with
+        the job envelope (or an event stream, or 204), not with these response
+        messages, and takes its options from headers (Prefer: wait, Last-Event-ID)
+        and query parameters a rule could not bind as written.
+
+        Waits until the job is terminal or the timeout (or the call's deadline) has
+        passed, whichever comes first, and returns the job as it then is. Woken by the
+        store's events (from any replica), never by polling. As AIP-151's
+        WaitOperation, a timeout is not an error: the job comes back still running.
+        """
+
+    @_abc_1.abstractmethod
+    def WatchJob(
+        self,
+        request: _job_service_pb2.WatchJobRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_job_service_pb2.WatchJobResponse], _abc.AsyncIterator[_job_service_pb2.WatchJobResponse]]:
+        """Streams the job: first as it is now, then once at each change of status or
+        attempt, ending after a terminal status. Resumable: with after_change_number
+        set, changes numbered at or below it are skipped. AIP-151 has no watch method;
+        this one exists so that clients need not poll.
+        """
+
+    @_abc_1.abstractmethod
+    def CancelJob(
+        self,
+        request: _job_service_pb2.CancelJobRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_service_pb2.CancelJobResponse, _abc.Awaitable[_job_service_pb2.CancelJobResponse]]:
+        """Cancels a job that has not ended: a pending one never reaches a provider; a
+        running one has its provider call aborted (its connection closed) on whichever
+        replica runs it, and no later outcome overwrites CANCELLED. Departs from
+        AIP-151's CancelOperation, which returns Empty and may leave the operation
+        running: this returns the job as it is after the call (CANCELLED, or the
+        terminal status it reached first when the cancel raced its end), and a job that
+        had already ended is ABORTED with reason JOB_FINISHED (REST 409).
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteJob(
+        self,
+        request: _job_service_pb2.DeleteJobRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_service_pb2.DeleteJobResponse, _abc.Awaitable[_job_service_pb2.DeleteJobResponse]]:
+        """Deletes a job, its inputs and its outputs at once (a running job is cancelled
+        first); every later read of it is NOT_FOUND, its output tokens included. As
+        AIP-151's DeleteOperation, but the response is a message of its own (buf's
+        naming rules; room for fields) rather than google.protobuf.Empty.
+        """
+
+    @_abc_1.abstractmethod
+    def RetryJob(
+        self,
+        request: _job_service_pb2.RetryJobRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_service_pb2.RetryJobResponse, _abc.Awaitable[_job_service_pb2.RetryJobResponse]]:
+        """Runs a failed or cancelled job again from its stored inputs: the same id,
+        PENDING, its outcome cleared, its attempt count kept. Any other status is
+        ABORTED with reason JOB_NOT_RETRYABLE (REST 409). Not in AIP-151 (operations
+        there cannot be restarted); it exists because asyncgate keeps every input.
+        """
+
+    @_abc_1.abstractmethod
+    def ListJobs(
+        self,
+        request: _job_service_pb2.ListJobsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_service_pb2.ListJobsResponse, _abc.Awaitable[_job_service_pb2.ListJobsResponse]]:
+        """Lists the caller's own jobs, newest first (a caller without a virtual key is
+        UNAUTHENTICATED: keyless jobs are readable by id only). As AIP-151's
+        ListOperations with AIP-158 paging, but with typed filter fields instead of a
+        filter string: the filters are few and each is served by an index.
         """
 
 def add_JobServiceServicer_to_server(servicer: JobServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -100,6 +100,17 @@ class Dispatcher:
         """Any replica's submit, or a job handed back to the queue: there is work to claim."""
         if event.kind in ("submitted", "requeued"):
             self.wake()
+        elif event.kind in ("cancelled", "deleted"):
+            self.cancel(event.job_id)
+
+    def cancel(self, job_id: str) -> None:
+        """The job was cancelled (on any replica): abort its run here, if it runs here. Cancelling
+        the task closes its provider connection; the store already holds `cancelled` and the
+        lease is gone, so nothing is written after this (the release finds no lease to give back)."""
+        task = self._running.get(job_id)
+        if task is not None:
+            log.info("job %s: cancelled; aborting its run", job_id)
+            task.cancel()
 
     @property
     def running(self) -> int:

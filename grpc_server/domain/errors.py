@@ -12,7 +12,11 @@
     +-- Busy                       a shared budget is exhausted right now; try again
     +-- IdleTimeout                the caller stopped sending mid-request
     +-- Unavailable                the store cannot be reached; try again
-        +-- StorageFull            the store cannot write (disk full); try again later
+    |   +-- StorageFull            the store cannot write (disk full); try again later
+    +-- Conflict                   the job's state does not allow the request
+    |   +-- JobFinished            cancel of a job that has already ended
+    |   +-- JobNotRetryable        retry of a job that is not failed or cancelled
+    +-- IdempotencyKeyReused       a request id already names another request's job
 
 Each boundary maps these once: grpc_server.errors to gRPC statuses with google.rpc
 details, the REST bridge from those to HTTP.
@@ -82,3 +86,35 @@ class Unavailable(AsyncGateError):
 
 class StorageFull(Unavailable):
     reason = "STORE_FULL"
+
+
+class Conflict(AsyncGateError):
+    """The job's state does not allow the request (cancel of a finished job, retry of one that
+    has not failed): ABORTED, which the REST bridge answers 409."""
+
+    reason = "JOB_CONFLICT"
+
+
+class JobFinished(Conflict):
+    reason = "JOB_FINISHED"
+
+    def __init__(self, status: str) -> None:
+        super().__init__(f"the job has already ended ({status}): it cannot be cancelled")
+
+
+class JobNotRetryable(Conflict):
+    reason = "JOB_NOT_RETRYABLE"
+
+    def __init__(self, status: str) -> None:
+        super().__init__(f"only a failed or cancelled job can be retried; this one is {status}")
+
+
+class IdempotencyKeyReused(AsyncGateError):
+    """The request id names a job that another request made: ALREADY_EXISTS (REST 409)."""
+
+    reason = "IDEMPOTENCY_KEY_REUSED"
+
+    def __init__(self, param: str) -> None:
+        super().__init__(
+            "this idempotency key was used for a different request within the last 24 hours", param
+        )

@@ -19,6 +19,11 @@ class JobStatus(StrEnum):
     PROCESSING = "processing"
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+"""A job in one of these has ended: nothing moves it on except a retry (failed, cancelled)."""
 
 
 class RequestType(StrEnum):
@@ -26,6 +31,12 @@ class RequestType(StrEnum):
     IMAGE_GENERATION = "image_generation"
     EMBEDDING = "embedding"
     IMAGE_VARIATION = "image_variation"
+
+
+IDEMPOTENCY_WINDOW_SECONDS = 24 * 3600
+"""How long a request id names the job it made: a replay after that makes a new job."""
+CANCELLED_STATUS_CODE = 499
+"""A cancelled job's status_code (the client closed the request, as nginx counts it)."""
 
 
 def new_job_id() -> str:
@@ -314,10 +325,20 @@ class Job:
     result: JobResult | None = None
     error: JobError | None = None
     attempts: int = 0
+    """Claims so far, over the job's whole life (a retry does not reset it)."""
+    labels: dict[str, str] = field(default_factory=dict)
+    change_seq: int = 1
+    """The job's change number: 1 when created, one more at each change of status or attempt."""
+    idempotency_key: str | None = None
+    """The caller's request id (Idempotency-Key): with owner_key_id, unique among live keys."""
+    request_hash: str | None = None
+    """A digest of the request that made the job, to tell a replay from a reused key."""
+    queue_position: int | None = None
+    """Pending jobs only, computed on read: how many pending jobs would be claimed before it."""
 
     @property
     def is_terminal(self) -> bool:
-        return self.status in (JobStatus.COMPLETED, JobStatus.FAILED)
+        return self.status in TERMINAL_STATUSES
 
     def is_expired(self, now: datetime) -> bool:
         """Expiry is enforced on read, before any sweeper has run."""
@@ -350,6 +371,19 @@ class ModelRef:
 
     def __str__(self) -> str:
         return f"{self.provider}/{self.name}"
+
+
+def cancelled_error(job: Job, event_id: str) -> JobError:
+    """The error object a cancelled job carries: inner code `cancelled`, status 499."""
+    return JobError(
+        status_code=CANCELLED_STATUS_CODE,
+        message="the job was cancelled",
+        type="cancelled",
+        code="cancelled",
+        event_id=event_id,
+        is_gateway_error=True,
+        extra_fields=served_extra_fields(job, job.params.model),
+    )
 
 
 def served_extra_fields(job: Job, model: str) -> ExtraFields:

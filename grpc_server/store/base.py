@@ -12,9 +12,12 @@ from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Literal, Protocol, get_args
+from typing import TYPE_CHECKING, Literal, Protocol, get_args
 
 from grpc_server.domain.jobs import InputFile, Job, JobError, JobResult, OutputBlob
+
+if TYPE_CHECKING:
+    from grpc_server.jobs_list import ListQuery
 
 CHUNK_BYTES = 1024 * 1024
 """Blobs are stored and streamed in chunks of this size, never held whole."""
@@ -58,6 +61,11 @@ class StoreFull(StoreUnavailable):
         super().__init__(message)
 
 
+class DuplicateRequestId(Exception):
+    """create_job found the job's request id (idempotency key) taken, for the same owner, by
+    another job: the caller reads that job (job_by_request_id) instead."""
+
+
 HealthCallback = Callable[[StoreUnavailable | None], None]
 """Told at once when a store operation fails (the error) and when one succeeds again (None)."""
 
@@ -93,14 +101,15 @@ class HealthReports:
                 log.exception("a store health watcher failed")
 
 
-EventKind = Literal["submitted", "completed", "failed", "requeued"]
+EventKind = Literal["submitted", "claimed", "completed", "failed", "requeued", "cancelled", "deleted"]
 EVENT_KINDS: frozenset[str] = frozenset(get_args(EventKind))
 
 
 @dataclass(frozen=True)
 class StoreEvent:
     """Something happened to a job, on this replica or another: "submitted" (new and pending),
-    "requeued" (pending again), "completed" or "failed" (terminal). An empty job_id means
+    "claimed" (now processing), "requeued" (pending again: handed back, or retried), "completed",
+    "failed" or "cancelled" (terminal), "deleted" (gone). An empty job_id means
     "anything may have changed" (sent after events may have been lost): re-check the queue."""
 
     kind: EventKind
@@ -159,7 +168,8 @@ class JobStore(Protocol):
         ...
 
     async def create_job(self, job: Job, files: Sequence[StagedFile]) -> None:
-        """Persist a new pending job and all its input files in one transaction."""
+        """Persist a new pending job and all its input files in one transaction. Raises
+        DuplicateRequestId when another job of the same owner holds its idempotency_key."""
         ...
 
     async def get_job(self, job_id: str) -> Job | None: ...
@@ -211,4 +221,39 @@ class JobStore(Protocol):
 
     async def delete_expired(self, now: datetime, limit: int) -> int:
         """Delete up to `limit` expired jobs and their blobs; the number deleted."""
+        ...
+
+    # The job API (cancel, retry, delete, list position, request ids).
+
+    async def cancel_job(self, job_id: str, error: JobError, now: datetime) -> Job | None:
+        """pending | processing -> cancelled with `error` (status 499), the lease cleared so that
+        no worker's outcome can be written after it; publishes "cancelled" (the worker running it,
+        on any replica, aborts its call). The job as it now is; None when it had already ended
+        (or is gone): compare-and-set, so a cancel racing an outcome leaves exactly one."""
+        ...
+
+    async def retry_job(self, job_id: str) -> Job | None:
+        """failed | cancelled -> pending, its outcome dropped and its inputs kept; publishes
+        "requeued". The job as it now is; None when it was not failed or cancelled."""
+        ...
+
+    async def delete_job(self, job_id: str) -> bool:
+        """Delete the job, its inputs and outputs at once; publishes "deleted"."""
+        ...
+
+    async def queue_position(self, job: Job) -> int:
+        """How many pending jobs a claim (oldest first) would take before this one."""
+        ...
+
+    async def job_by_request_id(self, owner_key_id: str | None, key: str) -> Job | None:
+        """The job whose request id (idempotency key) is `key` for this owner (None: keyless)."""
+        ...
+
+    async def list_jobs(self, query: ListQuery) -> list[Job]:
+        """Up to query.page_size + 1 jobs matching the query, newest first (created_at, id)."""
+        ...
+
+    async def forget_stale_request_id(self, owner_key_id: str | None, key: str, now: datetime) -> bool:
+        """Free `key` if the job holding it was made IDEMPOTENCY_WINDOW_SECONDS or more before
+        `now`; True when it was freed (a new job may take it)."""
         ...

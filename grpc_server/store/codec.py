@@ -35,6 +35,9 @@ JOB_COLUMNS = (
     "inputs",
     "ttl_seconds",
     "created_at",
+    "labels",
+    "idempotency_key",
+    "request_hash",
 )
 """The columns a new job's row sets, in the order of job_row's values."""
 
@@ -51,6 +54,9 @@ def job_row(job: Job, files: Sequence[StagedFile], created_at: object) -> tuple[
         inputs_json(files),
         job.ttl_seconds,
         created_at,
+        json.dumps(job.labels),
+        job.idempotency_key,
+        job.request_hash,
     )
 
 
@@ -89,4 +95,8 @@ def job_from_row(
         result=result_from_json(json.loads(row["result"])) if row["result"] else None,
         error=JobError.from_json(json.loads(row["error"])) if row["error"] else None,
         attempts=row["attempts"],
+        labels=json.loads(row["labels"]),
+        change_seq=row["change_seq"],
+        idempotency_key=row["idempotency_key"],
+        request_hash=row["request_hash"],
     )

@@ -58,6 +58,7 @@ import asyncpg
 
 from grpc_server.domain.jobs import Job, JobError, JobResult, JobStatus, OutputBlob
 from grpc_server.store.base import (
+    DuplicateRequestId,
     EventCallback,
     HealthCallback,
     HealthReports,
@@ -67,7 +68,7 @@ from grpc_server.store.base import (
     StoreUnavailable,
     Subscribers,
 )
-from grpc_server.store.codec import JOB_COLUMNS, error_json, job_from_row, job_row, result_json
+from grpc_server.store.codec import JOB_COLUMNS, error_json, job_row, result_json
 from grpc_server.store.disk import is_no_space, probe_space
 from grpc_server.store.guards import in_status, moving_to
 from grpc_server.store.migrate import migrate
@@ -89,6 +90,7 @@ from grpc_server.store.pg_connect import (
     unavailable,
 )
 from grpc_server.store.pg_events import Listener, event_channel
+from grpc_server.store.pg_jobs import PostgresJobApi, job_from_record
 
 _INSERT_JOB = (
     f"INSERT INTO jobs ({', '.join(JOB_COLUMNS)})"
@@ -101,7 +103,7 @@ _OUTPUT = "output"
 
 # The compare-and-set guards, from the state table (see guards).
 _CLAIMABLE = moving_to(JobStatus.PROCESSING)
-_REQUEUEABLE = moving_to(JobStatus.PENDING)
+_REQUEUEABLE = moving_to(JobStatus.PENDING, only_from=JobStatus.PROCESSING)
 _COMPLETABLE = moving_to(JobStatus.COMPLETED)
 _FAILABLE_RUNNING = moving_to(JobStatus.FAILED, only_from=JobStatus.PROCESSING)
 _FAILABLE_PENDING = moving_to(JobStatus.FAILED, only_from=JobStatus.PENDING)
@@ -125,11 +127,10 @@ def _quote_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _job_from_record(record: asyncpg.Record) -> Job:
-    return job_from_row(dict(record), record["created_at"], record["completed_at"], record["expires_at"])
+_job_from_record = job_from_record
 
 
-class PostgresStore:
+class PostgresStore(PostgresJobApi):
     def __init__(
         self,
         dsn: str,
@@ -250,6 +251,14 @@ class PostgresStore:
 
     async def create_job(self, job: Job, files: Sequence[StagedFile]) -> None:
         # A staged file that fails rolls the transaction back; the caller sees the file's own error.
+        try:
+            await self._insert_job(job, files)
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name == "jobs_idempotency":
+                raise DuplicateRequestId(job.idempotency_key) from exc
+            raise
+
+    async def _insert_job(self, job: Job, files: Sequence[StagedFile]) -> None:
         async with self._connection() as conn, conn.transaction():
             # Published on commit only, so after the blobs below are in too.
             await conn.execute(
@@ -275,9 +284,10 @@ class PostgresStore:
                 "  FOR UPDATE SKIP LOCKED"
                 "), claimed AS ("
                 f"  UPDATE jobs SET status = '{JobStatus.PROCESSING}', lease_owner = $1, lease_until = $2,"
-                "  attempts = attempts + 1"
+                "  attempts = attempts + 1, change_seq = jobs.change_seq + 1"
                 f"  FROM next WHERE jobs.id = next.id AND {_CLAIMABLE_ROW} RETURNING jobs.*"
-                ") SELECT * FROM claimed ORDER BY created_at, id",
+                f") SELECT *, {self._notify(_quote_literal('claimed'))} AS _event"  # for WatchJob
+                " FROM claimed ORDER BY created_at, id",
                 worker,
                 lease_until,
                 limit,
@@ -315,6 +325,7 @@ class PostgresStore:
             self._publishing(
                 "requeued",
                 f"UPDATE jobs SET status = '{JobStatus.PENDING}', lease_owner = NULL, lease_until = NULL,"
+                " change_seq = change_seq + 1,"
                 f" attempts = {attempts} WHERE id = $1 AND {_REQUEUEABLE} AND lease_owner = $2 RETURNING id",
             ),
             job_id,
@@ -330,7 +341,7 @@ class PostgresStore:
                     "completed",
                     f"UPDATE jobs SET status = '{JobStatus.COMPLETED}', status_code = 200, result = $3,"
                     f" completed_at = $4, expires_at = {_expiry('$4')},"
-                    " lease_owner = NULL, lease_until = NULL"
+                    " lease_owner = NULL, lease_until = NULL, change_seq = change_seq + 1"
                     f" WHERE id = $1 AND {_COMPLETABLE} AND lease_owner = $2 RETURNING id",
                 ),
                 job_id,
@@ -351,7 +362,8 @@ class PostgresStore:
             self._publishing(
                 "failed",
                 f"UPDATE jobs SET status = '{JobStatus.FAILED}', status_code = $2, error = $3,"
-                f" completed_at = $4, expires_at = {_expiry('$4')}, lease_owner = NULL, lease_until = NULL"
+                f" completed_at = $4, expires_at = {_expiry('$4')}, lease_owner = NULL, lease_until = NULL,"
+                " change_seq = change_seq + 1"
                 f" WHERE id = $1 AND {guard} RETURNING id",
             ),
             job_id,
@@ -407,7 +419,7 @@ class PostgresStore:
                 f" error = CASE WHEN {spent} THEN $4 ELSE jobs.error END,"
                 f" completed_at = CASE WHEN {spent} THEN $1 ELSE jobs.completed_at END,"
                 f" expires_at = CASE WHEN {spent} THEN {_expiry('$1')} ELSE jobs.expires_at END,"
-                " lease_owner = NULL, lease_until = NULL"
+                " lease_owner = NULL, lease_until = NULL, change_seq = change_seq + 1"
                 f" FROM stale WHERE jobs.id = stale.id AND {_REAPABLE_ROW} RETURNING jobs.id, jobs.status"
                 f") SELECT status, {self._notify(_REAP_EVENT)} FROM reaped",
                 now,

@@ -24,13 +24,14 @@ import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
 from grpc_server.domain.jobs import Job, JobError, JobResult, JobStatus, OutputBlob
 from grpc_server.domain.ttl import expiry
 from grpc_server.store.base import (
+    DuplicateRequestId,
     EventCallback,
     EventKind,
     HealthCallback,
@@ -41,7 +42,7 @@ from grpc_server.store.base import (
     StoreUnavailable,
     Subscribers,
 )
-from grpc_server.store.codec import error_json, job_from_row, result_json
+from grpc_server.store.codec import error_json, result_json
 from grpc_server.store.disk import probe_space
 from grpc_server.store.group_commit import GroupCommit
 from grpc_server.store.guards import in_status, moving_to
@@ -49,6 +50,7 @@ from grpc_server.store.migrate import migrate_sqlite
 from grpc_server.store.sqlite_batch import NewJob, insert_chunks, insert_jobs, split
 from grpc_server.store.sqlite_batch import timestamp as _ts
 from grpc_server.store.sqlite_errors import reported
+from grpc_server.store.sqlite_jobs import SQLiteJobApi, job_from_sqlite
 from grpc_server.store.sqlite_leases import renew_leases
 from grpc_server.store.sqlite_wal import WAL_RESTART_BYTES, Checkpoint, Transaction, connect
 from grpc_server.store.threads import lower_thread_priority
@@ -60,7 +62,7 @@ _OUTPUT = "output"
 
 # The compare-and-set guards, from the state table (see guards).
 _CLAIMABLE = moving_to(JobStatus.PROCESSING)
-_REQUEUEABLE = moving_to(JobStatus.PENDING)
+_REQUEUEABLE = moving_to(JobStatus.PENDING, only_from=JobStatus.PROCESSING)
 _COMPLETABLE = moving_to(JobStatus.COMPLETED)
 _FAILABLE_RUNNING = moving_to(JobStatus.FAILED, only_from=JobStatus.PROCESSING)
 _FAILABLE_PENDING = moving_to(JobStatus.FAILED, only_from=JobStatus.PENDING)
@@ -73,17 +75,10 @@ CHECKPOINTER_NICENESS = 10
 """Nice levels these threads run below the event loop (see threads.lower_thread_priority)."""
 
 
-def _dt(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, UTC)
+_job_from_row = job_from_sqlite
 
 
-def _job_from_row(row: sqlite3.Row) -> Job:
-    created_at = _dt(row["created_at"])
-    assert created_at is not None
-    return job_from_row(dict(row), created_at, _dt(row["completed_at"]), _dt(row["expires_at"]))
-
-
-class SQLiteStore:
+class SQLiteStore(SQLiteJobApi):
     def __init__(
         self,
         path: Path,
@@ -231,6 +226,10 @@ class SQLiteStore:
         try:
             with reported(self._health):
                 await self._creates.submit(NewJob(job, files))
+        except sqlite3.IntegrityError as exc:
+            if "jobs_idempotency" in str(exc) or "idempotency_key" in str(exc):
+                raise DuplicateRequestId(job.idempotency_key) from exc
+            raise
         finally:
             self._wal_written.set()
 
@@ -242,14 +241,17 @@ class SQLiteStore:
         def claim(conn: sqlite3.Connection) -> list[Job]:
             rows = conn.execute(
                 f"UPDATE jobs SET status = '{JobStatus.PROCESSING}', lease_owner = ?, lease_until = ?,"
-                " attempts = attempts + 1"
+                " attempts = attempts + 1, change_seq = change_seq + 1"
                 f" WHERE id IN (SELECT id FROM jobs WHERE {_CLAIMABLE} ORDER BY created_at LIMIT ?)"
                 f" AND {_CLAIMABLE} RETURNING *",
                 (worker, _ts(lease_until), limit),
             ).fetchall()
             return [_job_from_row(r) for r in rows]
 
-        return await self._write(claim)
+        claimed = await self._write(claim)
+        for job in claimed:  # for watchers of the job (WatchJob)
+            self._publish("claimed", job.id)
+        return claimed
 
     async def renew_lease(self, job_id: str, worker: str, lease_until: datetime) -> bool:
         return job_id in await self.renew_leases(worker, [job_id], lease_until)
@@ -268,6 +270,7 @@ class SQLiteStore:
             lambda c: (
                 c.execute(
                     f"UPDATE jobs SET status = '{JobStatus.PENDING}', lease_owner = NULL, lease_until = NULL,"
+                    " change_seq = change_seq + 1,"
                     f" attempts = {attempts} WHERE id = ? AND {_REQUEUEABLE} AND lease_owner = ?",
                     (job_id, worker),
                 ).rowcount
@@ -285,7 +288,8 @@ class SQLiteStore:
             with Transaction(conn):
                 updated = conn.execute(
                     f"UPDATE jobs SET status = '{JobStatus.COMPLETED}', status_code = 200, result = ?,"
-                    " completed_at = ?, expires_at = ? + ttl_seconds, lease_owner = NULL, lease_until = NULL"
+                    " completed_at = ?, expires_at = ? + ttl_seconds, lease_owner = NULL, lease_until = NULL,"
+                    " change_seq = change_seq + 1"
                     f" WHERE id = ? AND {_COMPLETABLE} AND lease_owner = ?",
                     (result_json(result), _ts(now), _ts(now), job_id, worker),
                 ).rowcount
@@ -310,7 +314,8 @@ class SQLiteStore:
             lambda c: (
                 c.execute(
                     f"UPDATE jobs SET status = '{JobStatus.FAILED}', status_code = ?, error = ?,"
-                    " completed_at = ?, expires_at = ? + ttl_seconds, lease_owner = NULL, lease_until = NULL"
+                    " completed_at = ?, expires_at = ? + ttl_seconds, lease_owner = NULL, lease_until = NULL,"
+                    " change_seq = change_seq + 1"
                     f" WHERE id = ? AND {guard}",
                     (error.status_code or 500, error_json(error), _ts(now), _ts(now), job_id, *args),
                 ).rowcount
@@ -370,7 +375,8 @@ class SQLiteStore:
                     if row["attempts"] >= max_attempts:
                         conn.execute(
                             f"UPDATE jobs SET status = '{JobStatus.FAILED}', status_code = ?, error = ?,"
-                            " completed_at = ?, expires_at = ?, lease_owner = NULL, lease_until = NULL"
+                            " completed_at = ?, expires_at = ?, lease_owner = NULL, lease_until = NULL,"
+                            " change_seq = change_seq + 1"
                             f" WHERE id = ? AND {_FAILABLE_RUNNING}",
                             (
                                 exhausted.status_code,
@@ -385,7 +391,8 @@ class SQLiteStore:
                     else:
                         conn.execute(
                             f"UPDATE jobs SET status = '{JobStatus.PENDING}', lease_owner = NULL,"
-                            f" lease_until = NULL WHERE id = ? AND {_REQUEUEABLE}",
+                            f" lease_until = NULL,"
+                            f" change_seq = change_seq + 1 WHERE id = ? AND {_REQUEUEABLE}",
                             (row["id"],),
                         )
                         reaped.append(StoreEvent("requeued", row["id"]))

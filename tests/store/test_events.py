@@ -77,7 +77,9 @@ async def test_a_completion_publishes_completed(store: JobStore, events: Events,
     await store.renew_lease(job.id, "w1", T0 + 2 * LEASE)  # not an event
     assert not await store.complete_job(job.id, "intruder", _result(job, 0), [], T0)  # nor a lost CAS
     assert await store.complete_job(job.id, "w1", _result(job, 1), [OutputBlob(b"img", "image/png")], T0)
-    await events.expect(StoreEvent("submitted", job.id), StoreEvent("completed", job.id))
+    await events.expect(
+        StoreEvent("submitted", job.id), StoreEvent("claimed", job.id), StoreEvent("completed", job.id)
+    )
     await _marker(store, tmp_path, events)
 
 
@@ -91,6 +93,7 @@ async def test_a_failure_publishes_failed(store: JobStore, events: Events, tmp_p
     await events.expect(
         StoreEvent("submitted", running.id),
         StoreEvent("submitted", pending.id),
+        StoreEvent("claimed", running.id),
         StoreEvent("failed", running.id),
         StoreEvent("failed", pending.id),
     )
@@ -102,7 +105,9 @@ async def test_a_release_publishes_requeued(store: JobStore, events: Events, tmp
     await store.claim_jobs("w1", 1, T0, T0 + LEASE)
     assert not await store.release_job(job.id, "w2")
     assert await store.release_job(job.id, "w1")
-    await events.expect(StoreEvent("submitted", job.id), StoreEvent("requeued", job.id))
+    await events.expect(
+        StoreEvent("submitted", job.id), StoreEvent("claimed", job.id), StoreEvent("requeued", job.id)
+    )
     await _marker(store, tmp_path, events)
 
 
@@ -111,7 +116,9 @@ async def test_a_requeue_publishes_requeued(store: JobStore, events: Events, tmp
     await store.claim_jobs("w1", 1, T0, T0 + LEASE)
     assert not await store.requeue_job(job.id, "w2")  # a lost compare-and-set publishes nothing
     assert await store.requeue_job(job.id, "w1", refund_attempt=False)
-    await events.expect(StoreEvent("submitted", job.id), StoreEvent("requeued", job.id))
+    await events.expect(
+        StoreEvent("submitted", job.id), StoreEvent("claimed", job.id), StoreEvent("requeued", job.id)
+    )
     await _marker(store, tmp_path, events)
 
 
@@ -125,6 +132,10 @@ async def test_the_reaper_publishes_requeued_then_failed(
     assert (await store.reap_expired_leases(T0 + 2 * LEASE, 2, ERROR)).requeued == 2
     await events.expect(StoreEvent("submitted", job.id), StoreEvent("submitted", other.id))
     assert {await events.next(), await events.next()} == {
+        StoreEvent("claimed", job.id),
+        StoreEvent("claimed", other.id),
+    }
+    assert {await events.next(), await events.next()} == {
         StoreEvent("requeued", job.id),
         StoreEvent("requeued", other.id),
     }
@@ -132,7 +143,7 @@ async def test_the_reaper_publishes_requeued_then_failed(
     await store.claim_jobs("dead-again", 1, later, later + LEASE)  # `job`, the oldest, on its last attempt
     reaped = await store.reap_expired_leases(later + 2 * LEASE, 2, ERROR)
     assert (reaped.requeued, reaped.failed) == (0, 1)
-    await events.expect(StoreEvent("failed", job.id))
+    await events.expect(StoreEvent("claimed", job.id), StoreEvent("failed", job.id))
     await _marker(store, tmp_path, events)
 
 
@@ -206,7 +217,11 @@ async def test_an_event_reaches_every_replica_of_its_schema_only(migrated: str, 
             await b.claim_jobs("w", 1, T0, T0 + LEASE)
             assert await b.complete_job(job.id, "w", _result(job, 0), [], T0)
             for events in (a_events, b_events):  # the writer hears its own events too
-                await events.expect(StoreEvent("submitted", job.id), StoreEvent("completed", job.id))
+                await events.expect(
+                    StoreEvent("submitted", job.id),
+                    StoreEvent("claimed", job.id),
+                    StoreEvent("completed", job.id),
+                )
             await _marker(c, tmp_path, c_events)  # another schema heard nothing
 
 

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 
-from grpc_server.domain.jobs import Job, JobStatus
+from grpc_server.domain.jobs import Job, JobStatus, cancelled_error
 from grpc_server.domain.states import ALLOWED
 from grpc_server.store.base import JobStore
 from tests.store.test_store_contract import ERROR, LEASE, T0, _create, _result
@@ -28,6 +28,8 @@ OPERATIONS: dict[str, Operation] = {
     "fail without a worker": lambda s, j: s.fail_job(j.id, None, ERROR, T0),
     "reap": lambda s, j: s.reap_expired_leases(LATER, 1000, ERROR),
     "reap out of attempts": lambda s, j: s.reap_expired_leases(LATER, 1, ERROR),
+    "cancel": lambda s, j: s.cancel_job(j.id, cancelled_error(j, "ev"), T0),
+    "retry": lambda s, j: s.retry_job(j.id),
 }
 
 
@@ -43,6 +45,8 @@ async def _job_in(store: JobStore, tmp_path: Path, state: str, n: int) -> Job:
         assert await store.complete_job(job.id, holder, _result(job, 0), [], T0)
     elif state == "failed":
         assert await store.fail_job(job.id, holder, ERROR, T0)
+    elif state == "cancelled":
+        assert await store.cancel_job(job.id, cancelled_error(job, "ev"), T0) is not None
     return job
 
 
@@ -53,7 +57,7 @@ async def _status(store: JobStore, job: Job) -> JobStatus:
 
 
 async def test_every_move_a_store_makes_is_in_the_state_table(store: JobStore, tmp_path: Path) -> None:
-    states = ["pending", "processing", "processing (another worker)", "completed", "failed"]
+    states = ["pending", "processing", "processing (another worker)", "completed", "failed", "cancelled"]
     made: set[tuple[JobStatus, JobStatus]] = set()
     n = 0
     for state in states:

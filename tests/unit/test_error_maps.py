@@ -38,4 +38,8 @@ def test_the_statuses_clients_depend_on() -> None:
         "IdleTimeout": 408,
         "Unavailable": 503,
         "StorageFull": 507,
+        "Conflict": 409,
+        "JobFinished": 409,
+        "JobNotRetryable": 409,
+        "IdempotencyKeyReused": 409,
     }

@@ -18,6 +18,10 @@ LEGAL = {
     (S.PROCESSING, S.PENDING),  # lease released or expired: back to the queue
     (S.PROCESSING, S.COMPLETED),
     (S.PROCESSING, S.FAILED),
+    (S.PENDING, S.CANCELLED),  # cancelled before it ran: never reaches a provider
+    (S.PROCESSING, S.CANCELLED),  # cancelled while running: its call is aborted
+    (S.FAILED, S.PENDING),  # retried
+    (S.CANCELLED, S.PENDING),  # retried
 }
 
 
@@ -37,7 +41,7 @@ def test_illegal_moves_raise(current: JobStatus, to: JobStatus) -> None:
         transition(_job(current), to, NOW)
 
 
-@pytest.mark.parametrize("to", [S.COMPLETED, S.FAILED])
+@pytest.mark.parametrize("to", [S.COMPLETED, S.FAILED, S.CANCELLED])
 def test_terminal_moves_stamp_completion_and_expiry(to: JobStatus) -> None:
     done = transition(_job(S.PROCESSING), to, NOW)
     assert done.status == to and done.completed_at == NOW
@@ -49,5 +53,16 @@ def test_non_terminal_moves_stamp_nothing() -> None:
     assert moved.status == S.PROCESSING and moved.completed_at is None and moved.expires_at is None
 
 
-def test_terminal_states_are_final() -> None:
-    assert ALLOWED[S.COMPLETED] == frozenset() and ALLOWED[S.FAILED] == frozenset()
+def test_terminal_states_are_final_but_for_a_retry() -> None:
+    assert ALLOWED[S.COMPLETED] == frozenset()
+    assert ALLOWED[S.FAILED] == ALLOWED[S.CANCELLED] == frozenset({S.PENDING})
+
+
+def test_a_retry_clears_the_last_outcome() -> None:
+    failed = transition(transition(_job(S.PROCESSING), S.FAILED, NOW), S.PENDING, NOW)
+    assert (failed.status, failed.completed_at, failed.expires_at, failed.status_code) == (
+        S.PENDING,
+        None,
+        None,
+        0,
+    )

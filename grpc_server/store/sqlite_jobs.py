@@ -1,0 +1,154 @@
+"""The SQLite store's job API writes and reads: cancel, retry, delete, queue position, request
+ids. Plain functions run on the store's writer (or reader) thread, each one transaction."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from grpc_server.domain.jobs import IDEMPOTENCY_WINDOW_SECONDS, Job, JobError, JobStatus
+from grpc_server.jobs_list import ListQuery
+from grpc_server.store.base import EventKind
+from grpc_server.store.codec import error_json, job_from_row
+from grpc_server.store.job_api_sql import CANCELLABLE, PENDING, RETRYABLE_GUARD, list_sql
+from grpc_server.store.sqlite_batch import timestamp
+from grpc_server.store.sqlite_wal import Transaction
+
+T = TypeVar("T")
+
+
+class _SQLiteDialect:
+    def param(self, n: int) -> str:
+        return f"?{n}"
+
+    def time(self, value: datetime) -> object:
+        return value.timestamp()
+
+    def label(self, key_param: str) -> str:
+        return f"json_extract(labels, '$.\"' || {key_param} || '\"')"
+
+
+SQLITE_DIALECT = _SQLiteDialect()
+
+
+def cancel(conn: sqlite3.Connection, job_id: str, error: JobError, now: datetime) -> sqlite3.Row | None:
+    """pending | processing -> cancelled (the lease cleared: no worker can write an outcome
+    after this); the row as it now is, or None when the job had already ended or is gone."""
+    row: sqlite3.Row | None = conn.execute(
+        f"UPDATE jobs SET status = '{JobStatus.CANCELLED}', status_code = ?, error = ?,"
+        " completed_at = ?, expires_at = ? + ttl_seconds, lease_owner = NULL, lease_until = NULL,"
+        f" change_seq = change_seq + 1 WHERE id = ? AND {CANCELLABLE} RETURNING *",
+        (error.status_code, error_json(error), timestamp(now), timestamp(now), job_id),
+    ).fetchone()
+    return row
+
+
+def retry(conn: sqlite3.Connection, job_id: str) -> sqlite3.Row | None:
+    """failed | cancelled -> pending, the last outcome (and any output) dropped, the inputs kept."""
+    with Transaction(conn):
+        row: sqlite3.Row | None = conn.execute(
+            f"UPDATE jobs SET status = '{JobStatus.PENDING}', status_code = 0, result = NULL,"
+            " error = NULL, completed_at = NULL, expires_at = NULL, change_seq = change_seq + 1"
+            f" WHERE id = ? AND {RETRYABLE_GUARD} RETURNING *",
+            (job_id,),
+        ).fetchone()
+        if row is not None:
+            conn.execute("DELETE FROM blob_chunks WHERE job_id = ? AND kind = 'output'", (job_id,))
+        return row
+
+
+def delete(conn: sqlite3.Connection, job_id: str) -> bool:
+    """The job and its blobs (by the cascade), at once."""
+    return conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,)).rowcount == 1
+
+
+def queue_position(conn: sqlite3.Connection, job: Job) -> int:
+    """How many pending jobs a claim (oldest first) takes before this one."""
+    created = timestamp(job.created_at)
+    count: int = conn.execute(
+        f"SELECT count(*) FROM jobs WHERE {PENDING} AND (created_at < ? OR (created_at = ? AND id < ?))",
+        (created, created, job.id),
+    ).fetchone()[0]
+    return count
+
+
+def by_request_id(conn: sqlite3.Connection, owner_key_id: str | None, key: str) -> sqlite3.Row | None:
+    row: sqlite3.Row | None = conn.execute(
+        "SELECT * FROM jobs WHERE COALESCE(owner_key_id, '') = ? AND idempotency_key = ?",
+        (owner_key_id or "", key),
+    ).fetchone()
+    return row
+
+
+def forget_stale_request_id(
+    conn: sqlite3.Connection, owner_key_id: str | None, key: str, now: datetime
+) -> bool:
+    """Free a request id whose job is older than the window; True when one was freed."""
+    return (
+        conn.execute(
+            "UPDATE jobs SET idempotency_key = NULL WHERE COALESCE(owner_key_id, '') = ?"
+            " AND idempotency_key = ? AND created_at <= ?",
+            (owner_key_id or "", key, now.timestamp() - IDEMPOTENCY_WINDOW_SECONDS),
+        ).rowcount
+        == 1
+    )
+
+
+class SQLiteJobApi:
+    """The job API's methods of SQLiteStore (mixed in): each a function above on a store thread."""
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        raise NotImplementedError
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        raise NotImplementedError
+
+    def _publish(self, kind: EventKind, job_id: str) -> None:
+        raise NotImplementedError
+
+    async def cancel_job(self, job_id: str, error: JobError, now: datetime) -> Job | None:
+        row = await self._write(lambda c: cancel(c, job_id, error, now))
+        if row is None:
+            return None
+        self._publish("cancelled", job_id)
+        return job_from_sqlite(row)
+
+    async def retry_job(self, job_id: str) -> Job | None:
+        row = await self._write(lambda c: retry(c, job_id))
+        if row is None:
+            return None
+        self._publish("requeued", job_id)
+        return job_from_sqlite(row)
+
+    async def delete_job(self, job_id: str) -> bool:
+        deleted = await self._write(lambda c: delete(c, job_id))
+        if deleted:
+            self._publish("deleted", job_id)
+        return deleted
+
+    async def queue_position(self, job: Job) -> int:
+        return await self._read(lambda c: queue_position(c, job))
+
+    async def job_by_request_id(self, owner_key_id: str | None, key: str) -> Job | None:
+        row = await self._read(lambda c: by_request_id(c, owner_key_id, key))
+        return None if row is None else job_from_sqlite(row)
+
+    async def list_jobs(self, query: ListQuery) -> list[Job]:
+        sql, args = list_sql(query, SQLITE_DIALECT)
+        rows = await self._read(lambda c: c.execute(sql, args).fetchall())
+        return [job_from_sqlite(r) for r in rows]
+
+    async def forget_stale_request_id(self, owner_key_id: str | None, key: str, now: datetime) -> bool:
+        return await self._write(lambda c: forget_stale_request_id(c, owner_key_id, key, now))
+
+
+def _dt(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def job_from_sqlite(row: sqlite3.Row) -> Job:
+    created_at = _dt(row["created_at"])
+    assert created_at is not None
+    return job_from_row(dict(row), created_at, _dt(row["completed_at"]), _dt(row["expires_at"]))
