@@ -28,6 +28,8 @@ from grpc_server.dispatch.worker import Dispatcher
 from grpc_server.image_work import ImageWork
 from grpc_server.job_api import JobApi, utcnow
 from grpc_server.keyring import KeyRing
+from grpc_server.metrics_endpoint import ServerMetrics
+from grpc_server.observed_store import observed
 from grpc_server.providers.factory import build_registry
 from grpc_server.providers.registry import ProviderRegistry
 from grpc_server.registration import serve
@@ -61,10 +63,12 @@ class AsyncGateServer:
         self._image_work = ImageWork(config.image_pixel_budget)
         self.dispatcher: Dispatcher | None = None
         self.port = 0
+        self.metrics = ServerMetrics(config, utcnow)
 
     async def start(self) -> int:
         config = self.config
         await prepare_store(self.store, config)
+        self.store = observed(self.store)  # every store operation timed, jobs counted
         # Before serving: what killed processes left in staging (only stale directories; see staging).
         await asyncio.to_thread(remove_stale_staging, config.staging_dir, stale_staging_age(config))
         # Each provider gets a connection pool of its own, sized by its max_concurrency.
@@ -111,6 +115,7 @@ class AsyncGateServer:
             ),
             asyncio.create_task(self._monitor_store(), name="store-monitor"),
         ]
+        await self.metrics.start(self.store, self.dispatcher)
         log.info("asyncgate gRPC server listening on %s:%d", config.host, self.port)
         return self.port
 
@@ -170,6 +175,7 @@ class AsyncGateServer:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await server_stopped
+        await self.metrics.stop()
         if self._registry is not None:
             await self._registry.close()
         await self.store.close()

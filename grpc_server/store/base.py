@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal, Protocol, get_args
 
 from grpc_server.domain.jobs import InputFile, Job, JobError, JobResult, OutputBlob
+from grpc_server.store.stats import StoreStats
 
 CHUNK_BYTES = 1024 * 1024
 """Blobs are stored and streamed in chunks of this size, never held whole."""
@@ -160,6 +161,10 @@ class JobStore(Protocol):
 
     async def create_job(self, job: Job, files: Sequence[StagedFile]) -> None:
         """Persist a new pending job and all its input files in one transaction."""
+        ...
+
+    async def stats(self, now: datetime) -> StoreStats:
+        """Queue depth and ages at `now` (grpc_server.store.stats), for the metrics endpoint."""
         ...
 
     async def get_job(self, job_id: str) -> Job | None: ...

@@ -87,6 +87,7 @@ from grpc_server.store.pg_connect import (
     unavailable,
 )
 from grpc_server.store.pg_events import Listener, event_channel
+from grpc_server.store.stats import StoreStats, postgres_stats
 
 _INSERT_JOB = (
     f"INSERT INTO jobs ({', '.join(JOB_COLUMNS)})"
@@ -256,6 +257,10 @@ class PostgresStore:
                 source = staged.source
                 chunks = memory_chunks(source) if isinstance(source, bytes) else file_chunks(source)
                 await insert_blob(conn, job.id, staged.info.role, staged.info.index, chunks)
+
+    async def stats(self, now: datetime) -> StoreStats:
+        async with self._connection() as conn:
+            return await postgres_stats(conn, now)
 
     async def get_job(self, job_id: str) -> Job | None:
         async with self._connection() as conn:

@@ -50,6 +50,7 @@ from grpc_server.store.sqlite_batch import NewJob, insert_chunks, insert_jobs, s
 from grpc_server.store.sqlite_batch import timestamp as _ts
 from grpc_server.store.sqlite_errors import reported
 from grpc_server.store.sqlite_wal import WAL_RESTART_BYTES, Checkpoint, Transaction, connect
+from grpc_server.store.stats import StoreStats, sqlite_stats
 from grpc_server.store.threads import lower_thread_priority
 
 T = TypeVar("T")
@@ -232,6 +233,9 @@ class SQLiteStore:
                 await self._creates.submit(NewJob(job, files))
         finally:
             self._wal_written.set()
+
+    async def stats(self, now: datetime) -> StoreStats:
+        return await self._read(lambda c: sqlite_stats(c, now))
 
     async def get_job(self, job_id: str) -> Job | None:
         row = await self._read(lambda c: c.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
