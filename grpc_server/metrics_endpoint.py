@@ -31,6 +31,8 @@ class ServerMetrics:
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
         """The port `/metrics` is served on once started; None when metrics_port is unset."""
+        self.serving = False
+        """What gRPC health reports (the server sets it): SERVING or not."""
 
     async def start(self, store: JobStore, dispatcher: Dispatcher) -> None:
         self._store, self._dispatcher = store, dispatcher
@@ -60,6 +62,8 @@ class ServerMetrics:
         running = Gauge("asyncgate_running_jobs", "Jobs running on this replica.", registry=gauges)
         slots = Gauge("asyncgate_worker_concurrency", "Jobs this replica runs at most.", registry=gauges)
         up = Gauge("asyncgate_store_up", "1 while the store answers, 0 when it cannot.", registry=gauges)
+        health = Gauge("asyncgate_health_serving", "1 while gRPC health is SERVING, else 0.", registry=gauges)
+        health.set(1 if self.serving else 0)
         slots.set(self._config.dispatcher.concurrency)
         if self._dispatcher is not None:
             running.set(self._dispatcher.running)

@@ -125,6 +125,7 @@ class AsyncGateServer:
         )
         for name in ("", SERVICE_NAME):
             await self._health.set(name, status)
+        self.metrics.serving = serving
 
     async def _monitor_store(self) -> None:
         """SERVING while the store can read and write. A failure any operation meets is reported

@@ -90,6 +90,7 @@ async def test_server_metrics_count_jobs_provider_calls_and_store_operations(
 
     # Read from the store at scrape time: nothing waits or runs any more.
     assert value(after, "asyncgate_store_up") == 1
+    assert value(after, "asyncgate_health_serving") == 1
     assert value(after, "asyncgate_queue_jobs", state="pending") == 0
     assert value(after, "asyncgate_queue_jobs", state="processing") == 0
     assert value(after, "asyncgate_running_jobs") == 0
