@@ -13,6 +13,7 @@ import logging
 import signal
 
 from asyncgate.logs import ACCESS_LOG_FORMAT, add_log_format_argument, configure_logging
+from asyncgate.otel import add_tracing_argument, traced
 from grpc_server.__main__ import (
     add_server_arguments,
     config_errors_end_the_process,
@@ -60,11 +61,12 @@ def main() -> None:
     add_server_arguments(parser)
     add_bridge_arguments(parser)
     add_log_format_argument(parser)
+    add_tracing_argument(parser)
     args = parser.parse_args()
     check_bridge_arguments(parser, args)
     configure_logging(args.log_format)
     keep_freed_memory()
-    with config_errors_end_the_process():
+    with config_errors_end_the_process(), traced(parser, args, "asyncgate"):
         asyncio.run(serve(args, server_config(args)))
 
 

@@ -15,9 +15,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
+from asyncgate import otel
 from grpc_server.domain.jobs import Job, JobError, JobResult, OutputBlob
 from grpc_server.metrics import CLAIM_WAIT, INPUT_BYTES, JOBS_ENDED, JOBS_SUBMITTED, STORE_OPERATIONS
 from grpc_server.store.base import JobStore, ReapResult, StagedFile, StoreUnavailable
+from grpc_server.telemetry import remember_submit
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -34,15 +36,18 @@ def _timed(method: str, call: Callable[P, Awaitable[T]]) -> Callable[P, Awaitabl
     async def timed(*args: P.args, **kwargs: P.kwargs) -> T:
         started = time.perf_counter()
         outcome = "error"
-        try:
-            value = await call(*args, **kwargs)
-            outcome = "ok"
-            return value
-        except StoreUnavailable:
-            outcome = "unavailable"
-            raise
-        finally:
-            STORE_OPERATIONS.labels(method, outcome).observe(time.perf_counter() - started)
+        with otel.span(f"store.{method}", only_in_trace=True) as span:
+            try:
+                value = await call(*args, **kwargs)
+                outcome = "ok"
+                return value
+            except StoreUnavailable:
+                outcome = "unavailable"
+                raise
+            finally:
+                STORE_OPERATIONS.labels(method, outcome).observe(time.perf_counter() - started)
+                if outcome != "ok":
+                    otel.set_error(span, outcome)
 
     return timed
 
@@ -61,6 +66,7 @@ class ObservedStore:
     async def create_job(self, job: Job, files: Sequence[StagedFile]) -> None:
         await _timed("create_job", self.inner.create_job)(job, files)
         JOBS_SUBMITTED.labels(job.request_type.value).inc()
+        remember_submit(job.id)  # its run continues this request's trace
         INPUT_BYTES.labels(job.request_type.value).inc(sum(f.info.size_bytes for f in files))
 
     async def claim_jobs(self, worker: str, limit: int, now: datetime, lease_until: datetime) -> list[Job]:

@@ -37,6 +37,7 @@ from grpc_server.service import JobServicer
 from grpc_server.staging import remove_stale_staging, stale_staging_age
 from grpc_server.store.base import JobStore, StoreUnavailable
 from grpc_server.store.factory import make_store, prepare_store
+from grpc_server.telemetry import server_interceptors
 from grpc_server.tokens import TokenVerifier
 
 log = logging.getLogger("asyncgate.server")
@@ -51,10 +52,11 @@ class AsyncGateServer:
         self.config = config
         self.store: JobStore = store or make_store(config)
         self._server = aio.server(
+            interceptors=server_interceptors(),  # traces continue from the caller, when tracing is on
             options=[
                 ("grpc.max_receive_message_length", config.max_message_bytes),
                 ("grpc.so_reuseport", 0),
-            ]
+            ],
         )
         self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]  # untyped package
         self._stop_background = asyncio.Event()

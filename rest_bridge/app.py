@@ -22,15 +22,16 @@ from rest_bridge.openai_compat import add_openai_routes
 from rest_bridge.openapi import add_doc_routes
 from rest_bridge.params import checked_params
 from rest_bridge.routes import add_routes
+from rest_bridge.tracing import client_interceptors, trace_requests
 
 
 def create_app(config: BridgeConfig) -> web.Application:
     disposition.install()  # aiohttp's multipart reader parses with the bridge's cache
-    app = web.Application(middlewares=[count_requests, error_objects, checked_params])
+    app = web.Application(middlewares=[trace_requests, count_requests, error_objects, checked_params])
     app[CONFIG] = config
 
     async def grpc_channel(app: web.Application) -> AsyncIterator[None]:
-        channel = grpc.aio.insecure_channel(config.grpc_target)
+        channel = grpc.aio.insecure_channel(config.grpc_target, interceptors=client_interceptors())
         app[JOBS] = pb_grpc.JobServiceStub(channel)
         app[HEALTH] = health_pb2_grpc.HealthStub(channel)
         yield
