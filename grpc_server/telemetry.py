@@ -31,9 +31,10 @@ def server_interceptors() -> list[Any]:
     traces = otel.provider()
     if traces is None:
         return []
-    from opentelemetry.instrumentation.grpc import aio_server_interceptor
+    from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
 
-    return [aio_server_interceptor(tracer_provider=traces)]  # type: ignore[no-untyped-call]
+    not_health = filters.negate(filters.health_check())  # probes would each start a trace
+    return [aio_server_interceptor(tracer_provider=traces, filter_=not_health)]  # type: ignore[no-untyped-call]
 
 
 def remember_submit(job_id: str) -> None:

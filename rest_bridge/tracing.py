@@ -16,17 +16,22 @@ def client_interceptors() -> list[Any]:
     traces = otel.provider()
     if traces is None:
         return []
-    from opentelemetry.instrumentation.grpc import aio_client_interceptors
+    from opentelemetry.instrumentation.grpc import aio_client_interceptors, filters
 
-    return list(aio_client_interceptors(tracer_provider=traces))  # type: ignore[no-untyped-call]
+    not_health = filters.negate(filters.health_check())  # each /health would start a trace
+    return list(aio_client_interceptors(tracer_provider=traces, filter_=not_health))  # type: ignore[no-untyped-call]
+
+
+UNTRACED_ROUTES = frozenset({"/health", "/metrics"})
+"""Probes and scrapes, which would each start a trace of their own."""
 
 
 @web.middleware
 async def trace_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if not otel.enabled():
-        return await handler(request)
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else "unmatched"
+    if not otel.enabled() or route in UNTRACED_ROUTES:
+        return await handler(request)
     attributes = {"http.request.method": request.method, "http.route": route}
     with otel.span(
         f"{request.method} {route}",

@@ -141,3 +141,15 @@ def test_nothing_of_opentelemetry_is_imported_unless_tracing_is_configured() -> 
         [sys.executable, "-c", program], cwd=ROOT, env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+async def test_probes_and_scrapes_start_no_trace(
+    exporter: InMemorySpanExporter, make_stack: StackFactory
+) -> None:
+    stack = await make_stack()
+    for path in ("/health", "/metrics", "/v1/async/images/edits/not-a-job"):
+        async with stack.http.get(path) as response:
+            await response.read()
+    names = {span.name for span in exporter.get_finished_spans()}
+    assert "GET /v1/async/images/edits/{job_id}" in names  # tracing is on
+    assert not [name for name in names if "health" in name.lower() or "metrics" in name]
