@@ -13,6 +13,7 @@ import logging
 import signal
 
 from asyncgate.logs import ACCESS_LOG_FORMAT, add_log_format_argument, configure_logging
+from asyncgate.otel import add_tracing_argument, traced
 from grpc_server.__main__ import (
     add_server_arguments,
     config_errors_end_the_process,
@@ -24,6 +25,7 @@ from grpc_server.config import ServerConfig
 from grpc_server.server import AsyncGateServer
 from rest_bridge.__main__ import access_logger, add_bridge_arguments, bridge_config, check_bridge_arguments
 from rest_bridge.app import create_app
+from rest_bridge.metrics import add_metrics_source
 from rest_bridge.serving import start_bridge
 
 log = logging.getLogger("asyncgate")
@@ -33,8 +35,10 @@ async def serve(args: argparse.Namespace, server_settings: ServerConfig) -> None
     server = AsyncGateServer(server_settings)
     port = await start_or_clean_up(server)
     config = bridge_config(args, f"{server.config.host}:{port}")
+    app = create_app(config)
+    add_metrics_source(app, server.metrics.render)  # one /metrics: the bridge's and the server's
     runner = await start_bridge(
-        create_app(config),
+        app,
         config,
         access_log=access_logger(args.access_log),
         access_log_format=ACCESS_LOG_FORMAT,  # with the duration, for the JSON logs
@@ -57,11 +61,12 @@ def main() -> None:
     add_server_arguments(parser)
     add_bridge_arguments(parser)
     add_log_format_argument(parser)
+    add_tracing_argument(parser)
     args = parser.parse_args()
     check_bridge_arguments(parser, args)
     configure_logging(args.log_format)
     keep_freed_memory()
-    with config_errors_end_the_process():
+    with config_errors_end_the_process(), traced(parser, args, "asyncgate"):
         asyncio.run(serve(args, server_config(args)))
 
 

@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from asyncgate.logs import add_log_format_argument, configure_logging
+from asyncgate.otel import add_tracing_argument, traced
 from grpc_server.allocator import keep_freed_memory
 from grpc_server.config import ConfigError, ServerConfig, check_config, load_config
 from grpc_server.server import AsyncGateServer
@@ -80,10 +81,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m grpc_server", description="asyncgate gRPC server")
     add_server_arguments(parser)
     add_log_format_argument(parser)
+    add_tracing_argument(parser)
     args = parser.parse_args()
     configure_logging(args.log_format)
     keep_freed_memory()
-    with config_errors_end_the_process():
+    with config_errors_end_the_process(), traced(parser, args, "asyncgate-server"):
         asyncio.run(run_until_signalled(server_config(args)))
 
 

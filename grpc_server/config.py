@@ -209,6 +209,9 @@ class ServerConfig:
     """Bytes held by uploads in progress in this process; a new upload past it is refused."""
     require_virtual_key: bool = False
     """Refuse requests that carry no virtual key."""
+    metrics_port: int | None = None
+    """Port of the server's Prometheus `/metrics` (on `host`; 0: any free port). Unset: not
+    served (`python -m asyncgate` serves the server's metrics on the bridge's /metrics)."""
     url_signing_secret: str | None = None
     """HMAC key for result image capabilities; generated in data_dir when unset.
     Set it (the same on every replica) when several servers share a store."""

@@ -306,6 +306,7 @@ RULES: dict[str, Rule] = {
     "max_staged_upload_bytes": at_least(1),
     "require_virtual_key": ANY,
     "url_signing_secret": SECRET,
+    "metrics_port": between(0, 65535),
     "virtual_keys.*.id": NOT_EMPTY,
     "virtual_keys.*.value": NOT_EMPTY,
     "virtual_keys.*.allowed_models": each(MODEL_PATTERN),

@@ -28,6 +28,8 @@ from grpc_server.dispatch.worker import Dispatcher
 from grpc_server.image_work import ImageWork
 from grpc_server.job_api import JobApi, utcnow
 from grpc_server.keyring import KeyRing
+from grpc_server.metrics_endpoint import ServerMetrics
+from grpc_server.observed_store import observed
 from grpc_server.providers.factory import build_registry
 from grpc_server.providers.registry import ProviderRegistry
 from grpc_server.registration import serve
@@ -35,6 +37,7 @@ from grpc_server.service import JobServicer
 from grpc_server.staging import remove_stale_staging, stale_staging_age
 from grpc_server.store.base import JobStore, StoreUnavailable
 from grpc_server.store.factory import make_store, prepare_store
+from grpc_server.telemetry import server_interceptors
 from grpc_server.tokens import TokenVerifier
 
 log = logging.getLogger("asyncgate.server")
@@ -49,6 +52,7 @@ class AsyncGateServer:
         self.config = config
         self.store: JobStore = store or make_store(config)
         self._server = aio.server(
+            interceptors=server_interceptors(),  # traces continue from the caller, when tracing is on
             options=[
                 ("grpc.max_receive_message_length", config.max_message_bytes),
                 ("grpc.so_reuseport", 0),
@@ -56,7 +60,7 @@ class AsyncGateServer:
                 # server has not picked up yet past grpc's default limit are cancelled.
                 ("grpc.server.max_pending_requests", 100_000),
                 ("grpc.server.max_pending_requests_hard_limit", 100_000),
-            ]
+            ],
         )
         self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]  # untyped package
         self._stop_background = asyncio.Event()
@@ -65,10 +69,12 @@ class AsyncGateServer:
         self._image_work = ImageWork(config.image_pixel_budget)
         self.dispatcher: Dispatcher | None = None
         self.port = 0
+        self.metrics = ServerMetrics(config, utcnow)
 
     async def start(self) -> int:
         config = self.config
         await prepare_store(self.store, config)
+        self.store = observed(self.store)  # every store operation timed, jobs counted
         # Before serving: what killed processes left in staging (only stale directories; see staging).
         await asyncio.to_thread(remove_stale_staging, config.staging_dir, stale_staging_age(config))
         # Each provider gets a connection pool of its own, sized by its max_concurrency.
@@ -115,6 +121,7 @@ class AsyncGateServer:
             ),
             asyncio.create_task(self._monitor_store(), name="store-monitor"),
         ]
+        await self.metrics.start(self.store, self.dispatcher)
         log.info("asyncgate gRPC server listening on %s:%d", config.host, self.port)
         return self.port
 
@@ -124,6 +131,7 @@ class AsyncGateServer:
         )
         for name in ("", SERVICE_NAME):
             await self._health.set(name, status)
+        self.metrics.serving = serving
 
     async def _monitor_store(self) -> None:
         """SERVING while the store can read and write. A failure any operation meets is reported
@@ -174,6 +182,7 @@ class AsyncGateServer:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await server_stopped
+        await self.metrics.stop()
         if self._registry is not None:
             await self._registry.close()
         await self.store.close()

@@ -8,6 +8,7 @@ import logging
 import signal
 
 from asyncgate.logs import ACCESS_LOG_FORMAT, add_log_format_argument, configure_logging
+from asyncgate.otel import add_tracing_argument, traced
 from rest_bridge.app import create_app
 from rest_bridge.config import BridgeConfig
 from rest_bridge.serving import start_bridge
@@ -115,10 +116,12 @@ def main() -> None:
         "--grpc-target", default="127.0.0.1:50051", help="the gRPC server (default 127.0.0.1:50051)"
     )
     add_log_format_argument(parser)
+    add_tracing_argument(parser)
     args = parser.parse_args()
     check_bridge_arguments(parser, args)
     configure_logging(args.log_format)
-    asyncio.run(_serve(bridge_config(args, args.grpc_target), args.access_log))
+    with traced(parser, args, "asyncgate-bridge"):
+        asyncio.run(_serve(bridge_config(args, args.grpc_target), args.access_log))
 
 
 if __name__ == "__main__":

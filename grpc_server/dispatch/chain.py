@@ -22,6 +22,7 @@ from typing import Generic, TypeVar
 
 import aiohttp
 
+from grpc_server import observe
 from grpc_server.config import RetrySettings
 from grpc_server.domain.failures import ProviderError
 from grpc_server.domain.jobs import ModelRef
@@ -143,6 +144,7 @@ async def run_chain(
             raise ChainFailed(_cancelled(), attempts)
         if index > 0:
             logger.info("falling back from %s to %s", models[index - 1], model)
+            observe.fallback_taken(model.split("/", 1)[0])
         resolved = registry.resolve(model)
         if resolved is None:
             error = _not_configured(model)
@@ -161,7 +163,8 @@ async def run_chain(
                 # A free slot of the provider's concurrency limit is waited for outside the
                 # attempt's timeout: waiting in line is not the provider being slow.
                 async with registry.slot(provider_name):
-                    value = await _call_once(attempt, provider, provider_name, bare_model, timeout)
+                    call = _call_once(attempt, provider, provider_name, bare_model, timeout)
+                    value = await observe.provider_call(provider_name, bare_model, call)
                 return ChainSuccess(value=value, provider=provider_name, model=model)
             except ProviderError as exc:
                 failure = exc  # `exc` is unbound once the except block ends
@@ -186,6 +189,7 @@ async def run_chain(
                 failure.status_code,
                 failure.type,
             )
+            observe.retry_taken(provider_name)
             await sleep(decision.delay)
             if should_stop():
                 raise ChainFailed(_cancelled(), attempts)

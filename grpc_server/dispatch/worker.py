@@ -30,6 +30,7 @@ from grpc_server.providers.base import ImageInput, Provider
 from grpc_server.providers.registry import ProviderRegistry
 from grpc_server.staging import JOB_PREFIX
 from grpc_server.store.base import JobStore, StagedFile, StoreEvent, StoreUnavailable
+from grpc_server.telemetry import job_run
 
 log = logging.getLogger("asyncgate.dispatcher")
 T = TypeVar("T")
@@ -168,7 +169,7 @@ class Dispatcher:
 
     async def _run_job(self, job: Job) -> None:
         try:
-            await self._execute(job)
+            await job_run(job, self._execute(job))  # traced as the submit's trace, when tracing is on
         except asyncio.CancelledError:
             if job.id not in self._lost:  # cancelled by shutdown, not by a lost lease: hand the job back
                 await asyncio.shield(self._release(job.id))

@@ -39,6 +39,7 @@ from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 
+from asyncgate import otel
 from grpc_server.config import ProviderSettings
 from grpc_server.providers.base import ProviderError, retryable_status
 from grpc_server.providers.http_errors import Malformed, Redactor, invalid_response, missing_key
@@ -200,6 +201,7 @@ class ProviderClient:
         headers = dict(request.headers)
         if key is not None:
             headers.update(self._auth(key))
+        otel.inject_headers(headers)  # traceparent, when tracing is on
         async with self._session.post(
             request.url,
             params=request.params,

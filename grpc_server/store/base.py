@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol, get_args
 
 from grpc_server.domain.jobs import InputFile, Job, JobError, JobResult, OutputBlob
+from grpc_server.store.stats import StoreStats
 
 if TYPE_CHECKING:
     from grpc_server.jobs_list import ListQuery
@@ -170,6 +171,10 @@ class JobStore(Protocol):
     async def create_job(self, job: Job, files: Sequence[StagedFile]) -> None:
         """Persist a new pending job and all its input files in one transaction. Raises
         DuplicateRequestId when another job of the same owner holds its idempotency_key."""
+        ...
+
+    async def stats(self, now: datetime) -> StoreStats:
+        """Queue depth and ages at `now` (grpc_server.store.stats), for the metrics endpoint."""
         ...
 
     async def get_job(self, job_id: str) -> Job | None: ...

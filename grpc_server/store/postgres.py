@@ -91,6 +91,7 @@ from grpc_server.store.pg_connect import (
 )
 from grpc_server.store.pg_events import Listener, event_channel
 from grpc_server.store.pg_jobs import PostgresJobApi, job_from_record
+from grpc_server.store.stats import StoreStats, postgres_stats
 
 _INSERT_JOB = (
     f"INSERT INTO jobs ({', '.join(JOB_COLUMNS)})"
@@ -268,6 +269,10 @@ class PostgresStore(PostgresJobApi):
                 source = staged.source
                 chunks = memory_chunks(source) if isinstance(source, bytes) else file_chunks(source)
                 await insert_blob(conn, job.id, staged.info.role, staged.info.index, chunks)
+
+    async def stats(self, now: datetime) -> StoreStats:
+        async with self._connection() as conn:
+            return await postgres_stats(conn, now)
 
     async def get_job(self, job_id: str) -> Job | None:
         async with self._connection() as conn:

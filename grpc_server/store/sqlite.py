@@ -53,6 +53,7 @@ from grpc_server.store.sqlite_errors import reported
 from grpc_server.store.sqlite_jobs import SQLiteJobApi, job_from_sqlite
 from grpc_server.store.sqlite_leases import renew_leases
 from grpc_server.store.sqlite_wal import WAL_RESTART_BYTES, Checkpoint, Transaction, connect
+from grpc_server.store.stats import StoreStats, sqlite_stats
 from grpc_server.store.threads import lower_thread_priority
 
 T = TypeVar("T")
@@ -232,6 +233,9 @@ class SQLiteStore(SQLiteJobApi):
             raise
         finally:
             self._wal_written.set()
+
+    async def stats(self, now: datetime) -> StoreStats:
+        return await self._read(lambda c: sqlite_stats(c, now))
 
     async def get_job(self, job_id: str) -> Job | None:
         row = await self._read(lambda c: c.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())

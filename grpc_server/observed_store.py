@@ -1,0 +1,120 @@
+"""A JobStore that times every operation and counts what happens to jobs, around any store.
+
+The server wraps its store once (after opening it); the stores themselves know nothing of
+metrics. Methods not named here (including ones added to the protocol later) are timed
+generically by name: asyncgate_store_operation_seconds{method, outcome}.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any, ParamSpec, TypeVar
+
+from asyncgate import otel
+from grpc_server.domain.jobs import Job, JobError, JobResult, OutputBlob
+from grpc_server.metrics import CLAIM_WAIT, INPUT_BYTES, JOBS_ENDED, JOBS_SUBMITTED, STORE_OPERATIONS
+from grpc_server.store.base import JobStore, ReapResult, StagedFile, StoreUnavailable
+from grpc_server.telemetry import remember_submit
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+_REMEMBERED_JOBS = 10_000
+"""Operations of claimed jobs kept for labelling their end; a run abandoned without an
+outcome (its lease lost) leaves its entry behind, so the oldest are dropped past this."""
+UNKNOWN_OPERATION = "unknown"
+"""The operation label of a job ended by a replica that did not claim it (the reaper's)."""
+
+
+def _timed(method: str, call: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    @functools.wraps(call)
+    async def timed(*args: P.args, **kwargs: P.kwargs) -> T:
+        started = time.perf_counter()
+        outcome = "error"
+        with otel.span(f"store.{method}", only_in_trace=True) as span:
+            try:
+                value = await call(*args, **kwargs)
+                outcome = "ok"
+                return value
+            except StoreUnavailable:
+                outcome = "unavailable"
+                raise
+            finally:
+                STORE_OPERATIONS.labels(method, outcome).observe(time.perf_counter() - started)
+                if outcome != "ok":
+                    otel.set_error(span, outcome)
+
+    return timed
+
+
+class ObservedStore:
+    def __init__(self, inner: JobStore) -> None:
+        self.inner = inner
+        self._operations: OrderedDict[str, str] = OrderedDict()
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.inner, name)
+        if inspect.iscoroutinefunction(attribute):
+            return _timed(name, attribute)
+        return attribute  # sync methods, and read_output's async generator (timed by its reader)
+
+    async def create_job(self, job: Job, files: Sequence[StagedFile]) -> None:
+        await _timed("create_job", self.inner.create_job)(job, files)
+        JOBS_SUBMITTED.labels(job.request_type.value).inc()
+        remember_submit(job.id)  # its run continues this request's trace
+        INPUT_BYTES.labels(job.request_type.value).inc(sum(f.info.size_bytes for f in files))
+
+    async def claim_jobs(self, worker: str, limit: int, now: datetime, lease_until: datetime) -> list[Job]:
+        jobs = await _timed("claim_jobs", self.inner.claim_jobs)(worker, limit, now, lease_until)
+        for job in jobs:
+            operation = job.request_type.value
+            CLAIM_WAIT.labels(operation).observe(max(0.0, (now - job.created_at).total_seconds()))
+            self._operations[job.id] = operation
+            if len(self._operations) > _REMEMBERED_JOBS:
+                self._operations.popitem(last=False)
+        return jobs
+
+    async def complete_job(
+        self, job_id: str, worker: str, result: JobResult, outputs: Sequence[OutputBlob], now: datetime
+    ) -> bool:
+        written = await _timed("complete_job", self.inner.complete_job)(job_id, worker, result, outputs, now)
+        self._ended(job_id, "completed", written)
+        return written
+
+    async def fail_job(self, job_id: str, worker: str | None, error: JobError, now: datetime) -> bool:
+        written = await _timed("fail_job", self.inner.fail_job)(job_id, worker, error, now)
+        self._ended(job_id, "failed", written)
+        return written
+
+    async def requeue_job(self, job_id: str, worker: str, *, refund_attempt: bool = True) -> bool:
+        self._operations.pop(job_id, None)
+        return await _timed("requeue_job", self.inner.requeue_job)(
+            job_id, worker, refund_attempt=refund_attempt
+        )
+
+    async def release_job(self, job_id: str, worker: str) -> bool:
+        self._operations.pop(job_id, None)
+        return await _timed("release_job", self.inner.release_job)(job_id, worker)
+
+    async def reap_expired_leases(self, now: datetime, max_attempts: int, exhausted: JobError) -> ReapResult:
+        reaped = await _timed("reap_expired_leases", self.inner.reap_expired_leases)(
+            now, max_attempts, exhausted
+        )
+        if reaped.failed:
+            JOBS_ENDED.labels(UNKNOWN_OPERATION, "failed").inc(reaped.failed)
+        return reaped
+
+    def _ended(self, job_id: str, outcome: str, written: bool) -> None:
+        operation = self._operations.pop(job_id, UNKNOWN_OPERATION)
+        if written:
+            JOBS_ENDED.labels(operation, outcome).inc()
+
+
+def observed(store: JobStore) -> JobStore:
+    """`store`, timed and counted (a store already observed is returned as it is)."""
+    return store if isinstance(store, ObservedStore) else ObservedStore(store)
