@@ -15,12 +15,13 @@ from grpc_health.v1 import health_pb2_grpc
 from asyncgate.v1 import job_service_pb2_grpc as pb_grpc
 from rest_bridge import disposition
 from rest_bridge.config import BridgeConfig
-from rest_bridge.context import CONFIG, HEALTH, JOBS
+from rest_bridge.context import CONFIG, HEALTH, JOBS, RENDERS
 from rest_bridge.metrics import add_metrics_route, count_requests
 from rest_bridge.middleware import error_objects
 from rest_bridge.openai_compat import add_openai_routes
 from rest_bridge.openapi import add_doc_routes
 from rest_bridge.params import checked_params
+from rest_bridge.render_cache import RenderCache
 from rest_bridge.routes import add_routes
 from rest_bridge.tracing import client_interceptors, trace_requests
 
@@ -29,6 +30,7 @@ def create_app(config: BridgeConfig) -> web.Application:
     disposition.install()  # aiohttp's multipart reader parses with the bridge's cache
     app = web.Application(middlewares=[trace_requests, count_requests, error_objects, checked_params])
     app[CONFIG] = config
+    app[RENDERS] = RenderCache()
 
     async def grpc_channel(app: web.Application) -> AsyncIterator[None]:
         channel = grpc.aio.insecure_channel(config.grpc_target, interceptors=client_interceptors())

@@ -16,6 +16,7 @@ from rest_bridge.envelope import accepted
 from rest_bridge.errors import BridgeError
 from rest_bridge.jobs_params import with_submit_headers
 from rest_bridge.origin import result_origin
+from rest_bridge.render_cache import RenderCache
 from rest_bridge.ttl import TTL_HEADER, parse_ttl_header
 
 if TYPE_CHECKING:  # the async stub type exists only in the generated .pyi
@@ -24,6 +25,7 @@ if TYPE_CHECKING:  # the async stub type exists only in the generated .pyi
 CONFIG = web.AppKey("config", BridgeConfig)
 JOBS: web.AppKey[JobServiceAsyncStub] = web.AppKey("jobs")
 HEALTH = web.AppKey("health", health_pb2_grpc.HealthStub)  # untyped: grpcio-health ships no stubs
+RENDERS = web.AppKey("renders", RenderCache)
 
 # Headers that may carry a virtual key; the server decides what they mean.
 KEY_HEADERS = ("x-bf-vk", "authorization", "x-api-key", "x-goog-api-key")

@@ -16,6 +16,7 @@ from asyncgate.v1 import job_service_pb2 as pb
 from rest_bridge.context import (
     CONFIG,
     JOBS,
+    RENDERS,
     REPLAYED_HEADER,
     Handler,
     base_url,
@@ -46,10 +47,30 @@ async def job_body(request: web.Request, job: job_pb.Job, *, extended: bool = Tr
     return await envelope(job, base_url(request), read, extended=extended)
 
 
-def job_response(body: dict[str, Any], job: job_pb.Job, wait: int | None = None) -> web.Response:
+async def job_answer(
+    request: web.Request, job: job_pb.Job, wait: int | None = None, *, extended: bool = True
+) -> web.Response:
+    """A poll's answer: job_response of the job's envelope; an ended job's rendered once per
+    state and origin, then reused (rest_bridge.render_cache)."""
+    origin = base_url(request)
+    key = (job.id, job.change_number, extended, origin) if job.status in TERMINAL else None
+    renders = request.app[RENDERS]
+    answer = renders.get(key) if key is not None else None
+    if answer is None:
+        answer = json.dumps(await job_body(request, job, extended=extended)).encode()
+        if key is not None:
+            renders.put(key, answer)
+    return job_response(answer, job, wait)
+
+
+def job_response(body: dict[str, Any] | bytes, job: job_pb.Job, wait: int | None = None) -> web.Response:
     """200 once terminal, else 202 with Retry-After; Preference-Applied when a wait was honoured."""
     terminal = job.status in TERMINAL
-    response = web.json_response(body, status=200 if terminal else 202)
+    status = 200 if terminal else 202
+    if isinstance(body, bytes):
+        response = web.Response(body=body, status=status, content_type="application/json")
+    else:
+        response = web.json_response(body, status=status)
     if not terminal:
         response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     if wait is not None:
@@ -78,7 +99,7 @@ async def get_job(request: web.Request) -> web.StreamResponse:
         timeout=_timeout(request),
     )
     job = await wait_for(request, reply.job, wait)
-    return job_response(await job_body(request, job), job, wait)
+    return await job_answer(request, job, wait)
 
 
 async def cancel_job(request: web.Request) -> web.StreamResponse:

@@ -13,7 +13,7 @@ from rest_bridge.context import JOBS as JOBS
 from rest_bridge.context import Handler, forwarded_metadata
 from rest_bridge.errors import BridgeError
 from rest_bridge.jobs_params import preferred_wait
-from rest_bridge.jobs_routes import add_job_routes, job_body, job_response, submitted, wait_for
+from rest_bridge.jobs_routes import add_job_routes, job_answer, submitted, wait_for
 from rest_bridge.operations import OPERATIONS, RestOperation
 
 
@@ -28,7 +28,7 @@ def poll(operation: RestOperation) -> Handler:
         )
         wait = preferred_wait(request)
         job = await wait_for(request, response.job, wait)
-        return job_response(await job_body(request, job, extended=False), job, wait)
+        return await job_answer(request, job, wait, extended=False)
 
     return get_job
 
