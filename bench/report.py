@@ -141,6 +141,16 @@ def format_report(report: dict[str, Any]) -> str:
         lines += postgres_lines(report["postgres"])
     if "inflight" in report:
         lines += inflight_lines(report["inflight"])
+    if "polls" in report:
+        polls = report["polls"]
+        lines += comparison_lines(
+            f"REST poll of an ended embedding job: {polls['answer_bytes']:,} B answer",
+            polls["rest"],
+            "bare aiohttp",
+        )
+        lines += comparison_lines(
+            f"gRPC GetJob of the same job: {polls['reply_bytes']:,} B reply", polls["grpc"], "bare grpc.aio"
+        )
     if "bombs" in report:
         lines += bomb_lines(report["bombs"])
     lines.append("Goals (reported, not enforced):")

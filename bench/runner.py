@@ -22,6 +22,7 @@ from bench.load import GrpcTarget, RestTarget
 from bench.memory import measure_upload
 from bench.payloads import BIG_SIDE, create_request, multipart_form, small_png, write_big_png
 from bench.pixel_bombs import pixel_bomb_measurement
+from bench.polls import poll_measurement
 from bench.postgres import postgres_measurement
 from bench.procfs import load_average
 from bench.report import goals
@@ -174,6 +175,10 @@ MEASUREMENTS: dict[str, tuple[str, Measurement]] = {
     "inflight": (
         "In flight: N jobs at once against a provider answering in 10 s, SQLite and PostgreSQL ...",
         inflight_measurement,
+    ),
+    "polls": (
+        "Polls of an ended job: REST and gRPC against bare servers answering the same bytes ...",
+        poll_measurement,
     ),
     "bombs": (
         "Pixel bombs: 20 x 64 Mpx WEBPs at once, before and after the pixel budget ...",

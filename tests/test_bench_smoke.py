@@ -17,6 +17,7 @@ from bench.memory import measure_upload
 from bench.payloads import multipart_form, small_png, write_big_png
 from bench.pg import BACKENDS
 from bench.pixel_bombs import pixel_bomb_measurement
+from bench.polls import poll_measurement
 from bench.postgres import postgres_measurement
 from bench.report import bomb_lines, format_report
 from bench.report_inflight import inflight_goals, inflight_lines
@@ -226,3 +227,12 @@ async def test_pixel_bombs_part_reports_both_sides(tmp_path: Path) -> None:
         assert figures["health_answers"] >= 1
     assert part["peak_rss_after_to_before"] > 0
     assert "Pixel bombs" in "\n".join(bomb_lines(part))
+
+
+async def test_polls_part_compares_both_transports_with_bare_servers(tmp_path: Path) -> None:
+    part = await poll_measurement(tmp_path, BRIEF)
+    assert part["answer_bytes"] > 0 and part["reply_bytes"] > 0
+    for transport in ("rest", "grpc"):
+        for side in ("baseline", "subject"):
+            figures = part[transport][side]
+            assert figures["requests_ok"] > 0 and figures["requests_failed"] == 0, figures

@@ -1,0 +1,82 @@
+"""Bare servers that answer a poll with fixed bytes, as yardsticks for asyncgate's polls.
+
+    python -m bench.poll_baselines rest --port P --body FILE    # aiohttp: any GET -> 200, FILE
+    python -m bench.poll_baselines grpc --port P --reply FILE   # grpc.aio: GetJob -> FILE's reply
+
+The bytes are the very answer asyncgate gave for the same job, so both sides move the same
+bytes; the gRPC baseline parses each request as a GetJobRequest, as any server must.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from pathlib import Path
+from typing import Any
+
+import grpc
+from aiohttp import web
+
+from asyncgate.v1 import job_service_pb2
+from grpc_server.allocator import keep_freed_memory
+
+GET_JOB = "/asyncgate.v1.JobService/GetJob"
+
+
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def serve_rest(port: int, body: bytes) -> None:
+    async def answer(request: web.Request) -> web.StreamResponse:
+        return web.Response(body=body, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", answer)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await _until_signalled()
+    await runner.cleanup()
+
+
+async def serve_grpc(port: int, reply: bytes) -> None:
+    async def get_job(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        return reply
+
+    handler = grpc.unary_unary_rpc_method_handler(
+        get_job,
+        request_deserializer=job_service_pb2.GetJobRequest.FromString,
+        response_serializer=lambda b: b,
+    )
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("asyncgate.v1.JobService", {"GetJob": handler}),)
+    )
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    await _until_signalled()
+    await server.stop(None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.poll_baselines")
+    parser.add_argument("kind", choices=("rest", "grpc"))
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--body", type=Path, help="rest: the answer's bytes")
+    parser.add_argument("--reply", type=Path, help="grpc: a serialized GetJobResponse")
+    args = parser.parse_args()
+    keep_freed_memory()  # as the real server does, so that it is not handicapped against it
+    if args.kind == "rest":
+        asyncio.run(serve_rest(args.port, args.body.read_bytes()))
+    else:
+        asyncio.run(serve_grpc(args.port, args.reply.read_bytes()))
+
+
+if __name__ == "__main__":
+    main()
