@@ -8,6 +8,17 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
+MAX_PARALLEL = 4
+"""Calls of one request at once, when the provider has no max_concurrency."""
+
+
+def parallel_calls(max_concurrency: int | None) -> int:
+    """How many of one request's calls may run at once. A request holds one of its provider's
+    max_concurrency slots (and its pool has that many connections), so with a limit set its
+    calls go one after another: more would exceed the limit, or wait for a connection inside
+    the attempt's timeout. Without a limit, up to MAX_PARALLEL."""
+    return 1 if max_concurrency else MAX_PARALLEL
+
 
 async def gather_bounded(count: int, limit: int, call: Callable[[int], Awaitable[T]]) -> list[T]:
     """call(0) ... call(count - 1), at most `limit` at once; the results in index order.

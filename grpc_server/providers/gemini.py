@@ -16,7 +16,8 @@ What is sent, and why:
   output_format, output_compression and negative_prompt have no Gemini field and are
   not sent.
 - `n` > 1 with a Gemini image model (generations and edits) is n calls of the same
-  body, at most MAX_PARALLEL at once: image models refuse `candidateCount` > 1
+  body, at most fan_out.parallel_calls at once (one by one with max_concurrency set):
+  image models refuse `candidateCount` > 1
   ("Multiple candidates is not enabled for models/..."), so it is never sent. Their
   images are merged in call order and their usage summed; the first failure fails
   the request. A set seed goes to every call as it is (the edit body, which inlines
@@ -84,13 +85,12 @@ from grpc_server.providers.base import (
     ProviderError,
     unsupported,
 )
-from grpc_server.providers.fan_out import gather_bounded
+from grpc_server.providers.fan_out import gather_bounded, parallel_calls
 from grpc_server.providers.gemini_wire import NoImage, is_imagen
 from grpc_server.providers.http import Answer, ProviderClient, Request
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
 
-MAX_PARALLEL = 4
 """generateContent calls in flight at once for one request of n images."""
 
 _INVALID_KEY_REASON = "API_KEY_INVALID"
@@ -118,6 +118,7 @@ class GeminiProvider:
             revoked_key_codes=frozenset({_INVALID_KEY_REASON}),
         )
         self._base_url = (settings.base_url or DEFAULT_BASE_URL).rstrip("/")
+        self._parallel = parallel_calls(settings.max_concurrency)
 
     def supports(self, request_type: RequestType) -> bool:
         return request_type in (RequestType.IMAGE_EDIT, RequestType.IMAGE_GENERATION, RequestType.EMBEDDING)
@@ -163,7 +164,7 @@ class GeminiProvider:
         async def one(index: int) -> ImageOutcome:
             return await self._post(resource, "generateContent", body, gemini_wire.content_outcome)
 
-        return gemini_wire.merged(await gather_bounded(max(n or 1, 1), MAX_PARALLEL, one))
+        return gemini_wire.merged(await gather_bounded(max(n or 1, 1), self._parallel, one))
 
     # Requests
 

@@ -8,7 +8,8 @@ What is sent, and why:
   the image comes back as raw bytes, with `finish-reason` and `seed` headers. An
   `application/json` answer (`{"image": base64, "finish_reason", "seed"}`) is read too.
 - Stability returns one image per call, so `n` images take `n` calls, at most
-  MAX_PARALLEL at once. With a fixed seed, call i uses seed + i: the same seed would
+  fan_out.parallel_calls at once (one after another with max_concurrency set). With a
+  fixed seed, call i uses seed + i: the same seed would
   give n copies of one image (seed 0 means "random" to Stability and stays 0).
 - Generations: `POST /generate/{endpoint}` chosen by the bare model name:
 
@@ -81,7 +82,7 @@ from grpc_server.providers.base import (
     retryable_status,
     unsupported,
 )
-from grpc_server.providers.fan_out import gather_bounded
+from grpc_server.providers.fan_out import gather_bounded, parallel_calls
 from grpc_server.providers.http import Answer, ProviderClient, Request
 from grpc_server.providers.http_errors import body_prefix, invalid_response
 from grpc_server.providers.media import sniff_image_type
@@ -100,7 +101,6 @@ DEFAULT_BASE_URL = "https://api.stability.ai"
 GENERATE_PATH = "/v2beta/stable-image/generate/"
 EDIT_PATH = "/v2beta/stable-image/edit/"
 
-MAX_PARALLEL = 4
 """Calls in flight at once for one request of n images."""
 
 _OUTPUT_FORMATS = {"png": "png", "jpeg": "jpeg", "jpg": "jpeg", "webp": "webp"}
@@ -140,6 +140,7 @@ class StabilityProvider:
         self.name = name
         self._client = ProviderClient(name, session, settings, auth=_bearer, blames_key=_blames_the_key)
         self._base_url = (settings.base_url or DEFAULT_BASE_URL).rstrip("/")
+        self._parallel = parallel_calls(settings.max_concurrency)
 
     def supports(self, request_type: RequestType) -> bool:
         return request_type in (RequestType.IMAGE_GENERATION, RequestType.IMAGE_EDIT)
@@ -253,12 +254,13 @@ class StabilityProvider:
         )
 
     async def _run(self, request: _Request, n: int | None) -> list[ProducedImage]:
-        """n calls (one image each), at most MAX_PARALLEL at once; the first failure wins."""
+        """n calls (one image each), at most fan_out.parallel_calls at once (one by one with
+        max_concurrency set); the first failure wins."""
 
         async def one(index: int) -> ProducedImage:
             return await self._call(request.for_index(index))
 
-        return await gather_bounded(max(n or 1, 1), MAX_PARALLEL, one)
+        return await gather_bounded(max(n or 1, 1), self._parallel, one)
 
     async def _call(self, request: _Request) -> ProducedImage:
         """One call through the seam: the image, or the error Stability answered."""

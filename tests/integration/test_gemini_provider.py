@@ -20,7 +20,8 @@ from grpc_server.providers.base import (
     ImageInput,
     ProviderError,
 )
-from grpc_server.providers.gemini import DEFAULT_BASE_URL, MAX_PARALLEL, GeminiProvider
+from grpc_server.providers.fan_out import MAX_PARALLEL
+from grpc_server.providers.gemini import DEFAULT_BASE_URL, GeminiProvider
 from grpc_server.providers.gemini_wire import (
     BACKGROUND_REMOVAL_PROMPT,
     GEMINI_ASPECT_RATIOS,

@@ -23,7 +23,8 @@ from grpc_server.providers.base import (
     ImageInput,
     ImageOutcome,
 )
-from grpc_server.providers.stability import MAX_PARALLEL, StabilityProvider
+from grpc_server.providers.fan_out import MAX_PARALLEL
+from grpc_server.providers.stability import StabilityProvider
 from grpc_server.providers.stability_wire import aspect_ratio, outpaint_margins
 from tests.fakes.stability_server import (
     EDIT_COLOR,
@@ -196,6 +197,20 @@ async def test_a_tall_size_is_sent_as_a_tall_ratio(provider: StabilityProvider, 
 
     assert only_request(fake).field("aspect_ratio") == "9:16"
     assert single_image(outcome).size == generated_size("9:16")
+
+
+async def test_with_max_concurrency_set_the_n_calls_go_one_after_another(
+    session: aiohttp.ClientSession, fake: FakeStability
+) -> None:
+    # The request holds one of the provider's slots (and its pool has max_concurrency
+    # connections): its n calls must not take more at once (issue 17).
+    settings = ProviderSettings(keys=(ApiKey(KEY),), base_url=fake.base_url, max_concurrency=2)
+    fake.latency = 0.05
+
+    outcome = await StabilityProvider(session, settings).generate_image(generation(n=4, seed=1))
+
+    assert len(outcome.images) == 4 and len(fake.requests) == 4
+    assert fake.max_in_flight == 1
 
 
 async def test_n_images_are_n_calls_at_most_max_parallel_at_once(
