@@ -10,12 +10,14 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TypeAlias
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from grpc_server.domain.jobs import JobStatus
 
-if TYPE_CHECKING:  # pg_blobs imports base, which imports this module
-    from grpc_server.store.pg_blobs import Connection
+Connection: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"  # a pooled PostgreSQL connection
 
 
 @dataclass(frozen=True)
