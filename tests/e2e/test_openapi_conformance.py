@@ -14,7 +14,7 @@ import asyncio
 import base64
 import io
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
@@ -69,7 +69,8 @@ INT64_MAX = 2**63 - 1
 
 
 def _last_event_id_is_not_an_int64(case: Case) -> bool:
-    value = (case.headers or {}).get("Last-Event-ID", "").strip()
+    headers: Mapping[str, str] = case.headers or {}
+    value = headers.get("Last-Event-ID", "").strip()
     return bool(value) and value.isdigit() and not (value.isascii() and int(value) <= INT64_MAX)
 
 
