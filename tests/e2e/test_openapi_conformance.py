@@ -15,6 +15,7 @@ import base64
 import io
 from collections import Counter
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -74,11 +75,33 @@ def _last_event_id_is_not_an_int64(case: Case) -> bool:
     return bool(value) and value.isdigit() and not (value.isascii() and int(value) <= INT64_MAX)
 
 
+def _created_time_is_out_of_range(case: Case) -> bool:
+    query: Mapping[str, Any] = case.query or {}
+    for name in ("created_after", "created_before"):
+        value = query.get(name)
+        if not isinstance(value, str):
+            continue
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            if parsed.tzinfo is not None:
+                parsed.astimezone(UTC)
+        except ValueError:
+            continue
+        except OverflowError:
+            return True
+    return False
+
+
 KNOWN_BUGS: dict[str, Callable[[Case], bool]] = {
     # rest_bridge/jobs_params.py last_event_id() takes any str.isdigit() value: a number over
     # int64 (`Last-Event-ID: 44600454296337676632`) overflows WatchJobRequest.after_change_number
     # and a non-ASCII digit (`Last-Event-ID: ²`) fails int(); both answer 500 instead of 400.
     "last_event_id_out_of_range": _last_event_id_is_not_an_int64,
+    # rest_bridge/jobs_params.py _time(): a time whose UTC form falls outside years 1..9999
+    # (`GET /v1/async/jobs?created_after=0001-01-01T00:00:00%2B14:00`, or created_before
+    # 9999-12-31T23:59:59-10:00) overflows converting it to a Timestamp: 500 instead of 400.
+    # (The generated times did not reach it; found by hand and filtered in case they do.)
+    "created_time_out_of_range": _created_time_is_out_of_range,
 }
 """Bugs found by this test and not yet fixed, each with the cases that reach it: those cases
 are not sent, so that the rest of the document keeps being checked meanwhile. (Its first
