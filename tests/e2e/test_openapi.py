@@ -80,3 +80,16 @@ async def test_bridge_serves_the_document_and_an_offline_page(stack: Stack) -> N
     # Nothing loaded from elsewhere: no external script, stylesheet, font or image.
     assert not re.search(r"""(src|href)\s*=\s*["'](https?:)?//""", page)
     assert not re.search(r"@import|url\(", page)
+
+
+def test_the_job_paths_schemas_are_the_job_schema_plus_asyncgates_own_keys() -> None:
+    """JobDetail repeats Job's keys (the document's renderer shows one flat table per object),
+    so the copies must not drift: Job's keys, then asyncgate's own; ListedJob is JobDetail
+    without the result."""
+    schemas = document()["components"]["schemas"]
+    job, detail, listed = schemas["Job"], schemas["JobDetail"], schemas["ListedJob"]
+    own = ["request_type", "queue_position", "attempt", "labels"]
+    assert list(detail["properties"]) == [*job["properties"], *own]
+    assert {key: detail["properties"][key] for key in job["properties"]} == job["properties"]
+    assert listed["properties"] == {k: v for k, v in detail["properties"].items() if k != "result"}
+    assert job["required"] == detail["required"] == listed["required"]

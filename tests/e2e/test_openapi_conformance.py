@@ -4,7 +4,9 @@ derandomized so a run is repeatable), and every answer must be no 5xx and match 
 document (status code, content type, headers, body schema); data the document calls
 invalid must be refused. Real jobs of each kind are
 then polled to the end and their answers checked the same way, so the job, result and
-error schemas are exercised too, not only the refusals random data gets."""
+error schemas are exercised too, not only the refusals random data gets; so are the job paths
+under /v1/async/jobs on those jobs (read, list, watch, cancel, retry, delete) and the submit
+headers (Idempotency-Key, x-asyncgate-labels, Prefer: wait)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ import asyncio
 import base64
 import io
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -63,7 +66,43 @@ FILES = "/v1/async/files/{job_id}/{index}"
 NOTHING_TO_NEGATE = ("/health", "/openapi.json", "/docs", "/metrics")
 
 
-KNOWN_BUGS: dict[str, Callable[[Case], bool]] = {}
+INT64_MAX = 2**63 - 1
+
+
+def _last_event_id_is_not_an_int64(case: Case) -> bool:
+    headers: Mapping[str, str] = case.headers or {}
+    value = headers.get("Last-Event-ID", "").strip()
+    return bool(value) and value.isdigit() and not (value.isascii() and int(value) <= INT64_MAX)
+
+
+def _created_time_is_out_of_range(case: Case) -> bool:
+    query: Mapping[str, Any] = case.query or {}
+    for name in ("created_after", "created_before"):
+        value = query.get(name)
+        if not isinstance(value, str):
+            continue
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            if parsed.tzinfo is not None:
+                parsed.astimezone(UTC)
+        except ValueError:
+            continue
+        except OverflowError:
+            return True
+    return False
+
+
+KNOWN_BUGS: dict[str, Callable[[Case], bool]] = {
+    # rest_bridge/jobs_params.py last_event_id() takes any str.isdigit() value: a number over
+    # int64 (`Last-Event-ID: 44600454296337676632`) overflows WatchJobRequest.after_change_number
+    # and a non-ASCII digit (`Last-Event-ID: ²`) fails int(); both answer 500 instead of 400.
+    "last_event_id_out_of_range": _last_event_id_is_not_an_int64,
+    # rest_bridge/jobs_params.py _time(): a time whose UTC form falls outside years 1..9999
+    # (`GET /v1/async/jobs?created_after=0001-01-01T00:00:00%2B14:00`, or created_before
+    # 9999-12-31T23:59:59-10:00) overflows converting it to a Timestamp: 500 instead of 400.
+    # (The generated times did not reach it; found by hand and filtered in case they do.)
+    "created_time_out_of_range": _created_time_is_out_of_range,
+}
 """Bugs found by this test and not yet fixed, each with the cases that reach it: those cases
 are not sent, so that the rest of the document keeps being checked meanwhile. (Its first
 find, a 500 for a non-ASCII file token, is fixed: test_a_non_ascii_file_token_is_refused.)"""
@@ -105,6 +144,10 @@ async def test_generated_requests_get_documented_answers(stack: Stack) -> None:
         operation = result.ok()
         if (operation.method.upper(), operation.path) in NOT_YET_SERVED:
             continue
+        # GET /v1/async/jobs/{job_id}/events is fuzzed too: its stream never ends while a job
+        # runs, but no generated id names a real job (ids are random UUIDs the server makes), so
+        # every generated request is answered at once with an error. Its stream is checked,
+        # bounded, on an ended job in _job_paths.
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             # In a thread: the bridge and server run on this test's event loop meanwhile.
             sent = await asyncio.to_thread(_fuzz, operation, mode, stack.base_url, statuses)
@@ -196,3 +239,74 @@ async def test_a_non_ascii_file_token_is_refused(stack: Stack) -> None:
     path = "/v1/async/files/3f0c9a4e-8a51-4c1e-9d0b-6c2f1d7e2a10/0"
     async with stack.http.get(path, params={"token": "é"}) as response:
         assert response.status in (403, 404), await response.text()
+
+
+def _job_paths(base_url: str, completed_id: str, failed_id: str) -> None:
+    """The job paths on real ended jobs, every answer checked against the document."""
+    key = {"x-bf-vk": KEY_A.value}
+
+    def call(
+        path: str, method: str, job_id: str | None = None, query: Any = None, wait: str | None = None
+    ) -> Any:
+        ids = {"job_id": job_id} if job_id else {}
+        headers = {**key, "Prefer": wait} if wait else key
+        case = _operation(path, method).Case(path_parameters=ids, headers=headers, query=query)
+        return _checked(case, base_url)
+
+    read = call("/v1/async/jobs/{job_id}", "GET", completed_id)
+    assert read.status_code == 200 and read.json()["request_type"] == "image_generation"
+    page = call("/v1/async/jobs", "GET", query={"status": ["completed", "failed"], "page_size": 2})
+    assert page.status_code == 200 and len(page.json()["data"]) == 2 and "next_page_token" in page.json()
+    assert all("result" not in job for job in page.json()["data"])
+    # Bounded: the stream of an ended job is its final event, then the end.
+    events = call("/v1/async/jobs/{job_id}/events", "GET", completed_id)
+    assert events.status_code == 200
+    assert events.text.startswith("event: status\n") and '"status":"completed"' in events.text
+    cancel = call("/v1/async/jobs/{job_id}/cancel", "POST", completed_id)
+    assert cancel.status_code == 409 and cancel.json()["error"]["code"] == "job_finished"
+    retry = call("/v1/async/jobs/{job_id}/retry", "POST", completed_id)
+    assert retry.status_code == 409 and retry.json()["error"]["code"] == "job_not_retryable"
+    retry = call("/v1/async/jobs/{job_id}/retry", "POST", failed_id)
+    assert retry.status_code == 202 and retry.json()["status"] == "pending"
+    waited = call("/v1/async/jobs/{job_id}", "GET", failed_id, wait="wait=30")
+    assert waited.json()["status"] == "failed" and waited.json()["attempt"] >= 2
+    assert call("/v1/async/jobs/{job_id}", "DELETE", completed_id).status_code == 204
+    assert call("/v1/async/jobs/{job_id}", "GET", completed_id).status_code == 404
+
+
+def _header(response: Any, name: str) -> str | None:
+    """One header of a schemathesis response (its headers: lower-case names, lists of values)."""
+    values: list[str] = response.headers.get(name.lower(), [])
+    return values[0] if values else None
+
+
+def _submit_headers(base_url: str) -> None:
+    """A submit with Idempotency-Key, labels and Prefer: wait, then its replay and a reuse."""
+    submit = _operation("/v1/async/embeddings", "POST")
+    headers = {
+        "x-bf-vk": KEY_A.value,
+        "Idempotency-Key": "conformance-1",
+        "x-asyncgate-labels": "team=search,run=7",
+        "Prefer": "wait=30",
+    }
+    body = {"model": "local/hashing", "input": "one"}
+    first = _checked(submit.Case(body=body, headers=headers), base_url)
+    assert first.status_code == 200 and _header(first, "Preference-Applied") == "wait=30"
+    replay = _checked(submit.Case(body=body, headers=headers), base_url)
+    assert replay.status_code == 200 and _header(replay, "Idempotent-Replayed") == "true"
+    location = f"/v1/async/jobs/{first.json()['id']}"
+    assert _header(replay, "Location") == _header(first, "Location") == location
+    reused = _checked(submit.Case(body={**body, "input": "two"}, headers=headers), base_url)
+    assert reused.status_code == 409 and reused.json()["error"]["code"] == "idempotency_key_reused"
+    listing = _operation("/v1/async/jobs", "GET").Case(
+        headers={"x-bf-vk": KEY_A.value}, query={"label": ["team=search", "run=7"]}
+    )
+    page = _checked(listing, base_url).json()
+    assert [job["labels"] for job in page["data"]] == [{"run": "7", "team": "search"}]
+
+
+@pytest.mark.slow
+async def test_the_job_paths_and_submit_headers_match_the_document(stack: Stack) -> None:
+    jobs = await asyncio.to_thread(_real_jobs, stack.base_url)
+    await asyncio.to_thread(_job_paths, stack.base_url, jobs[0]["id"], jobs[5]["id"])
+    await asyncio.to_thread(_submit_headers, stack.base_url)
