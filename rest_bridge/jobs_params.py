@@ -19,7 +19,11 @@ MAX_WAIT_SECONDS = 60
 """`Prefer: wait=N` is capped at this many seconds."""
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 LABELS_HEADER = "x-asyncgate-labels"
-_WAIT = re.compile(r"^\s*wait\s*=\s*(\d+)\s*$", re.IGNORECASE)
+_WAIT = re.compile(r"^\s*wait\s*=\s*([0-9]{1,9})\s*$", re.IGNORECASE)
+_CHANGE_NUMBER = re.compile(r"[0-9]{1,19}")
+"""ASCII digits only: str.isdigit() and \\d also take other scripts' digits and superscripts."""
+_PAGE_SIZE = re.compile(r"[0-9]{1,3}")
+_INT64_MAX = 2**63 - 1
 _STATUSES = {name: number for number, name in STATUS.items()}
 _TYPES = {name: number for number, name in REQUEST_TYPES.items()}
 
@@ -37,7 +41,7 @@ def last_event_id(request: web.Request) -> int:
     value = request.headers.get("Last-Event-ID", "").strip()
     if not value:
         return 0
-    if not value.isdigit():
+    if not _CHANGE_NUMBER.fullmatch(value) or int(value) > _INT64_MAX:
         raise BridgeError(
             400, f"invalid Last-Event-ID: {value!r} (a change number is expected)", "Last-Event-ID"
         )
@@ -92,7 +96,10 @@ def _time(query: MultiMapping[str], name: str) -> Timestamp | None:
     if parsed is None or parsed.tzinfo is None:
         raise BridgeError(400, f"invalid {name}: {value!r} (an RFC 3339 time is expected)", name)
     stamp = Timestamp()
-    stamp.FromDatetime(parsed)
+    try:
+        stamp.FromDatetime(parsed)
+    except (OverflowError, ValueError):  # 0001-01-01T00:00:00+14:00 is before year 1 in UTC
+        raise BridgeError(400, f"invalid {name}: {value!r} (out of the range of times)", name) from None
     return stamp
 
 
@@ -113,7 +120,7 @@ def list_request(query: MultiMapping[str]) -> pb.ListJobsRequest:
             raise BridgeError(400, f"invalid label: {label!r} (key=value is expected)", "label")
         listing.labels[key] = value
     if (size := query.get("page_size")) is not None:
-        if not size.isdigit() or not 1 <= int(size) <= 100:
+        if not _PAGE_SIZE.fullmatch(size) or not 1 <= int(size) <= 100:
             raise BridgeError(400, f"invalid page_size: {size!r} (1 to 100)", "page_size")
         listing.page_size = int(size)
     for name, field in (("created_after", "create_time_after"), ("created_before", "create_time_before")):
