@@ -14,9 +14,9 @@ const JOBS = "/v1/async/jobs";
 const EDITS = "/v1/async/images/edits";
 const PAGE_SIZE = 20;
 const TERMINAL = new Set(["completed", "failed", "cancelled"]);
-// A browser opens at most 6 HTTP/1.1 connections to one origin; an event stream holds one
-// for as long as its job runs, so at most this many are open, leaving room for the rest.
-const MAX_STREAMS = 3;
+// A browser opens at most 6 HTTP/1.1 connections to one origin; following a job holds one
+// for as long as it runs, so at most this many are followed at once, leaving room for the rest.
+const MAX_WATCHERS = 3;
 const POLL_WAIT_SECONDS = 20;
 const RECONNECT_MS = 1000;
 
@@ -27,6 +27,7 @@ const state = {
   jobs: new Map(), // id -> the latest envelope seen (list entry or event)
   selected: "",
   watchers: new Map(), // id -> AbortController of its event stream or poll loop
+  waiting: [], // ids of running jobs to follow once a watcher is free
 };
 
 const $ = (selector) => document.querySelector(selector);
@@ -79,6 +80,7 @@ function signIn(event) {
 function signOut(clearMessage = true) {
   for (const controller of state.watchers.values()) controller.abort();
   state.watchers.clear();
+  state.waiting = [];
   state.jobs.clear();
   state.key = "";
   state.selected = "";
@@ -123,6 +125,7 @@ function renderList(jobs) {
       state.watchers.delete(id);
     }
   }
+  state.waiting = state.waiting.filter((id) => shown.has(id));
   for (const job of jobs) if (!TERMINAL.has(job.status)) watch(job.id);
 }
 
@@ -166,19 +169,25 @@ function update(job) {
 
 // ---- live updates ------------------------------------------------------------------------
 
-function watch(id) {
+// Follows a job until it ends; beyond MAX_WATCHERS jobs wait their turn (the open job's
+// detail never waits, so at most MAX_WATCHERS + 1 connections are held).
+function watch(id, urgent = false) {
   if (state.watchers.has(id)) return;
-  const streams = [...state.watchers.values()].filter((c) => c.kind === "stream").length;
+  if (state.watchers.size >= MAX_WATCHERS && !urgent) {
+    if (!state.waiting.includes(id)) state.waiting.push(id);
+    return;
+  }
   const controller = new AbortController();
-  controller.kind = streams < MAX_STREAMS && "body" in Response.prototype ? "stream" : "poll";
   state.watchers.set(id, controller);
-  const run = controller.kind === "stream" ? stream : poll;
+  const run = "body" in Response.prototype && typeof TextDecoderStream === "function" ? stream : poll;
   run(id, controller.signal)
     .catch((error) => {
       if (!controller.signal.aborted) say(`Live updates of ${id} stopped: ${error.message}`, true);
     })
     .finally(() => {
       if (state.watchers.get(id) === controller) state.watchers.delete(id);
+      const next = state.waiting.shift();
+      if (next && !TERMINAL.has((state.jobs.get(next) || {}).status)) watch(next);
     });
 }
 
@@ -265,7 +274,7 @@ async function select(id) {
   try {
     const job = await api(`${JOBS}/${encodeURIComponent(id)}`);
     update(job);
-    if (!TERMINAL.has(job.status)) watch(id);
+    if (!TERMINAL.has(job.status)) watch(id, true);
   } catch (error) {
     say(`Could not read job ${id}: ${error.message}`, true);
   }
