@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -40,6 +41,9 @@ async def browser() -> AsyncIterator[Browser]:
     executable = chromium_path()
     async with async_playwright() as playwright:
         launched = await playwright.chromium.launch(executable_path=executable, headless=True)
+        # Debian's build, not one of Playwright's downloads.
+        version = subprocess.run([executable, "--version"], capture_output=True, text=True, check=True)
+        assert launched.version in version.stdout, (launched.version, version.stdout)
         yield launched
         await launched.close()
 
@@ -181,3 +185,49 @@ async def test_a_running_job_follows_its_events_to_the_end_and_shows_its_error(
     streams = [(url, headers) for url, headers in await requests.api_headers() if url.endswith("/events")]
     assert streams and all(url.endswith(f"{JOBS}/{job_id}/events") for url, _ in streams)
     assert all(headers.get("x-bf-vk") == KEY_A.value for _, headers in streams)
+
+
+async def test_pages_of_jobs_labels_and_an_embeddings_summary(stack: Stack, browser: Browser) -> None:
+    vk_a = {"x-bf-vk": KEY_A.value}
+    ids = []
+    for number in range(21):  # one more than a page
+        labels = {"x-asyncgate-labels": "team=search"} if number == 0 else {}
+        body = {"model": "local/hashing", "input": ["a cat", f"job {number}"]}
+        headers = {**vk_a, **labels, "Prefer": "wait=30"}
+        async with stack.http.post("/v1/async/embeddings", json=body, headers=headers) as response:
+            assert response.status == 200, await response.text()
+            ids.append((await response.json())["id"])
+
+    page, _ = await signed_in(browser, stack, KEY_A.value)
+    rows = page.locator("#jobs tbody tr")
+    await expect(rows).to_have_count(20)
+    assert [await r.get_attribute("data-id") for r in await rows.all()] == ids[:0:-1]  # newest first
+    await expect(page.locator("#newer")).to_be_disabled()
+    await page.click("#older")
+    await expect(rows).to_have_count(1)
+    await expect(rows.first).to_have_attribute("data-id", ids[0])
+    await expect(page.locator("#older")).to_be_disabled()
+    await expect(page.locator("#page-number")).to_have_text("page 2")
+
+    await rows.first.click()
+    detail = page.locator(f'#detail[data-id="{ids[0]}"]')
+    await expect(detail.locator("#detail-summary")).to_contain_text("team=search")
+    await expect(detail.locator("#detail-summary")).to_contain_text("embedding")
+    await expect(detail.locator("#detail-embeddings p")).to_contain_text("2 vector(s), ")
+    await expect(detail.locator("#detail-embeddings p")).to_contain_text("model hashing")
+    await expect(detail.locator("#detail-images")).to_be_hidden()
+
+    await page.click("#newer")
+    await expect(rows).to_have_count(20)
+    await expect(page.locator("#page-number")).to_have_text("page 1")
+
+
+async def test_a_refused_key_is_forgotten(stack: Stack, browser: Browser) -> None:
+    page = await browser.new_page()
+    await page.goto(f"{stack.base_url}/console")
+    await page.fill("#key", "sk-bf-not-a-key")
+    await page.click("#sign-in button[type=submit]")
+    await expect(page.locator("#message")).to_contain_text("The key was refused")
+    await expect(page.locator("#sign-in-panel")).to_be_visible()
+    await expect(page.locator("#console")).to_be_hidden()
+    assert await page.evaluate("sessionStorage.getItem('asyncgate.virtual-key')") is None

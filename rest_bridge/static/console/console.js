@@ -43,6 +43,12 @@ class ApiError extends Error {
     const error = body && body.error ? body.error : {};
     super(`${status}: ${error.message || "request failed"}${error.param ? ` (${error.param})` : ""}`);
     this.status = status;
+    this.code = error.code || "";
+  }
+
+  // The key itself was refused (unknown, or missing): not a refusal of one request.
+  get keyRefused() {
+    return this.status === 401 || this.code === "virtual_key_not_found";
   }
 }
 
@@ -52,8 +58,9 @@ async function api(path, options = {}) {
   const response = await fetch(path, { ...options, headers });
   const body = await response.json().catch(() => null);
   if (!response.ok) {
-    if (response.status === 401 || response.status === 403) signOut(false);
-    throw new ApiError(response.status, body);
+    const error = new ApiError(response.status, body);
+    if (error.keyRefused) signOut(error);
+    throw error;
   }
   return body;
 }
@@ -77,7 +84,7 @@ function signIn(event) {
   loadPage([""]);
 }
 
-function signOut(clearMessage = true) {
+function signOut(refusal = null) {
   for (const controller of state.watchers.values()) controller.abort();
   state.watchers.clear();
   state.waiting = [];
@@ -87,7 +94,7 @@ function signOut(clearMessage = true) {
   sessionStorage.removeItem(KEY_STORAGE);
   $("#detail").hidden = true;
   showSignedIn();
-  say(clearMessage ? "" : "The key was refused: sign in again.", !clearMessage);
+  say(refusal ? `The key was refused (${refusal.message}): sign in again.` : "", Boolean(refusal));
 }
 
 // ---- the job list ------------------------------------------------------------------------
@@ -102,7 +109,7 @@ async function loadPage(tokens) {
     state.nextToken = page.next_page_token || "";
     renderList(page.data);
   } catch (error) {
-    say(`Could not list jobs: ${error.message}`, true);
+    if (!error.keyRefused) say(`Could not list jobs: ${error.message}`, true);
   }
 }
 
@@ -276,7 +283,7 @@ async function select(id) {
     update(job);
     if (!TERMINAL.has(job.status)) watch(id, true);
   } catch (error) {
-    say(`Could not read job ${id}: ${error.message}`, true);
+    if (!error.keyRefused) say(`Could not read job ${id}: ${error.message}`, true);
   }
 }
 
@@ -379,7 +386,7 @@ async function submitEdit(event) {
     await loadPage([""]);
     await select(accepted.id);
   } catch (error) {
-    say(`Submit refused: ${error.message}`, true);
+    if (!error.keyRefused) say(`Submit refused: ${error.message}`, true);
   } finally {
     $("#edit-submit").disabled = false;
   }
