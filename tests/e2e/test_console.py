@@ -61,8 +61,10 @@ class Requests:
         ]
 
 
-async def signed_in(browser: Browser, stack: Stack, key: str) -> tuple[Page, Requests]:
+async def signed_in(browser: Browser, stack: Stack, key: str, init_script: str = "") -> tuple[Page, Requests]:
     page = await browser.new_page(viewport={"width": 1200, "height": 900})
+    if init_script:
+        await page.add_init_script(init_script)
     requests = Requests(page)
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
@@ -155,11 +157,17 @@ async def test_sign_in_list_jobs_submit_an_edit_and_see_its_thumbnail(
     assert not [r.url for r in requests.seen if KEY_A.value in r.url]
 
 
-async def test_a_running_job_follows_its_events_to_the_end_and_shows_its_error(
-    make_stack: StackFactory, browser: Browser, tmp_path: Path
+WITHOUT_STREAMING = "delete window.TextDecoderStream;"
+"""A browser that cannot read a response as a stream of text: the console falls back to polls."""
+
+
+@pytest.mark.parametrize("follow", ["events", "held polls"])
+async def test_a_running_job_is_followed_to_the_end_and_shows_its_error(
+    make_stack: StackFactory, browser: Browser, tmp_path: Path, follow: str
 ) -> None:
     stack = await make_stack(dispatcher=DispatcherSettings(concurrency=0, poll_interval_seconds=0.2))
-    page, requests = await signed_in(browser, stack, KEY_A.value)
+    script = WITHOUT_STREAMING if follow == "held polls" else ""
+    page, requests = await signed_in(browser, stack, KEY_A.value, script)
     await expect(page.locator("#jobs-empty")).to_be_visible()
     upload = tmp_path / "photo.png"
     upload.write_bytes(subject_on_background())
@@ -173,7 +181,7 @@ async def test_a_running_job_follows_its_events_to_the_end_and_shows_its_error(
     await expect(detail).to_have_attribute("data-status", "pending")
     await expect(detail.locator("#detail-summary")).to_contain_text("Queue position")
 
-    # Changed by someone else: only the job's event stream can tell the page.
+    # Changed by someone else: only following the job can tell the page.
     vk_a = {"x-bf-vk": KEY_A.value}
     async with stack.http.post(f"{JOBS}/{job_id}/cancel", headers=vk_a) as response:
         assert response.status == 200
@@ -182,9 +190,16 @@ async def test_a_running_job_follows_its_events_to_the_end_and_shows_its_error(
     await expect(detail.locator("#detail-error pre")).to_contain_text('"code": "cancelled"')
     await screenshot(page, tmp_path, "console-cancelled.png")
 
-    streams = [(url, headers) for url, headers in await requests.api_headers() if url.endswith("/events")]
-    assert streams and all(url.endswith(f"{JOBS}/{job_id}/events") for url, _ in streams)
-    assert all(headers.get("x-bf-vk") == KEY_A.value for _, headers in streams)
+    calls = await requests.api_headers()
+    assert all(headers.get("x-bf-vk") == KEY_A.value for _, headers in calls)
+    streams = [url for url, _ in calls if url.endswith("/events")]
+    held = [url for url, headers in calls if headers.get("prefer") == "wait=20"]
+    if follow == "events":
+        assert streams and all(url.endswith(f"{JOBS}/{job_id}/events") for url in streams)
+        assert not held
+    else:
+        assert held and all(url.endswith(f"{JOBS}/{job_id}") for url in held)
+        assert not streams
 
 
 async def test_pages_of_jobs_labels_and_an_embeddings_summary(stack: Stack, browser: Browser) -> None:

@@ -55,7 +55,9 @@ class ApiError extends Error {
 async function api(path, options = {}) {
   const headers = new Headers(options.headers || {});
   headers.set("x-bf-vk", state.key);
-  const response = await fetch(path, { ...options, headers });
+  // no-store: job states change, and Chromium holds a second read of a URL (a job's detail)
+  // behind a first one still in flight (a held poll of the same job) to share its cache entry.
+  const response = await fetch(path, { ...options, headers, cache: "no-store" });
   const body = await response.json().catch(() => null);
   if (!response.ok) {
     const error = new ApiError(response.status, body);
@@ -206,7 +208,7 @@ async function stream(id, signal) {
     if (lastEventId) headers["Last-Event-ID"] = lastEventId;
     let ended = false;
     try {
-      const response = await fetch(`${JOBS}/${encodeURIComponent(id)}/events`, { headers, signal });
+      const response = await fetch(`${JOBS}/${encodeURIComponent(id)}/events`, { headers, signal, cache: "no-store" });
       if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
       for await (const event of serverSentEvents(response.body)) {
         if (event.id) lastEventId = event.id;
