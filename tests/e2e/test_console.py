@@ -188,6 +188,7 @@ async def test_a_running_job_is_followed_to_the_end_and_shows_its_error(
     await expect(row(page, job_id).locator(".status")).to_have_text("cancelled")
     await expect(detail).to_have_attribute("data-status", "cancelled")
     await expect(detail.locator("#detail-error pre")).to_contain_text('"code": "cancelled"')
+    await expect(detail.locator("#detail-summary")).not_to_contain_text("Queue position")
     await screenshot(page, tmp_path, "console-cancelled.png")
 
     calls = await requests.api_headers()

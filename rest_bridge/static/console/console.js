@@ -120,8 +120,8 @@ function renderList(jobs) {
   body.replaceChildren();
   const shown = new Set();
   for (const job of jobs) {
-    state.jobs.set(job.id, { ...(state.jobs.get(job.id) || {}), ...job });
-    body.append(row(state.jobs.get(job.id)));
+    state.jobs.set(job.id, job);
+    body.append(row(job));
     shown.add(job.id);
   }
   $("#jobs-empty").hidden = jobs.length > 0;
@@ -167,13 +167,12 @@ function localTime(rfc3339) {
 }
 
 // A job's new state, from an event, a poll or a read: its row and, if open, its detail.
+// Each envelope is complete: keys it lacks (a queue position once running) are gone.
 function update(job) {
-  const known = state.jobs.get(job.id) || {};
-  const merged = { ...known, ...job };
-  state.jobs.set(job.id, merged);
+  state.jobs.set(job.id, job);
   const old = document.querySelector(`#jobs tbody tr[data-id="${CSS.escape(job.id)}"]`);
-  if (old) old.replaceWith(row(merged));
-  if (job.id === state.selected) renderDetail(merged);
+  if (old) old.replaceWith(row(job));
+  if (job.id === state.selected) renderDetail(job);
 }
 
 // ---- live updates ------------------------------------------------------------------------
