@@ -15,6 +15,7 @@ from grpc_health.v1 import health_pb2_grpc
 from asyncgate.v1 import job_service_pb2_grpc as pb_grpc
 from rest_bridge import disposition
 from rest_bridge.config import BridgeConfig
+from rest_bridge.console import add_console_routes
 from rest_bridge.context import CONFIG, HEALTH, JOBS, RENDERS
 from rest_bridge.metrics import add_metrics_route, count_requests
 from rest_bridge.middleware import error_objects
@@ -44,4 +45,5 @@ def create_app(config: BridgeConfig) -> web.Application:
     add_openai_routes(app)  # /v1/images/..., /v1/embeddings: held until the job ends
     add_doc_routes(app)
     add_metrics_route(app)
+    add_console_routes(app)  # /console: the web console (docs/clients.md)
     return app

@@ -62,7 +62,15 @@ _settings = settings(
 
 
 FILES = "/v1/async/files/{job_id}/{index}"
-NOTHING_TO_NEGATE = ("/health", "/openapi.json", "/docs", "/metrics")
+NOTHING_TO_NEGATE = (
+    "/health",
+    "/openapi.json",
+    "/docs",
+    "/metrics",
+    "/console",
+    "/console/console.js",
+    "/console/console.css",
+)
 
 
 INT64_MAX = 2**63 - 1
