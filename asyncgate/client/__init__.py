@@ -21,6 +21,7 @@ from asyncgate.client.errors import (
     Unavailable,
 )
 from asyncgate.client.retry import RetryPolicy
+from asyncgate.client.sync_client import Client
 from asyncgate.client.types import (
     Embedding,
     EmbeddingsResult,
@@ -36,6 +37,7 @@ from asyncgate.client.types import (
 __all__ = [
     "AsyncClient",
     "AsyncGateError",
+    "Client",
     "Conflict",
     "Embedding",
     "EmbeddingsResult",

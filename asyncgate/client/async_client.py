@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from functools import partial
 from types import TracebackType
@@ -215,7 +215,7 @@ class AsyncClient:
             if job.done or (deadline is not None and loop.time() >= deadline):
                 return job
 
-    async def watch(self, job_id: str) -> AsyncIterator[Job]:
+    async def watch(self, job_id: str) -> AsyncGenerator[Job]:
         """The job now, then at each change of status or attempt, ending after it ends. A
         dropped stream is reopened where it left off (as `retry` allows)."""
         after, failures = 0, 0
