@@ -72,20 +72,127 @@ class Client:
     ) -> None:
         self.close()
 
-    def submit_image_edit(self, images: ImageInput | Sequence[ImageInput], **fields: Any) -> Job:
-        """As AsyncClient.submit_image_edit (model=..., type=..., prompt=..., mask=..., ...)."""
-        return self._run(self._async.submit_image_edit(images, **fields))
+    def submit_image_edit(
+        self,
+        images: ImageInput | Sequence[ImageInput],
+        *,
+        model: str,
+        type: str | None = None,
+        prompt: str | None = None,
+        mask: ImageInput | None = None,
+        n: int | None = None,
+        size: str | None = None,
+        response_format: str | None = None,
+        fallbacks: Sequence[str] | None = None,
+        idempotency_key: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        result_ttl_seconds: int | None = None,
+        **extra: Any,
+    ) -> Job:
+        return self._run(
+            self._async.submit_image_edit(
+                images,
+                model=model,
+                type=type,
+                prompt=prompt,
+                mask=mask,
+                n=n,
+                size=size,
+                response_format=response_format,
+                fallbacks=fallbacks,
+                idempotency_key=idempotency_key,
+                labels=labels,
+                result_ttl_seconds=result_ttl_seconds,
+                **extra,
+            )
+        )
 
-    def submit_image_generation(self, prompt: str, **fields: Any) -> Job:
-        return self._run(self._async.submit_image_generation(prompt, **fields))
+    def submit_image_generation(
+        self,
+        prompt: str,
+        *,
+        model: str,
+        n: int | None = None,
+        size: str | None = None,
+        quality: str | None = None,
+        response_format: str | None = None,
+        fallbacks: Sequence[str] | None = None,
+        idempotency_key: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        result_ttl_seconds: int | None = None,
+        **extra: Any,
+    ) -> Job:
+        return self._run(
+            self._async.submit_image_generation(
+                prompt,
+                model=model,
+                n=n,
+                size=size,
+                quality=quality,
+                response_format=response_format,
+                fallbacks=fallbacks,
+                idempotency_key=idempotency_key,
+                labels=labels,
+                result_ttl_seconds=result_ttl_seconds,
+                **extra,
+            )
+        )
 
-    def submit_image_variation(self, image: ImageInput, **fields: Any) -> Job:
-        return self._run(self._async.submit_image_variation(image, **fields))
+    def submit_image_variation(
+        self,
+        image: ImageInput,
+        *,
+        model: str,
+        n: int | None = None,
+        size: str | None = None,
+        response_format: str | None = None,
+        fallbacks: Sequence[str] | None = None,
+        idempotency_key: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        result_ttl_seconds: int | None = None,
+        **extra: Any,
+    ) -> Job:
+        return self._run(
+            self._async.submit_image_variation(
+                image,
+                model=model,
+                n=n,
+                size=size,
+                response_format=response_format,
+                fallbacks=fallbacks,
+                idempotency_key=idempotency_key,
+                labels=labels,
+                result_ttl_seconds=result_ttl_seconds,
+                **extra,
+            )
+        )
 
     def submit_embeddings(
-        self, input: str | Sequence[str] | Sequence[int] | Sequence[Sequence[int]], **fields: Any
+        self,
+        input: str | Sequence[str] | Sequence[int] | Sequence[Sequence[int]],
+        *,
+        model: str,
+        dimensions: int | None = None,
+        user: str | None = None,
+        fallbacks: Sequence[str] | None = None,
+        idempotency_key: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        result_ttl_seconds: int | None = None,
+        **extra: Any,
     ) -> Job:
-        return self._run(self._async.submit_embeddings(input, **fields))
+        return self._run(
+            self._async.submit_embeddings(
+                input,
+                model=model,
+                dimensions=dimensions,
+                user=user,
+                fallbacks=fallbacks,
+                idempotency_key=idempotency_key,
+                labels=labels,
+                result_ttl_seconds=result_ttl_seconds,
+                **extra,
+            )
+        )
 
     def get(self, job_id: str) -> Job:
         return self._run(self._async.get(job_id))

@@ -9,8 +9,6 @@ import pytest
 from asyncgate.client import AsyncClient
 from tests.conftest import KEY_A, Stack
 
-ClientFactory = Callable[..., AsyncClient]
-
 
 @pytest.fixture(params=["grpc", "rest"])
 def transport(request: pytest.FixtureRequest) -> str:

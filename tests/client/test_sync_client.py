@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import io
 
 import pytest
 from PIL import Image
 
-from asyncgate.client import Client, ImagesResult, InvalidRequest, NotFound
+from asyncgate.client import AsyncClient, Client, ImagesResult, InvalidRequest, NotFound
 from grpc_server.config import DispatcherSettings
 from tests.conftest import KEY_A, Stack, StackFactory
 from tests.images import subject_on_background
@@ -62,3 +63,14 @@ async def test_sync_watch_cancel_list_delete(make_stack: StackFactory, transport
     stack = await make_stack(dispatcher=DispatcherSettings(concurrency=0, poll_interval_seconds=0.2))
     with client_for(stack, transport) as client:
         assert await asyncio.to_thread(watch_cancel_delete, client) == ["pending", "cancelled"]
+
+
+def test_client_and_async_client_have_one_surface() -> None:
+    def public(cls: type) -> dict[str, list[str]]:
+        return {
+            name: [str(p) for p in inspect.signature(member).parameters.values()]
+            for name, member in vars(cls).items()
+            if callable(member) and not name.startswith("_")
+        }
+
+    assert public(Client) == public(AsyncClient)
