@@ -49,12 +49,13 @@ async def test_image_edit_waits_and_downloads_the_cut_out(make_stack: StackFacto
 async def test_a_large_edit_goes_through_the_upload_stream(
     make_stack: StackFactory, connect: Connect
 ) -> None:
-    # Noise does not compress: well over the client's 2 MiB limit for an inline gRPC request.
+    # Stored uncompressed: over the server's 3 MiB message limit, which a CreateImageEditJob
+    # carrying it inline could not pass; the upload stream's 1 MiB chunks do.
     noise = Image.frombytes("RGB", (1024, 1024), bytes(range(256)) * (3 * 1024 * 4))
     buffer = io.BytesIO()
     noise.save(buffer, "PNG", compress_level=0)
     assert len(buffer.getvalue()) > 3 * 1024 * 1024
-    client = connect(await make_stack())
+    client = connect(await make_stack(max_message_bytes=3 * 1024 * 1024))
     job = await client.submit_image_edit(
         buffer.getvalue(), model="local/pillow", type="outpainting", prompt="more"
     )
