@@ -30,6 +30,11 @@ UPLOAD_ABOVE_BYTES = 2 * 1024 * 1024
 """Edits whose files are larger than this go through the UploadImageEditJob stream, so
 that no message comes near the server's maximum message size."""
 CHUNK_BYTES = 1024 * 1024
+CALL_SECONDS = 60.0
+"""Deadline of a short call, so that a server that stopped answering is Unavailable (and,
+for a safe call, retried) rather than a hang."""
+TRANSFER_SECONDS = 600.0
+"""Deadline of a call that moves files (submits with images, output reads)."""
 
 
 async def _mapped(call: Callable[[], Awaitable[T]]) -> T:
@@ -74,21 +79,29 @@ class GrpcTransport:
             if size > UPLOAD_ABOVE_BYTES:
                 header = job_service_pb2.UploadHeader(request=request, options=options)
                 response = await _mapped(
-                    lambda: stub.UploadImageEditJob(self._upload_stream(header, submission), metadata=md)
+                    lambda: stub.UploadImageEditJob(
+                        self._upload_stream(header, submission), metadata=md, timeout=TRANSFER_SECONDS
+                    )
                 )
             else:
                 request.images.extend(_proto_image(image) for image in submission.images)
                 if submission.mask is not None:
                     request.mask.CopyFrom(_proto_image(submission.mask))
                 message = job_service_pb2.CreateImageEditJobRequest(request=request, options=options)
-                response = await _mapped(lambda: stub.CreateImageEditJob(message, metadata=md))
+                response = await _mapped(
+                    lambda: stub.CreateImageEditJob(message, metadata=md, timeout=TRANSFER_SECONDS)
+                )
         elif submission.operation == "image_generation":
             generation = image_generation_pb2.ImageGenerationRequest()
             convert.fill_request(generation, params)
             generation_message = job_service_pb2.CreateImageGenerationJobRequest(
                 request=generation, options=options
             )
-            response = await _mapped(lambda: stub.CreateImageGenerationJob(generation_message, metadata=md))
+            response = await _mapped(
+                lambda: stub.CreateImageGenerationJob(
+                    generation_message, metadata=md, timeout=TRANSFER_SECONDS
+                )
+            )
         elif submission.operation == "image_variation":
             variation = image_variation_pb2.ImageVariationRequest()
             convert.fill_request(variation, params)
@@ -96,13 +109,17 @@ class GrpcTransport:
             variation_message = job_service_pb2.CreateImageVariationJobRequest(
                 request=variation, options=options
             )
-            response = await _mapped(lambda: stub.CreateImageVariationJob(variation_message, metadata=md))
+            response = await _mapped(
+                lambda: stub.CreateImageVariationJob(variation_message, metadata=md, timeout=TRANSFER_SECONDS)
+            )
         else:
             fields = {k: v for k, v in params.items() if k != "input"}
             embedding = embedding_pb2.EmbeddingRequest(input=convert.embedding_input(params["input"]))
             convert.fill_request(embedding, fields)
             embedding_message = job_service_pb2.CreateEmbeddingJobRequest(request=embedding, options=options)
-            response = await _mapped(lambda: stub.CreateEmbeddingJob(embedding_message, metadata=md))
+            response = await _mapped(
+                lambda: stub.CreateEmbeddingJob(embedding_message, metadata=md, timeout=TRANSFER_SECONDS)
+            )
         return await self._job(response.job)
 
     @staticmethod
@@ -133,14 +150,18 @@ class GrpcTransport:
 
     async def get(self, job_id: str) -> Job:
         request = job_service_pb2.GetJobRequest(id=job_id)
-        response = await _mapped(lambda: self._stub.GetJob(request, metadata=self._metadata))
+        response = await _mapped(
+            lambda: self._stub.GetJob(request, metadata=self._metadata, timeout=CALL_SECONDS)
+        )
         return await self._job(response.job)
 
     async def wait_once(self, job_id: str, timeout: float) -> Job:
         duration = Duration()
         duration.FromNanoseconds(int(timeout * 1e9))
         request = job_service_pb2.WaitJobRequest(id=job_id, timeout=duration)
-        response = await _mapped(lambda: self._stub.WaitJob(request, metadata=self._metadata))
+        response = await _mapped(
+            lambda: self._stub.WaitJob(request, metadata=self._metadata, timeout=timeout + CALL_SECONDS)
+        )
         return await self._job(response.job)
 
     async def watch(self, job_id: str, after_change: int) -> AsyncIterator[tuple[int, Job]]:
@@ -156,17 +177,21 @@ class GrpcTransport:
 
     async def cancel(self, job_id: str) -> Job:
         request = job_service_pb2.CancelJobRequest(id=job_id)
-        response = await _mapped(lambda: self._stub.CancelJob(request, metadata=self._metadata))
+        response = await _mapped(
+            lambda: self._stub.CancelJob(request, metadata=self._metadata, timeout=CALL_SECONDS)
+        )
         return await self._job(response.job)
 
     async def retry(self, job_id: str) -> Job:
         request = job_service_pb2.RetryJobRequest(id=job_id)
-        response = await _mapped(lambda: self._stub.RetryJob(request, metadata=self._metadata))
+        response = await _mapped(
+            lambda: self._stub.RetryJob(request, metadata=self._metadata, timeout=CALL_SECONDS)
+        )
         return await self._job(response.job)
 
     async def delete(self, job_id: str) -> None:
         request = job_service_pb2.DeleteJobRequest(id=job_id)
-        await _mapped(lambda: self._stub.DeleteJob(request, metadata=self._metadata))
+        await _mapped(lambda: self._stub.DeleteJob(request, metadata=self._metadata, timeout=CALL_SECONDS))
 
     async def list(self, query: ListQuery) -> JobPage:
         request = job_service_pb2.ListJobsRequest(
@@ -180,7 +205,9 @@ class GrpcTransport:
             request.create_time_after.CopyFrom(convert.timestamp(query.created_after))
         if query.created_before is not None:
             request.create_time_before.CopyFrom(convert.timestamp(query.created_before))
-        response = await _mapped(lambda: self._stub.ListJobs(request, metadata=self._metadata))
+        response = await _mapped(
+            lambda: self._stub.ListJobs(request, metadata=self._metadata, timeout=CALL_SECONDS)
+        )
         return JobPage(tuple(convert.to_job(job) for job in response.jobs), response.next_page_token or None)
 
     async def read_output(self, job_id: str, output: OutputRef) -> bytes:
@@ -189,7 +216,9 @@ class GrpcTransport:
         )
         chunks: list[bytes] = []
         try:
-            async for response in self._stub.ReadJobOutput(request, metadata=self._metadata):
+            async for response in self._stub.ReadJobOutput(
+                request, metadata=self._metadata, timeout=TRANSFER_SECONDS
+            ):
                 chunks.append(response.chunk)
         except grpc.aio.AioRpcError as error:
             raise from_grpc(error) from None
