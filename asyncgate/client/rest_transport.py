@@ -21,6 +21,8 @@ SUBMIT_PATHS = {
     "image_variation": "/v1/async/images/variations",
     "embedding": "/v1/async/embeddings",
 }
+LOST = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)
+"""A connection refused, reset or closed, or an answer cut short: Unavailable (retryable)."""
 MAX_WAIT_SECONDS = 60
 """The bridge caps `Prefer: wait=N` here (docs/rest-api.md §10)."""
 
@@ -87,7 +89,7 @@ class RestTransport:
                 if response.status >= 300:
                     raise from_rest(response.status, body)
                 return body
-        except aiohttp.ClientConnectionError as error:  # includes a server that hung up
+        except LOST as error:
             raise Unavailable(f"cannot reach {self._base}: {error}", status=503) from None
 
     def _url(self, path: str) -> str:
@@ -132,7 +134,7 @@ class RestTransport:
                     elif not line and data:  # a blank line ends the event
                         yield event_id, rest_convert.to_job(json.loads(data))
                         data = ""
-        except aiohttp.ClientConnectionError as error:
+        except LOST as error:
             raise Unavailable(f"cannot reach {self._base}: {error}", status=503) from None
 
     async def cancel(self, job_id: str) -> Job:
@@ -175,7 +177,7 @@ class RestTransport:
                     body = await response.json() if response.content_type == "application/json" else None
                     raise from_rest(response.status, body)
                 return await response.read()
-        except aiohttp.ClientConnectionError as error:
+        except LOST as error:
             raise Unavailable(f"cannot reach {url}: {error}", status=503) from None
 
     async def close(self) -> None:

@@ -18,6 +18,7 @@ from asyncgate.v1 import job_service_pb2 as pb
 from asyncgate.v1 import job_service_pb2_grpc as pb_grpc
 from grpc_server.config import DispatcherSettings
 from tests.conftest import KEY_A, Stack, StackFactory
+from tests.tcp_proxy import TcpProxy
 
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)
 
@@ -117,3 +118,33 @@ async def test_an_unreachable_server_is_unavailable_after_the_retries() -> None:
         with pytest.raises(Unavailable):
             await client.get("00000000-0000-4000-8000-000000000000")
         await client.close()
+
+
+@pytest.mark.parametrize("transport", ["grpc", "rest"])
+async def test_a_dropped_watch_is_reopened(make_stack: StackFactory, transport: str) -> None:
+    stack = await make_stack(dispatcher=DispatcherSettings(concurrency=0, poll_interval_seconds=0.2))
+    host, port = (stack.grpc_target if transport == "grpc" else stack.base_url.removeprefix("http://")).split(
+        ":"
+    )
+    async with TcpProxy(host, int(port)) as proxy:
+        address = f"127.0.0.1:{proxy.port}"
+        client = (
+            AsyncClient(grpc_target=address, key=KEY_A.value, retry=FAST)
+            if transport == "grpc"
+            else AsyncClient(f"http://{address}", key=KEY_A.value, retry=FAST)
+        )
+        try:
+            job = await client.submit_embeddings("a cat", model="local/hashing")
+            seen: list[str] = []
+            async for state in client.watch(job.id):
+                seen.append(state.status)
+                if state.status == "pending":
+                    proxy.cut()  # the stream is reset under the client
+                    direct = pb.CancelJobRequest(id=job.id)
+                    await stack.stub.CancelJob(direct, metadata=(("x-bf-vk", KEY_A.value),))
+                    proxy.restore()
+            # The reset stream raised nothing: the watch was reopened and saw the job end.
+            assert seen == ["pending", "cancelled"]
+            assert proxy.accepted >= 2
+        finally:
+            await client.close()
