@@ -4,6 +4,7 @@ options accepted before or after the command."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -23,6 +24,16 @@ def _label(value: str) -> tuple[str, str]:
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {value!r}")
     return key, label
+
+
+def _param(value: str) -> tuple[str, object]:
+    """NAME=VALUE with a number or true/false read as such (JSON bodies check types)."""
+    name, label = _label(value)
+    try:
+        parsed = json.loads(label)
+    except ValueError:
+        return name, label
+    return name, parsed if isinstance(parsed, int | float | bool) else label
 
 
 def _connection_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -58,7 +69,7 @@ def _submit_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="provider/model, e.g. local/pillow")
     parser.add_argument("--fallback", action="append", default=[], help="another provider/model (repeatable)")
     parser.add_argument(
-        "--param", action="append", type=_label, default=[], metavar="NAME=VALUE", help="any other field"
+        "--param", action="append", type=_param, default=[], metavar="NAME=VALUE", help="any other field"
     )
     parser.add_argument("--label", action="append", type=_label, default=[], metavar="KEY=VALUE")
     parser.add_argument("--idempotency-key", help="default: a new UUID (so a retried submit makes one job)")

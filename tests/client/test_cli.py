@@ -104,7 +104,7 @@ async def test_cli_submits_waits_and_writes_results(tmp_path: Path) -> None:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "asyncgate.cli", *url,
             "submit", "image-generation", "--prompt", "a fox", "--model", "local/placeholder",
-            "--size", "256x256", "--wait", "-o", "tty.png",
+            "--size", "256x256", "--param", "seed=7", "--wait", "-o", "tty.png",  # seed: a JSON integer
             cwd=tmp_path, env=env, stdout=child, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         os.close(child)
