@@ -57,6 +57,7 @@ from pathlib import Path
 import asyncpg
 
 from grpc_server.domain.jobs import Job, JobError, JobResult, JobStatus, OutputBlob
+from grpc_server.store.admission import AdmissionLimits, KeyPolicy
 from grpc_server.store.base import (
     DuplicateRequestId,
     EventCallback,
@@ -90,7 +91,7 @@ from grpc_server.store.pg_connect import (
     unavailable,
 )
 from grpc_server.store.pg_events import Listener, event_channel
-from grpc_server.store.pg_jobs import PostgresJobApi, job_from_record
+from grpc_server.store.pg_jobs import PostgresJobApi, check_limits, job_from_record
 from grpc_server.store.stats import StoreStats, postgres_stats
 
 _INSERT_JOB = (
@@ -153,6 +154,7 @@ class PostgresStore(PostgresJobApi):
         self._listener: Listener | None = None
         self._health = HealthReports()
         self._scratch_dir = scratch_dir
+        self._policy = KeyPolicy()
 
     async def open(self) -> None:
         """Connect the pool (no migration: see grpc_server.store.factory.prepare_store)."""
@@ -250,17 +252,25 @@ class PostgresStore(PostgresJobApi):
             if self._scratch_dir is not None:
                 await asyncio.to_thread(probe_space, self._scratch_dir)
 
+    def use_key_policy(self, policy: KeyPolicy) -> None:
+        self._policy = policy
+
     async def create_job(self, job: Job, files: Sequence[StagedFile]) -> None:
         # A staged file that fails rolls the transaction back; the caller sees the file's own error.
+        limits = self._policy.limits_of(job.owner_key_id)
         try:
-            await self._insert_job(job, files)
+            await self._insert_job(job, files, limits if limits and limits.any else None)
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name == "jobs_idempotency":
                 raise DuplicateRequestId(job.idempotency_key) from exc
             raise
 
-    async def _insert_job(self, job: Job, files: Sequence[StagedFile]) -> None:
+    async def _insert_job(
+        self, job: Job, files: Sequence[StagedFile], limits: AdmissionLimits | None
+    ) -> None:
         async with self._connection() as conn, conn.transaction():
+            if limits is not None:
+                await check_limits(conn, job, limits)
             # Published on commit only, so after the blobs below are in too.
             await conn.execute(
                 self._publishing("submitted", _INSERT_JOB), *job_row(job, files, job.created_at)

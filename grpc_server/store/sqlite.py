@@ -30,6 +30,7 @@ from typing import TypeVar
 
 from grpc_server.domain.jobs import Job, JobError, JobResult, JobStatus, OutputBlob
 from grpc_server.domain.ttl import expiry
+from grpc_server.store.admission import KeyPolicy
 from grpc_server.store.base import (
     DuplicateRequestId,
     EventCallback,
@@ -112,6 +113,7 @@ class SQLiteStore(SQLiteJobApi):
         )
         self._subscribers = Subscribers()
         self._health = HealthReports()
+        self._policy = KeyPolicy()
 
     async def _on(self, executor: ThreadPoolExecutor, fn: Callable[[], T]) -> T:
         with reported(self._health):
@@ -221,12 +223,17 @@ class SQLiteStore(SQLiteJobApi):
 
         await self._read(check)  # one report to watch_health, not a success before the probe fails
 
+    def use_key_policy(self, policy: KeyPolicy) -> None:
+        self._policy = policy
+
     async def create_job(self, job: Job, files: Sequence[StagedFile]) -> None:
         """Group commit (see group_commit): each caller returns after the COMMIT that holds its
-        job, so durability is unchanged; under load many jobs share a commit."""
+        job, so durability is unchanged; under load many jobs share a commit. The key's limits
+        are checked in that transaction (sqlite_batch.check_limits)."""
+        limits = self._policy.limits_of(job.owner_key_id)
         try:
             with reported(self._health):
-                await self._creates.submit(NewJob(job, files))
+                await self._creates.submit(NewJob(job, files, limits if limits and limits.any else None))
         except sqlite3.IntegrityError as exc:
             if "jobs_idempotency" in str(exc) or "idempotency_key" in str(exc):
                 raise DuplicateRequestId(job.idempotency_key) from exc
