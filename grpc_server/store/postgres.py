@@ -71,6 +71,7 @@ from grpc_server.store.base import (
 )
 from grpc_server.store.codec import JOB_COLUMNS, error_json, job_row, result_json
 from grpc_server.store.disk import is_no_space, probe_space
+from grpc_server.store.fair_share import FAIR_ORDER_TAIL, POSTGRES_CANDIDATES
 from grpc_server.store.guards import in_status, moving_to
 from grpc_server.store.migrate import migrate
 from grpc_server.store.pg_blobs import (
@@ -290,22 +291,32 @@ class PostgresStore(PostgresJobApi):
         return None if record is None else _job_from_record(record)
 
     async def claim_jobs(self, worker: str, limit: int, now: datetime, lease_until: datetime) -> list[Job]:
-        # MATERIALIZED: the CTE locking the oldest pending rows runs exactly once, never
-        # re-scanned by the join; SKIP LOCKED lets concurrent claimers pass over each other's rows.
-        async with self._connection() as conn:
-            records = await conn.fetch(
+        # MATERIALIZED: the CTE locking the pending rows runs exactly once, never re-scanned
+        # by the join; SKIP LOCKED lets concurrent claimers pass over each other's rows.
+        policy = self._policy
+        if policy.fair_share:  # keys take turns (see fair_share); $4, $5: their priorities
+            chosen, order = POSTGRES_CANDIDATES, f"_priority DESC, _turn, {FAIR_ORDER_TAIL}"
+            extra: tuple[object, ...] = (list(policy.priorities), list(policy.priorities.values()))
+            returned = "jobs.*, next.priority AS _priority, next.turn AS _turn"
+        else:
+            chosen = (
                 "WITH next AS MATERIALIZED ("
                 f"  SELECT id FROM jobs WHERE {_CLAIMABLE} ORDER BY created_at LIMIT $3"
-                "  FOR UPDATE SKIP LOCKED"
-                "), claimed AS ("
+                "  FOR UPDATE SKIP LOCKED)"
+            )
+            order, extra, returned = "created_at, id", (), "jobs.*"
+        async with self._connection() as conn:
+            records = await conn.fetch(
+                f"{chosen}, claimed AS ("
                 f"  UPDATE jobs SET status = '{JobStatus.PROCESSING}', lease_owner = $1, lease_until = $2,"
                 "  attempts = attempts + 1, change_seq = jobs.change_seq + 1"
-                f"  FROM next WHERE jobs.id = next.id AND {_CLAIMABLE_ROW} RETURNING jobs.*"
+                f"  FROM next WHERE jobs.id = next.id AND {_CLAIMABLE_ROW} RETURNING {returned}"
                 f") SELECT *, {self._notify(_quote_literal('claimed'))} AS _event"  # for WatchJob
-                " FROM claimed ORDER BY created_at, id",
+                f" FROM claimed ORDER BY {order}",
                 worker,
                 lease_until,
                 limit,
+                *extra,
             )
         return [_job_from_record(r) for r in records]
 

@@ -51,6 +51,7 @@ from grpc_server.store.migrate import migrate_sqlite
 from grpc_server.store.sqlite_batch import NewJob, insert_chunks, insert_jobs, split
 from grpc_server.store.sqlite_batch import timestamp as _ts
 from grpc_server.store.sqlite_errors import reported
+from grpc_server.store.sqlite_fair import fair_claim
 from grpc_server.store.sqlite_jobs import SQLiteJobApi, job_from_sqlite
 from grpc_server.store.sqlite_leases import renew_leases
 from grpc_server.store.sqlite_wal import WAL_RESTART_BYTES, Checkpoint, Transaction, connect
@@ -250,6 +251,8 @@ class SQLiteStore(SQLiteJobApi):
 
     async def claim_jobs(self, worker: str, limit: int, now: datetime, lease_until: datetime) -> list[Job]:
         def claim(conn: sqlite3.Connection) -> list[Job]:
+            if self._policy.fair_share:
+                return fair_claim(conn, worker, limit, _ts(lease_until), self._policy.priorities)
             rows = conn.execute(
                 f"UPDATE jobs SET status = '{JobStatus.PROCESSING}', lease_owner = ?, lease_until = ?,"
                 " attempts = attempts + 1, change_seq = change_seq + 1"

@@ -44,7 +44,7 @@ async def test_a_key_at_max_jobs_in_flight_is_refused_until_one_ends(store: JobS
         await store.create_job(refused, _files())
     assert caught.value.retry_after_seconds == IN_FLIGHT_RETRY_AFTER_SECONDS
     assert await store.get_job(refused.id) is None  # refused before any job exists
-    await store.create_job(_other_key(_job(T0)), _files())  # another key is not counted
+    await store.create_job(_other_key(_job(T0 + timedelta(seconds=9))), _files())  # not counted
     [claimed] = await store.claim_jobs("w", 1, T0, T0 + LEASE)
     with pytest.raises(TooManyJobsInFlight):  # processing still counts
         await store.create_job(_job(T0 + timedelta(seconds=3)), _files())
