@@ -128,6 +128,11 @@ class JobApi:
         Checked from headers alone, so an upload can be refused before its body is read."""
         return self._keyring.resolve(headers)
 
+    def require_admin(self, headers: Mapping[str, str]) -> Caller:
+        """The caller of an admin-only path; PermissionDenied (403) for a key or a non-admin
+        token, Unauthenticated (401) for a caller with neither (KeyRing.require_admin)."""
+        return self._keyring.require_admin(headers)
+
     def check_caller(self, headers: Mapping[str, str], model: str | None) -> None:
         """Refuse the caller as a submit would, from its key (and the model, when known) alone."""
         key = self.caller(headers)
