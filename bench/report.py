@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from bench.fairness import fairness_lines
 from bench.report_inflight import inflight_goals, inflight_lines
 from bench.report_jobs import embeddings_lines, generations_lines, postgres_lines
 from bench.tables import comparison_lines, f
@@ -153,6 +154,8 @@ def format_report(report: dict[str, Any]) -> str:
         )
     if "bombs" in report:
         lines += bomb_lines(report["bombs"])
+    if "fairness" in report:
+        lines += fairness_lines(report["fairness"])
     lines.append("Goals (reported, not enforced):")
     for goal in report.get("goals", []):
         lines.append(f"  {goal['goal']:<60}{f(goal['value']):>8}  {'met' if goal['met'] else 'NOT MET'}")

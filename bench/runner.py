@@ -17,6 +17,7 @@ from typing import Any
 from bench import pg, procs
 from bench.compare import Side, SideResult, compare
 from bench.e2e import embeddings_measurement, generations_measurement
+from bench.fairness import fairness_measurement
 from bench.inflight import inflight_measurement
 from bench.load import GrpcTarget, RestTarget
 from bench.memory import measure_upload
@@ -183,6 +184,10 @@ MEASUREMENTS: dict[str, tuple[str, Measurement]] = {
     "bombs": (
         "Pixel bombs: 20 x 64 Mpx WEBPs at once, before and after the pixel budget ...",
         lambda workdir, _: pixel_bomb_measurement(workdir),
+    ),
+    "fairness": (
+        "Fair share: key A's 5,000 jobs, then key B's 10, claimed with and without fair share ...",
+        lambda workdir, settings: fairness_measurement(workdir, settings.database_url),
     ),
 }
 """Each part: what the progress line says, and what measures it; run in this order."""

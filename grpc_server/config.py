@@ -82,6 +82,14 @@ class VirtualKey:
     """The secret the caller presents, e.g. `sk-bf-...`."""
     allowed_models: tuple[str, ...] = ()
     """`provider/model` entries (or `provider/*`) this key may use; empty = any."""
+    max_jobs_in_flight: int | None = None
+    """Jobs of this key pending or processing at once, across replicas; a submit over it is
+    refused (429 too_many_jobs_in_flight). Unset: no limit."""
+    submits_per_minute: int | None = None
+    """Jobs this key may submit in any 60 seconds, across replicas; a submit over it is refused
+    (429 rate_limited, Retry-After: when the oldest of them leaves the minute). Unset: no limit."""
+    priority: int = 0
+    """Claims serve keys of a higher priority first; keys of equal priority take turns."""
 
 
 @dataclass(frozen=True)
@@ -160,6 +168,9 @@ class DispatcherSettings:
     """On SIGTERM, how long running jobs may finish before they are released."""
     job_deadline_seconds: float = 3600.0
     """Overall bound on one run of a job: every attempt, wait and fallback together."""
+    fair_share: bool = True
+    """Claims take turns between virtual keys (higher priority first; keyless jobs count as one
+    key), so one key's backlog does not hold up another's; false: strictly oldest first."""
 
 
 @dataclass(frozen=True)

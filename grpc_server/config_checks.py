@@ -310,6 +310,9 @@ RULES: dict[str, Rule] = {
     "virtual_keys.*.id": NOT_EMPTY,
     "virtual_keys.*.value": NOT_EMPTY,
     "virtual_keys.*.allowed_models": each(MODEL_PATTERN),
+    "virtual_keys.*.max_jobs_in_flight": at_least(1),
+    "virtual_keys.*.submits_per_minute": at_least(1),
+    "virtual_keys.*.priority": between(0, 1000),
     "providers.*.kind": ANY,  # empty: the table's name (ProviderSettings.kind)
     "providers.*.keys.*.value": NOT_EMPTY,
     "providers.*.keys.*.weight": rule((lambda v: v > 0, "be > 0")),
@@ -331,6 +334,7 @@ RULES: dict[str, Rule] = {
     "dispatcher.max_job_attempts": at_least(1),
     "dispatcher.shutdown_grace_seconds": SECONDS_FROM_ZERO,
     "dispatcher.job_deadline_seconds": POSITIVE_SECONDS,
+    "dispatcher.fair_share": ANY,
     "auth.jwt_secret": SECRET,
     "auth.jwks_file": ANY,  # read (and its keys checked) when the server starts
     "auth.issuer": NOT_EMPTY,

@@ -2,6 +2,7 @@
 
 - A domain error (grpc_server.domain.errors) -> its gRPC code, with google.rpc ErrorInfo
   (domain "asyncgate", the error's stable reason) and, when it names a field, BadRequest.
+- A key's limit (RateLimited) -> RESOURCE_EXHAUSTED with google.rpc RetryInfo (the delay).
 - The store being unreachable -> UNAVAILABLE (STORE_UNAVAILABLE); full -> STORE_FULL.
 - Anything else -> INTERNAL with a generic message and an event id; the exception and its
   traceback go to the log under that id, never to the caller.
@@ -20,7 +21,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, NoReturn, TypeVar
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -34,6 +35,7 @@ from grpc_server.domain.errors import (
     NotFound,
     PayloadTooLarge,
     PermissionDenied,
+    RateLimited,
     StorageFull,
     Unauthenticated,
     Unavailable,
@@ -49,6 +51,7 @@ _CODES: tuple[tuple[type[AsyncGateError], grpc.StatusCode], ...] = (
     (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
     (PayloadTooLarge, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (Busy, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (RateLimited, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
     (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
     (NotFound, grpc.StatusCode.NOT_FOUND),
@@ -74,8 +77,12 @@ def _pack(message: object) -> any_pb2.Any:
 
 
 def to_rpc_status(error: AsyncGateError) -> grpc.Status:
-    """The gRPC status for a domain error, with ErrorInfo and (for a field) BadRequest."""
+    """The gRPC status for a domain error, with ErrorInfo, (for a field) BadRequest and (for a
+    limit) RetryInfo."""
     details = [_pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN))]
+    if isinstance(error, RateLimited):
+        delay = duration_pb2.Duration(seconds=error.retry_after_seconds)
+        details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
     if error.param:
         violation = error_details_pb2.BadRequest.FieldViolation(field=error.param, description=error.message)
         details.append(_pack(error_details_pb2.BadRequest(field_violations=[violation])))

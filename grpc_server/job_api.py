@@ -49,6 +49,7 @@ from grpc_server.keyring import Caller, KeyRing
 from grpc_server.operations.base import Operation, SubmitShape
 from grpc_server.providers.registry import ProviderRegistry
 from grpc_server.staging import StagingFile
+from grpc_server.store.admission import AdmissionLimits, KeyPolicy
 from grpc_server.store.base import DuplicateRequestId, JobStore, StagedFile
 from grpc_server.watch import JobChanges
 
@@ -69,6 +70,20 @@ class Accepted:
 class OutputStream:
     info: OutputInfo
     chunks: AsyncIterator[bytes]
+
+
+def key_policy(config: ServerConfig) -> KeyPolicy:
+    """What the store needs of the configured keys: limits, priorities, fair share or not."""
+    keys = config.virtual_keys
+    return KeyPolicy(
+        limits={
+            k.id: AdmissionLimits(k.max_jobs_in_flight, k.submits_per_minute)
+            for k in keys
+            if k.max_jobs_in_flight is not None or k.submits_per_minute is not None
+        },
+        priorities={k.id: k.priority for k in keys if k.priority},
+        fair_share=config.dispatcher.fair_share,
+    )
 
 
 def _check_allowed(key: VirtualKey | None, model: str, param: str) -> None:
@@ -98,6 +113,9 @@ class JobApi:
         self._clock = clock
         self.changes = JobChanges()
         self._listening = False
+        # The keys' limits are checked by the store, in the transaction that inserts a job (so
+        # they hold across replicas); their priorities order the dispatcher's claims.
+        store.use_key_policy(key_policy(config))
 
     async def _listen(self) -> None:
         """Hear the store's events (every replica's, on PostgreSQL) from the first wait on."""
@@ -109,6 +127,11 @@ class JobApi:
         """The caller's virtual key (None when keyless and allowed); raises when refused.
         Checked from headers alone, so an upload can be refused before its body is read."""
         return self._keyring.resolve(headers)
+
+    def require_admin(self, headers: Mapping[str, str]) -> Caller:
+        """The caller of an admin-only path; PermissionDenied (403) for a key or a non-admin
+        token, Unauthenticated (401) for a caller with neither (KeyRing.require_admin)."""
+        return self._keyring.require_admin(headers)
 
     def check_caller(self, headers: Mapping[str, str], model: str | None) -> None:
         """Refuse the caller as a submit would, from its key (and the model, when known) alone."""

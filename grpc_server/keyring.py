@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from grpc_server.config import VirtualKey
-from grpc_server.domain.errors import InvalidToken, Unauthenticated, VirtualKeyNotFound
+from grpc_server.domain.errors import InvalidToken, PermissionDenied, Unauthenticated, VirtualKeyNotFound
 from grpc_server.domain.keys import bearer_token, presented_key
 from grpc_server.tokens import TokenVerifier
 
@@ -70,6 +70,17 @@ class KeyRing:
         if key is None:
             raise VirtualKeyNotFound()
         return Caller(key)
+
+    def require_admin(self, headers: Mapping[str, str]) -> Caller:
+        """The caller of an admin-only path (webhook deliveries, ...), who must hold an admin token:
+        a caller with a key or a non-admin token is refused PermissionDenied (403), one with
+        neither Unauthenticated (401); a token that does not verify InvalidToken (401), first."""
+        caller = self.identify(headers)
+        if caller.admin:
+            return caller
+        if caller.key is None:
+            raise Unauthenticated("this path needs an admin token (Authorization: Bearer <JWT>)")
+        raise PermissionDenied("this path is for admins only: the caller's token or key is not an admin's")
 
     def resolve(self, headers: Mapping[str, str]) -> VirtualKey | None:
         """The caller's virtual key; None for a keyless caller (when allowed) or a bare admin."""

@@ -4,6 +4,8 @@
     from_rpc_error()  a gRPC status (with google.rpc details) -> the same shape
     http_status()     (gRPC code, ErrorInfo reason) -> HTTP status: the one table
 
+A RetryInfo detail (a key's limit) becomes the answer's Retry-After header.
+
 Everything ends up in `error_response`, which writes the error object JSON. The HTTP status
 is decided here alone, from the code and the reason the server puts in ErrorInfo; the
 server's own idea of an HTTP status (if it sends one) is not read.
@@ -60,6 +62,8 @@ HTTP_STATUS: dict[tuple[grpc.StatusCode, str], int] = {
     (_C.ABORTED, "JOB_FINISHED"): 409,
     (_C.ABORTED, "JOB_NOT_RETRYABLE"): 409,
     (_C.ALREADY_EXISTS, "IDEMPOTENCY_KEY_REUSED"): 409,
+    (_C.RESOURCE_EXHAUSTED, "RATE_LIMITED"): 429,
+    (_C.RESOURCE_EXHAUSTED, "TOO_MANY_JOBS_IN_FLIGHT"): 429,
     # Any other reason (or none), by code alone.
     (_C.INVALID_ARGUMENT, ANY_REASON): 400,
     (_C.OUT_OF_RANGE, ANY_REASON): 400,
@@ -86,11 +90,19 @@ def http_status(code: grpc.StatusCode, reason: str) -> int:
 
 class BridgeError(Exception):
     def __init__(
-        self, status: int, message: str, param: str = "", code: str = "", event_id: str = ""
+        self,
+        status: int,
+        message: str,
+        param: str = "",
+        code: str = "",
+        event_id: str = "",
+        retry_after: int | None = None,
     ) -> None:
         super().__init__(message)
         self.status, self.message, self.param, self.code = status, message, param, code
         self.event_id = event_id or str(uuid.uuid4())
+        self.retry_after = retry_after
+        """Seconds for the Retry-After header (from the server's google.rpc RetryInfo)."""
 
 
 class BodyReadTimeout(BridgeError, TimeoutError):
@@ -103,9 +115,11 @@ class BodyReadTimeout(BridgeError, TimeoutError):
         super().__init__(408, message)
 
 
-def _details(error: grpc.aio.AioRpcError) -> tuple[str, str]:
-    """The ErrorInfo reason and the first BadRequest field of a failed call ("" if absent)."""
+def _details(error: grpc.aio.AioRpcError) -> tuple[str, str, int | None]:
+    """The ErrorInfo reason, the first BadRequest field ("" if absent) and the RetryInfo delay in
+    whole seconds, rounded up (None if absent) of a failed call."""
     reason = param = ""
+    retry_after: int | None = None
     try:
         rich = rpc_status.from_call(error)  # type: ignore[arg-type]
     except ValueError:  # a status message that disagrees with its details: ignore the details
@@ -120,13 +134,18 @@ def _details(error: grpc.aio.AioRpcError) -> tuple[str, str]:
             detail.Unpack(bad)
             if bad.field_violations and not param:
                 param = bad.field_violations[0].field
-    return reason, param
+        elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            retry = error_details_pb2.RetryInfo()
+            detail.Unpack(retry)
+            delay = retry.retry_delay
+            retry_after = max(0, delay.seconds + (1 if delay.nanos > 0 else 0))
+    return reason, param, retry_after
 
 
 def from_rpc_error(error: grpc.aio.AioRpcError) -> BridgeError:
     """A failed gRPC call -> the REST error: status from (code, reason), the server's message."""
     code = error.code()
-    reason, param = _details(error)
+    reason, param, retry_after = _details(error)
     status = http_status(code, reason)
     message = error.details() or code.name.lower()
     if status == 500:
@@ -136,7 +155,7 @@ def from_rpc_error(error: grpc.aio.AioRpcError) -> BridgeError:
         return failure
     if code == grpc.StatusCode.UNAVAILABLE and not reason:
         message = "the asyncgate server is unavailable; try again"
-    return BridgeError(status, message, param, reason.lower())
+    return BridgeError(status, message, param, reason.lower(), retry_after=retry_after)
 
 
 def error_body(
@@ -174,4 +193,7 @@ def error_response(error: BridgeError, request_type: str = "") -> web.Response:
         request_type=request_type,
         event_id=error.event_id,
     )
-    return web.json_response(body, status=error.status)
+    response = web.json_response(body, status=error.status)
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response

@@ -17,6 +17,8 @@
     |   +-- JobFinished            cancel of a job that has already ended
     |   +-- JobNotRetryable        retry of a job that is not failed or cancelled
     +-- IdempotencyKeyReused       a request id already names another request's job
+    +-- RateLimited                the key's submits_per_minute is used up; retry after a delay
+        +-- TooManyJobsInFlight    the key has max_jobs_in_flight jobs pending or processing
 
 Each boundary maps these once: grpc_server.errors to gRPC statuses with google.rpc
 details, the REST bridge from those to HTTP.
@@ -118,3 +120,18 @@ class IdempotencyKeyReused(AsyncGateError):
         super().__init__(
             "this idempotency key was used for a different request within the last 24 hours", param
         )
+
+
+class RateLimited(AsyncGateError):
+    """A virtual key's limit refuses the submit before any job exists: RESOURCE_EXHAUSTED with
+    RetryInfo (REST 429 with Retry-After)."""
+
+    reason = "RATE_LIMITED"
+
+    def __init__(self, message: str, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class TooManyJobsInFlight(RateLimited):
+    reason = "TOO_MANY_JOBS_IN_FLIGHT"

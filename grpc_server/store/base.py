@@ -19,6 +19,7 @@ from grpc_server.store.stats import StoreStats
 
 if TYPE_CHECKING:
     from grpc_server.jobs_list import ListQuery
+    from grpc_server.store.admission import KeyPolicy
 
 CHUNK_BYTES = 1024 * 1024
 """Blobs are stored and streamed in chunks of this size, never held whole."""
@@ -168,9 +169,17 @@ class JobStore(Protocol):
         write for lack of disk space: ping checks that writing is possible, not only reading."""
         ...
 
+    def use_key_policy(self, policy: KeyPolicy) -> None:
+        """The virtual keys' limits (create_job) and priorities (claim_jobs) from now on; until
+        called: no limits, fair share with every key at priority 0."""
+        ...
+
     async def create_job(self, job: Job, files: Sequence[StagedFile]) -> None:
         """Persist a new pending job and all its input files in one transaction. Raises
-        DuplicateRequestId when another job of the same owner holds its idempotency_key."""
+        DuplicateRequestId when another job of the same owner holds its idempotency_key, and
+        RateLimited / TooManyJobsInFlight (nothing written) when the owner is at a limit of the
+        key policy, counted in that transaction with the owner's submits serialized
+        (store.admission)."""
         ...
 
     async def stats(self, now: datetime) -> StoreStats:
@@ -180,7 +189,9 @@ class JobStore(Protocol):
     async def get_job(self, job_id: str) -> Job | None: ...
 
     async def claim_jobs(self, worker: str, limit: int, now: datetime, lease_until: datetime) -> list[Job]:
-        """Move up to `limit` pending jobs (oldest first) to processing under a lease."""
+        """Move up to `limit` pending jobs to processing under a lease: with the key policy's
+        fair_share, keys take turns (store.fair_share); else oldest first. Oldest first within
+        a key either way."""
         ...
 
     async def renew_lease(self, job_id: str, worker: str, lease_until: datetime) -> bool:

@@ -11,6 +11,15 @@ import asyncpg
 
 from grpc_server.domain.jobs import IDEMPOTENCY_WINDOW_SECONDS, Job, JobError, JobStatus
 from grpc_server.jobs_list import ListQuery
+from grpc_server.store.admission import (
+    ADVISORY_LOCK_CLASS,
+    WINDOW,
+    AdmissionLimits,
+    in_flight_sql,
+    refuse_in_flight,
+    refuse_rate,
+    window_sql,
+)
 from grpc_server.store.codec import error_json, job_from_row
 from grpc_server.store.job_api_sql import CANCELLABLE, PENDING, RETRYABLE_GUARD, list_sql
 from grpc_server.store.pg_blobs import Connection
@@ -32,6 +41,21 @@ POSTGRES_DIALECT = _PostgresDialect()
 
 def job_from_record(record: asyncpg.Record) -> Job:
     return job_from_row(dict(record), record["created_at"], record["completed_at"], record["expires_at"])
+
+
+async def check_limits(conn: Connection, job: Job, limits: AdmissionLimits) -> None:
+    """In create_job's transaction: the key's submits serialized by an advisory lock held until
+    the commit (each statement after it sees every earlier submit committed), then its counts;
+    RateLimited / TooManyJobsInFlight when it is at a limit."""
+    key = job.owner_key_id or ""
+    await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", ADVISORY_LOCK_CLASS, key)
+    if (in_flight := limits.max_jobs_in_flight) is not None:
+        refuse_in_flight(await conn.fetchval(in_flight_sql(["$1", "$2"]), key, in_flight), in_flight)
+    if (per_minute := limits.submits_per_minute) is not None:
+        counted = await conn.fetchval(
+            window_sql(["$1", "$2", "$3"]), key, job.created_at - WINDOW, per_minute - 1
+        )
+        refuse_rate(counted, job.created_at, per_minute)
 
 
 class PostgresJobApi:

@@ -57,6 +57,7 @@ from pathlib import Path
 import asyncpg
 
 from grpc_server.domain.jobs import Job, JobError, JobResult, JobStatus, OutputBlob
+from grpc_server.store.admission import AdmissionLimits, KeyPolicy
 from grpc_server.store.base import (
     DuplicateRequestId,
     EventCallback,
@@ -70,6 +71,7 @@ from grpc_server.store.base import (
 )
 from grpc_server.store.codec import JOB_COLUMNS, error_json, job_row, result_json
 from grpc_server.store.disk import is_no_space, probe_space
+from grpc_server.store.fair_share import FAIR_ORDER_TAIL, POSTGRES_CANDIDATES
 from grpc_server.store.guards import in_status, moving_to
 from grpc_server.store.migrate import migrate
 from grpc_server.store.pg_blobs import (
@@ -90,7 +92,7 @@ from grpc_server.store.pg_connect import (
     unavailable,
 )
 from grpc_server.store.pg_events import Listener, event_channel
-from grpc_server.store.pg_jobs import PostgresJobApi, job_from_record
+from grpc_server.store.pg_jobs import PostgresJobApi, check_limits, job_from_record
 from grpc_server.store.stats import StoreStats, postgres_stats
 
 _INSERT_JOB = (
@@ -153,6 +155,7 @@ class PostgresStore(PostgresJobApi):
         self._listener: Listener | None = None
         self._health = HealthReports()
         self._scratch_dir = scratch_dir
+        self._policy = KeyPolicy()
 
     async def open(self) -> None:
         """Connect the pool (no migration: see grpc_server.store.factory.prepare_store)."""
@@ -250,17 +253,25 @@ class PostgresStore(PostgresJobApi):
             if self._scratch_dir is not None:
                 await asyncio.to_thread(probe_space, self._scratch_dir)
 
+    def use_key_policy(self, policy: KeyPolicy) -> None:
+        self._policy = policy
+
     async def create_job(self, job: Job, files: Sequence[StagedFile]) -> None:
         # A staged file that fails rolls the transaction back; the caller sees the file's own error.
+        limits = self._policy.limits_of(job.owner_key_id)
         try:
-            await self._insert_job(job, files)
+            await self._insert_job(job, files, limits if limits and limits.any else None)
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name == "jobs_idempotency":
                 raise DuplicateRequestId(job.idempotency_key) from exc
             raise
 
-    async def _insert_job(self, job: Job, files: Sequence[StagedFile]) -> None:
+    async def _insert_job(
+        self, job: Job, files: Sequence[StagedFile], limits: AdmissionLimits | None
+    ) -> None:
         async with self._connection() as conn, conn.transaction():
+            if limits is not None:
+                await check_limits(conn, job, limits)
             # Published on commit only, so after the blobs below are in too.
             await conn.execute(
                 self._publishing("submitted", _INSERT_JOB), *job_row(job, files, job.created_at)
@@ -280,22 +291,32 @@ class PostgresStore(PostgresJobApi):
         return None if record is None else _job_from_record(record)
 
     async def claim_jobs(self, worker: str, limit: int, now: datetime, lease_until: datetime) -> list[Job]:
-        # MATERIALIZED: the CTE locking the oldest pending rows runs exactly once, never
-        # re-scanned by the join; SKIP LOCKED lets concurrent claimers pass over each other's rows.
-        async with self._connection() as conn:
-            records = await conn.fetch(
+        # MATERIALIZED: the CTE locking the pending rows runs exactly once, never re-scanned
+        # by the join; SKIP LOCKED lets concurrent claimers pass over each other's rows.
+        policy = self._policy
+        if policy.fair_share:  # keys take turns (see fair_share); $4, $5: their priorities
+            chosen, order = POSTGRES_CANDIDATES, f"_priority DESC, _turn, {FAIR_ORDER_TAIL}"
+            extra: tuple[object, ...] = (list(policy.priorities), list(policy.priorities.values()))
+            returned = "jobs.*, next.priority AS _priority, next.turn AS _turn"
+        else:
+            chosen = (
                 "WITH next AS MATERIALIZED ("
                 f"  SELECT id FROM jobs WHERE {_CLAIMABLE} ORDER BY created_at LIMIT $3"
-                "  FOR UPDATE SKIP LOCKED"
-                "), claimed AS ("
+                "  FOR UPDATE SKIP LOCKED)"
+            )
+            order, extra, returned = "created_at, id", (), "jobs.*"
+        async with self._connection() as conn:
+            records = await conn.fetch(
+                f"{chosen}, claimed AS ("
                 f"  UPDATE jobs SET status = '{JobStatus.PROCESSING}', lease_owner = $1, lease_until = $2,"
                 "  attempts = attempts + 1, change_seq = jobs.change_seq + 1"
-                f"  FROM next WHERE jobs.id = next.id AND {_CLAIMABLE_ROW} RETURNING jobs.*"
+                f"  FROM next WHERE jobs.id = next.id AND {_CLAIMABLE_ROW} RETURNING {returned}"
                 f") SELECT *, {self._notify(_quote_literal('claimed'))} AS _event"  # for WatchJob
-                " FROM claimed ORDER BY created_at, id",
+                f" FROM claimed ORDER BY {order}",
                 worker,
                 lease_until,
                 limit,
+                *extra,
             )
         return [_job_from_record(r) for r in records]
 

@@ -30,6 +30,7 @@ from typing import TypeVar
 
 from grpc_server.domain.jobs import Job, JobError, JobResult, JobStatus, OutputBlob
 from grpc_server.domain.ttl import expiry
+from grpc_server.store.admission import KeyPolicy
 from grpc_server.store.base import (
     DuplicateRequestId,
     EventCallback,
@@ -50,6 +51,7 @@ from grpc_server.store.migrate import migrate_sqlite
 from grpc_server.store.sqlite_batch import NewJob, insert_chunks, insert_jobs, split
 from grpc_server.store.sqlite_batch import timestamp as _ts
 from grpc_server.store.sqlite_errors import reported
+from grpc_server.store.sqlite_fair import fair_claim
 from grpc_server.store.sqlite_jobs import SQLiteJobApi, job_from_sqlite
 from grpc_server.store.sqlite_leases import renew_leases
 from grpc_server.store.sqlite_wal import WAL_RESTART_BYTES, Checkpoint, Transaction, connect
@@ -112,6 +114,7 @@ class SQLiteStore(SQLiteJobApi):
         )
         self._subscribers = Subscribers()
         self._health = HealthReports()
+        self._policy = KeyPolicy()
 
     async def _on(self, executor: ThreadPoolExecutor, fn: Callable[[], T]) -> T:
         with reported(self._health):
@@ -221,12 +224,17 @@ class SQLiteStore(SQLiteJobApi):
 
         await self._read(check)  # one report to watch_health, not a success before the probe fails
 
+    def use_key_policy(self, policy: KeyPolicy) -> None:
+        self._policy = policy
+
     async def create_job(self, job: Job, files: Sequence[StagedFile]) -> None:
         """Group commit (see group_commit): each caller returns after the COMMIT that holds its
-        job, so durability is unchanged; under load many jobs share a commit."""
+        job, so durability is unchanged; under load many jobs share a commit. The key's limits
+        are checked in that transaction (sqlite_batch.check_limits)."""
+        limits = self._policy.limits_of(job.owner_key_id)
         try:
             with reported(self._health):
-                await self._creates.submit(NewJob(job, files))
+                await self._creates.submit(NewJob(job, files, limits if limits and limits.any else None))
         except sqlite3.IntegrityError as exc:
             if "jobs_idempotency" in str(exc) or "idempotency_key" in str(exc):
                 raise DuplicateRequestId(job.idempotency_key) from exc
@@ -243,6 +251,8 @@ class SQLiteStore(SQLiteJobApi):
 
     async def claim_jobs(self, worker: str, limit: int, now: datetime, lease_until: datetime) -> list[Job]:
         def claim(conn: sqlite3.Connection) -> list[Job]:
+            if self._policy.fair_share:
+                return fair_claim(conn, worker, limit, _ts(lease_until), self._policy.priorities)
             rows = conn.execute(
                 f"UPDATE jobs SET status = '{JobStatus.PROCESSING}', lease_owner = ?, lease_until = ?,"
                 " attempts = attempts + 1, change_seq = change_seq + 1"

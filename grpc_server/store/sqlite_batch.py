@@ -6,11 +6,20 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from grpc_server.domain.errors import RateLimited
 from grpc_server.domain.jobs import Job
+from grpc_server.store.admission import (
+    WINDOW,
+    AdmissionLimits,
+    in_flight_sql,
+    refuse_in_flight,
+    refuse_rate,
+    window_sql,
+)
 from grpc_server.store.base import CHUNK_BYTES, StagedFile
 from grpc_server.store.codec import JOB_COLUMNS, job_row
 from grpc_server.store.sqlite_wal import Transaction
@@ -29,16 +38,17 @@ def timestamp(value: datetime | None) -> float | None:
 class NewJob:
     job: Job
     files: Sequence[StagedFile]
+    limits: AdmissionLimits | None = None
+    """Its key's limits, checked in the transaction that would insert it (None: no check)."""
 
 
 def insert_jobs(conn: sqlite3.Connection, batch: Sequence[NewJob]) -> list[BaseException | None]:
-    """Insert a batch of new jobs in one transaction. Should one fail (a staged file
-    unreadable, say), the batch is rolled back and each job is inserted on its own,
-    so that only the failing one fails."""
+    """Insert a batch of new jobs in one transaction; a job over its key's limit is left out
+    (its outcome: the refusal). Should one fail (a staged file unreadable, say), the batch is
+    rolled back and each job is inserted on its own, so that only the failing one fails."""
     try:
         with Transaction(conn):
-            _insert_new_jobs(conn, batch)
-        return [None] * len(batch)
+            return _admit_and_insert(conn, batch)
     except (sqlite3.IntegrityError, OSError):
         if len(batch) == 1:
             raise
@@ -46,15 +56,46 @@ def insert_jobs(conn: sqlite3.Connection, batch: Sequence[NewJob]) -> list[BaseE
     for new in batch:
         try:
             with Transaction(conn):
-                _insert_new_jobs(conn, [new])
-            failures.append(None)
+                failures += _admit_and_insert(conn, [new])
         except (sqlite3.IntegrityError, OSError) as exc:
             failures.append(exc)
     return failures
 
 
+def _admit_and_insert(conn: sqlite3.Connection, batch: Sequence[NewJob]) -> list[BaseException | None]:
+    """Jobs of keys without limits in bulk; then each limited one checked and inserted in turn,
+    so the checks count the batch's earlier jobs too (the single writer serializes the rest)."""
+    _insert_new_jobs(conn, [new for new in batch if new.limits is None])
+    outcomes: list[BaseException | None] = [None] * len(batch)
+    for i, new in enumerate(batch):
+        if new.limits is None:
+            continue
+        try:
+            check_limits(conn, new.job, new.limits)
+        except RateLimited as refused:
+            outcomes[i] = refused
+            continue
+        _insert_new_jobs(conn, [new])
+    return outcomes
+
+
+def check_limits(conn: sqlite3.Connection, job: Job, limits: AdmissionLimits) -> None:
+    """Raise RateLimited / TooManyJobsInFlight when the job's key is at a limit."""
+    key = job.owner_key_id or ""
+    if (in_flight := limits.max_jobs_in_flight) is not None:
+        count = conn.execute(in_flight_sql(["?1", "?2"]), (key, in_flight)).fetchone()[0]
+        refuse_in_flight(count, in_flight)
+    if (per_minute := limits.submits_per_minute) is not None:
+        start = timestamp(job.created_at - WINDOW)
+        row = conn.execute(window_sql(["?1", "?2", "?3"]), (key, start, per_minute - 1)).fetchone()
+        counted = None if row is None else datetime.fromtimestamp(row[0], UTC)
+        refuse_rate(counted, job.created_at, per_minute)
+
+
 def _insert_new_jobs(conn: sqlite3.Connection, batch: Sequence[NewJob]) -> None:
     """The batch's rows and in-memory files in a few multi-row INSERTs; files on disk streamed."""
+    if not batch:
+        return
     rows = [job_row(new.job, new.files, timestamp(new.job.created_at)) for new in batch]
     _insert_rows(conn, "jobs", JOB_COLUMNS, rows)
     in_memory: list[tuple[Any, ...]] = []

@@ -42,4 +42,6 @@ def test_the_statuses_clients_depend_on() -> None:
         "JobFinished": 409,
         "JobNotRetryable": 409,
         "IdempotencyKeyReused": 409,
+        "RateLimited": 429,
+        "TooManyJobsInFlight": 429,
     }
