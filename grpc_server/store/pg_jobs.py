@@ -14,6 +14,8 @@ from grpc_server.jobs_list import ListQuery
 from grpc_server.store.codec import error_json, job_from_row
 from grpc_server.store.job_api_sql import CANCELLABLE, PENDING, RETRYABLE_GUARD, list_sql
 from grpc_server.store.pg_blobs import Connection
+from grpc_server.store.pg_outbox import write_event
+from grpc_server.webhooks.outbox import WebhookPlan
 
 
 class _PostgresDialect:
@@ -35,6 +37,8 @@ def job_from_record(record: asyncpg.Record) -> Job:
 
 
 class PostgresJobApi:
+    _webhook_plan: WebhookPlan | None = None
+
     def _connection(self) -> AbstractAsyncContextManager[Connection]:
         raise NotImplementedError
 
@@ -46,7 +50,7 @@ class PostgresJobApi:
         return f"WITH written AS ({write}) SELECT *, {self._notify(repr(kind))} AS _event FROM written"
 
     async def cancel_job(self, job_id: str, error: JobError, now: datetime) -> Job | None:
-        async with self._connection() as conn:
+        async with self._connection() as conn, conn.transaction():
             record = await conn.fetchrow(
                 self._published(
                     "cancelled",
@@ -60,6 +64,8 @@ class PostgresJobApi:
                 error_json(error),
                 now,
             )
+            if record is not None:
+                await write_event(conn, self._webhook_plan, job_from_record(record), now)
         return None if record is None else job_from_record(record)
 
     async def retry_job(self, job_id: str) -> Job | None:

@@ -188,7 +188,15 @@ async def test_both_dialects_have_the_same_indexes(tmp_path: Path) -> None:
     assert (
         names["sqlite"]
         == names["postgres"]
-        == {"jobs_queue", "jobs_leases", "jobs_expiry", "jobs_idempotency", "jobs_by_owner"}
+        == {
+            "jobs_queue",
+            "jobs_leases",
+            "jobs_expiry",
+            "jobs_idempotency",
+            "jobs_by_owner",
+            "webhook_outbox_due",
+            "webhook_outbox_by_endpoint",
+        }
     )
     assert (
         sorted(predicates["sqlite"])
@@ -196,6 +204,7 @@ async def test_both_dialects_have_the_same_indexes(tmp_path: Path) -> None:
         == [
             "expires_at IS NOT NULL",
             "idempotency_key IS NOT NULL",
+            "state = 'pending'",
             "status = 'pending'",
             "status = 'processing'",
         ]
