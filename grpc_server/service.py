@@ -126,6 +126,7 @@ class JobServicer(pb_grpc.JobServiceServicer):
             ttl_seconds=_ttl(options),
             request_id=options.request_id,
             labels=dict(options.labels),
+            webhook=options.webhook,
         )
         if accepted.replayed and context is not None:
             context.set_trailing_metadata(((REPLAYED_METADATA, "true"),))

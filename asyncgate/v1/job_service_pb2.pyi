@@ -28,7 +28,7 @@ UPLOAD_FILE_ROLE_IMAGE: UploadFileRole
 UPLOAD_FILE_ROLE_MASK: UploadFileRole
 
 class JobOptions(_message.Message):
-    __slots__ = ("result_ttl_seconds", "request_id", "labels")
+    __slots__ = ("result_ttl_seconds", "request_id", "labels", "webhook")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -39,10 +39,12 @@ class JobOptions(_message.Message):
     RESULT_TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_FIELD_NUMBER: _ClassVar[int]
     result_ttl_seconds: int
     request_id: str
     labels: _containers.ScalarMap[str, str]
-    def __init__(self, result_ttl_seconds: _Optional[int] = ..., request_id: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    webhook: str
+    def __init__(self, result_ttl_seconds: _Optional[int] = ..., request_id: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., webhook: _Optional[str] = ...) -> None: ...
 
 class CreateImageEditJobRequest(_message.Message):
     __slots__ = ("request", "options")
