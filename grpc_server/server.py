@@ -40,6 +40,7 @@ from grpc_server.store.base import JobStore, StoreUnavailable
 from grpc_server.store.factory import make_store, prepare_store
 from grpc_server.telemetry import server_interceptors
 from grpc_server.tokens import TokenVerifier
+from grpc_server.webhooks.admin import WebhookAdmin
 from grpc_server.webhooks.deliverer import BATCH, Deliverer
 from grpc_server.webhooks.sender import WebhookSender
 
@@ -85,20 +86,26 @@ class AsyncGateServer:
         self._registry = registry = build_registry(config)
         self.dispatcher = Dispatcher(config, self.store, registry, utcnow)
         await self.store.subscribe(self.dispatcher.on_store_event)
+        keyring = KeyRing(
+            config.virtual_keys,
+            require_key=config.require_virtual_key,
+            tokens=TokenVerifier(config.auth),
+        )
         api = JobApi(
             config,
             self.store,
             registry,
-            KeyRing(
-                config.virtual_keys,
-                require_key=config.require_virtual_key,
-                tokens=TokenVerifier(config.auth),
-            ),
+            keyring,
             Capabilities(load_secret(config.url_signing_secret, config.data_dir)),
             self._image_work,
             on_submit=self.dispatcher.wake,
         )
-        serve(JobServicer(api), self._server, job_service_pb2.DESCRIPTOR.services_by_name["JobService"])
+        webhooks = WebhookAdmin(self.store, config.webhooks, keyring, utcnow)
+        serve(
+            JobServicer(api, webhooks),
+            self._server,
+            job_service_pb2.DESCRIPTOR.services_by_name["JobService"],
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection(
             (

@@ -23,6 +23,7 @@ from rest_bridge.openapi import add_doc_routes
 from rest_bridge.params import checked_params
 from rest_bridge.routes import add_routes
 from rest_bridge.tracing import client_interceptors, trace_requests
+from rest_bridge.webhook_routes import add_webhook_routes
 
 
 def create_app(config: BridgeConfig) -> web.Application:
@@ -42,4 +43,5 @@ def create_app(config: BridgeConfig) -> web.Application:
     add_openai_routes(app)  # /v1/images/..., /v1/embeddings: held until the job ends
     add_doc_routes(app)
     add_metrics_route(app)
+    add_webhook_routes(app)  # /v1/async/webhooks/{name}/deliveries: admins only
     return app

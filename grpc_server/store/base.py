@@ -289,8 +289,11 @@ class JobStore(Protocol):
         """The endpoints disabled by a 410, on any replica."""
         ...
 
-    async def list_webhook_deliveries(self, endpoint: str, limit: int) -> list[DeliveryRecord]:
-        """The endpoint's newest `limit` events, each with its attempts."""
+    async def list_webhook_deliveries(
+        self, endpoint: str, limit: int, webhook_id: str | None = None
+    ) -> list[DeliveryRecord]:
+        """The endpoint's newest `limit` events (only `webhook_id`, when given), each with its
+        attempts."""
         ...
 
     async def redeliver_webhook(self, endpoint: str, webhook_id: str, now: datetime) -> bool:

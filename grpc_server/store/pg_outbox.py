@@ -122,13 +122,17 @@ class PostgresWebhooks:
             records = await conn.fetch("SELECT name FROM webhook_endpoints_disabled")
         return {r["name"] for r in records}
 
-    async def list_webhook_deliveries(self, endpoint: str, limit: int) -> list[DeliveryRecord]:
+    async def list_webhook_deliveries(
+        self, endpoint: str, limit: int, webhook_id: str | None = None
+    ) -> list[DeliveryRecord]:
         async with self._connection() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
             rows = await conn.fetch(
                 f"SELECT {DELIVERY_COLUMNS} FROM webhook_outbox WHERE endpoint = $1"
+                " AND ($3::text IS NULL OR webhook_id = $3)"
                 " ORDER BY created_at DESC, webhook_id DESC LIMIT $2",
                 endpoint,
                 limit,
+                webhook_id,
             )
             attempts = await conn.fetch(
                 f"SELECT {ATTEMPT_COLUMNS} FROM webhook_attempts WHERE webhook_id = ANY($1::text[])"

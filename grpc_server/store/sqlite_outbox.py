@@ -109,11 +109,13 @@ def record(conn: sqlite3.Connection, webhook_id: str, worker: str, outcome: Atte
         return True
 
 
-def deliveries(conn: sqlite3.Connection, endpoint: str, limit: int) -> list[DeliveryRecord]:
+def deliveries(
+    conn: sqlite3.Connection, endpoint: str, limit: int, webhook_id: str | None
+) -> list[DeliveryRecord]:
     rows = conn.execute(
-        f"SELECT {DELIVERY_COLUMNS} FROM webhook_outbox WHERE endpoint = ?"
-        " ORDER BY created_at DESC, webhook_id DESC LIMIT ?",
-        (endpoint, limit),
+        f"SELECT {DELIVERY_COLUMNS} FROM webhook_outbox WHERE endpoint = ?1"
+        " AND (?2 IS NULL OR webhook_id = ?2) ORDER BY created_at DESC, webhook_id DESC LIMIT ?3",
+        (endpoint, webhook_id, limit),
     ).fetchall()
     found = []
     for r in rows:
@@ -185,8 +187,10 @@ class SQLiteWebhooks:
         rows = await self._read(lambda c: c.execute("SELECT name FROM webhook_endpoints_disabled").fetchall())
         return {r[0] for r in rows}
 
-    async def list_webhook_deliveries(self, endpoint: str, limit: int) -> list[DeliveryRecord]:
-        return await self._read(lambda c: deliveries(c, endpoint, limit))
+    async def list_webhook_deliveries(
+        self, endpoint: str, limit: int, webhook_id: str | None = None
+    ) -> list[DeliveryRecord]:
+        return await self._read(lambda c: deliveries(c, endpoint, limit, webhook_id))
 
     async def redeliver_webhook(self, endpoint: str, webhook_id: str, now: datetime) -> bool:
         return await self._write(lambda c: redeliver(c, endpoint, webhook_id, now))
