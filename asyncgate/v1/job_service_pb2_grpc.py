@@ -310,7 +310,8 @@ class JobServiceServicer:
         """Lists a configured webhook endpoint's events, newest first, each with its
         delivery attempts, its state and its next attempt. Admins only: a caller
         without a key or token is UNAUTHENTICATED, any other PERMISSION_DENIED; an
-        endpoint that is not configured is NOT_FOUND.
+        endpoint that is not configured is NOT_FOUND. No google.api.http binding: the
+        REST `GET /v1/async/webhooks/{name}/deliveries` answers JSON of its own.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -319,7 +320,9 @@ class JobServiceServicer:
     def RedeliverWebhook(self, request, context):
         """Sends an event again (the same webhook-id and body): it becomes pending, due
         now, whatever its state. Admins only, as ListWebhookDeliveries; an unknown
-        event is NOT_FOUND.
+        event is NOT_FOUND. No google.api.http binding: the REST
+        `POST /v1/async/webhooks/{name}/deliveries/{webhook_id}/redeliver` answers
+        JSON of its own.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -159,12 +159,15 @@ class JobServiceStub:
     """Lists a configured webhook endpoint's events, newest first, each with its
     delivery attempts, its state and its next attempt. Admins only: a caller
     without a key or token is UNAUTHENTICATED, any other PERMISSION_DENIED; an
-    endpoint that is not configured is NOT_FOUND.
+    endpoint that is not configured is NOT_FOUND. No google.api.http binding: the
+    REST `GET /v1/async/webhooks/{name}/deliveries` answers JSON of its own.
     """
     RedeliverWebhook: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.RedeliverWebhookRequest, _job_service_pb2.RedeliverWebhookResponse]
     """Sends an event again (the same webhook-id and body): it becomes pending, due
     now, whatever its state. Admins only, as ListWebhookDeliveries; an unknown
-    event is NOT_FOUND.
+    event is NOT_FOUND. No google.api.http binding: the REST
+    `POST /v1/async/webhooks/{name}/deliveries/{webhook_id}/redeliver` answers
+    JSON of its own.
     """
 
 @_typing.type_check_only
@@ -298,12 +301,15 @@ class JobServiceAsyncStub(JobServiceStub):
     """Lists a configured webhook endpoint's events, newest first, each with its
     delivery attempts, its state and its next attempt. Admins only: a caller
     without a key or token is UNAUTHENTICATED, any other PERMISSION_DENIED; an
-    endpoint that is not configured is NOT_FOUND.
+    endpoint that is not configured is NOT_FOUND. No google.api.http binding: the
+    REST `GET /v1/async/webhooks/{name}/deliveries` answers JSON of its own.
     """
     RedeliverWebhook: _aio.UnaryUnaryMultiCallable[_job_service_pb2.RedeliverWebhookRequest, _job_service_pb2.RedeliverWebhookResponse]  # type: ignore[assignment]
     """Sends an event again (the same webhook-id and body): it becomes pending, due
     now, whatever its state. Admins only, as ListWebhookDeliveries; an unknown
-    event is NOT_FOUND.
+    event is NOT_FOUND. No google.api.http binding: the REST
+    `POST /v1/async/webhooks/{name}/deliveries/{webhook_id}/redeliver` answers
+    JSON of its own.
     """
 
 class JobServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -524,7 +530,8 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         """Lists a configured webhook endpoint's events, newest first, each with its
         delivery attempts, its state and its next attempt. Admins only: a caller
         without a key or token is UNAUTHENTICATED, any other PERMISSION_DENIED; an
-        endpoint that is not configured is NOT_FOUND.
+        endpoint that is not configured is NOT_FOUND. No google.api.http binding: the
+        REST `GET /v1/async/webhooks/{name}/deliveries` answers JSON of its own.
         """
 
     @_abc_1.abstractmethod
@@ -535,7 +542,9 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_job_service_pb2.RedeliverWebhookResponse, _abc.Awaitable[_job_service_pb2.RedeliverWebhookResponse]]:
         """Sends an event again (the same webhook-id and body): it becomes pending, due
         now, whatever its state. Admins only, as ListWebhookDeliveries; an unknown
-        event is NOT_FOUND.
+        event is NOT_FOUND. No google.api.http binding: the REST
+        `POST /v1/async/webhooks/{name}/deliveries/{webhook_id}/redeliver` answers
+        JSON of its own.
         """
 
 def add_JobServiceServicer_to_server(servicer: JobServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
