@@ -5,6 +5,8 @@ RedeliverWebhook are for admins only."""
 from __future__ import annotations
 
 import asyncio
+import json
+from collections import Counter
 from typing import Any
 
 import grpc
@@ -19,6 +21,7 @@ from tests.e2e.test_tokens import claims, token
 from tests.grpc_details import error_details
 from tests.integration.test_webhook_delivery import until
 from tests.integration.test_webhook_sender import SECRET, Answer, Receiver
+from tests.pg import fresh_database
 
 A = (("x-bf-vk", KEY_A.value),)
 AUTH = AuthSettings(jwt_secret=TOKEN_SECRET, issuer="https://auth.test", audience="ag")
@@ -87,3 +90,20 @@ async def test_deliveries_are_for_admins_only(make_stack: StackFactory) -> None:
     )
     reply = await stack.stub.ListWebhookDeliveries(listing, metadata=_admin())
     assert list(reply.deliveries) == []
+
+
+async def test_two_servers_on_postgres_deliver_every_event_once(make_stack: StackFactory) -> None:
+    async with fresh_database() as dsn, Receiver() as receiver:
+        endpoint = WebhookEndpoint("orders", receiver.url(), (SECRET,))
+        first = await make_stack(webhooks=(endpoint,), database_url=dsn)
+        second = await make_stack(webhooks=(endpoint,), database_url=dsn)
+        job_ids = set()
+        for n in range(40):
+            stack = first if n % 2 else second
+            job_ids.add((await stack.stub.CreateEmbeddingJob(_embedding("orders"), metadata=A)).job.id)
+        await until(lambda: len(receiver.received) >= 40, "every event arrives")
+        await asyncio.sleep(0.5)  # a duplicate, if any, would arrive meanwhile
+    ids = Counter(r.headers["webhook-id"] for r in receiver.received)
+    assert len(ids) == 40 and set(ids.values()) == {1}
+    assert all(r.verified for r in receiver.received)
+    assert {json.loads(r.body)["data"]["id"] for r in receiver.received} == job_ids
