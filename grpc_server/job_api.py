@@ -52,6 +52,7 @@ from grpc_server.staging import StagingFile
 from grpc_server.store.admission import AdmissionLimits, KeyPolicy
 from grpc_server.store.base import DuplicateRequestId, JobStore, StagedFile
 from grpc_server.watch import JobChanges
+from grpc_server.webhooks.endpoints import check_webhook
 
 
 def utcnow() -> datetime:
@@ -150,18 +151,22 @@ class JobApi:
         ttl_seconds: int | None = None,
         request_id: str = "",
         labels: Mapping[str, str] | None = None,
+        webhook: str = "",
     ) -> Accepted:
         """Check a request against every rule, then persist it as a pending job (or, for a request
         id this caller used within the window, answer the job that id made)."""
         key = self.caller(headers)
         idempotency_key = check_request_id(request_id)
         job_labels = check_labels(labels or {})
+        if webhook:
+            await check_webhook(webhook, self.config.webhooks, self._store)
         images = [f for f in files if f.role == "image"]
         mask = next((f for f in files if f.role == "mask"), None)
         operation.validate(params, SubmitShape(len(images), mask is not None, stream), self.config)
         self._check_models(params, operation.request_type, key)
         inputs = await self._inspect_files(operation, images, mask) if files else []
         job = self._new_job(operation.request_type, params, key, ttl_seconds, inputs, job_labels)
+        job = replace(job, webhook=webhook or None)
         if idempotency_key is None:
             return Accepted(await self._accept(job, inputs))
         digest = await request_digest(operation.request_type, params, inputs, ttl_seconds, job_labels)

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 
+import aiohttp
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -39,6 +40,9 @@ from grpc_server.store.base import JobStore, StoreUnavailable
 from grpc_server.store.factory import make_store, prepare_store
 from grpc_server.telemetry import server_interceptors
 from grpc_server.tokens import TokenVerifier
+from grpc_server.webhooks.admin import WebhookAdmin
+from grpc_server.webhooks.deliverer import BATCH, Deliverer
+from grpc_server.webhooks.sender import WebhookSender
 
 log = logging.getLogger("asyncgate.server")
 
@@ -68,6 +72,7 @@ class AsyncGateServer:
         self._registry: ProviderRegistry | None = None
         self._image_work = ImageWork(config.image_pixel_budget)
         self.dispatcher: Dispatcher | None = None
+        self._webhook_session: aiohttp.ClientSession | None = None
         self.port = 0
         self.metrics = ServerMetrics(config, utcnow)
 
@@ -81,20 +86,26 @@ class AsyncGateServer:
         self._registry = registry = build_registry(config)
         self.dispatcher = Dispatcher(config, self.store, registry, utcnow)
         await self.store.subscribe(self.dispatcher.on_store_event)
+        keyring = KeyRing(
+            config.virtual_keys,
+            require_key=config.require_virtual_key,
+            tokens=TokenVerifier(config.auth),
+        )
         api = JobApi(
             config,
             self.store,
             registry,
-            KeyRing(
-                config.virtual_keys,
-                require_key=config.require_virtual_key,
-                tokens=TokenVerifier(config.auth),
-            ),
+            keyring,
             Capabilities(load_secret(config.url_signing_secret, config.data_dir)),
             self._image_work,
             on_submit=self.dispatcher.wake,
         )
-        serve(JobServicer(api), self._server, job_service_pb2.DESCRIPTOR.services_by_name["JobService"])
+        webhooks = WebhookAdmin(self.store, config.webhooks, keyring, utcnow)
+        serve(
+            JobServicer(api, webhooks),
+            self._server,
+            job_service_pb2.DESCRIPTOR.services_by_name["JobService"],
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection(
             (
@@ -121,9 +132,18 @@ class AsyncGateServer:
             ),
             asyncio.create_task(self._monitor_store(), name="store-monitor"),
         ]
+        if config.webhooks:
+            self._background.append(await self._start_webhooks())
         await self.metrics.start(self.store, self.dispatcher)
         log.info("asyncgate gRPC server listening on %s:%d", config.host, self.port)
         return self.port
+
+    async def _start_webhooks(self) -> asyncio.Task[None]:
+        """The delivery loop of the outbox, on a session of its own (never following redirects)."""
+        self._webhook_session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=BATCH))
+        deliverer = Deliverer(self.store, self.config.webhooks, WebhookSender(self._webhook_session), utcnow)
+        await self.store.subscribe(deliverer.on_store_event)
+        return asyncio.create_task(deliverer.run(), name="webhooks")
 
     async def _set_serving(self, serving: bool) -> None:
         status = (
@@ -183,6 +203,8 @@ class AsyncGateServer:
         await asyncio.gather(*self._background, return_exceptions=True)
         await server_stopped
         await self.metrics.stop()
+        if self._webhook_session is not None:
+            await self._webhook_session.close()
         if self._registry is not None:
             await self._registry.close()
         await self.store.close()

@@ -29,6 +29,7 @@ from grpc_server.operations.registry import (
 )
 from grpc_server.staging import Staging, StagingFile
 from grpc_server.uploads import UploadBudget, UploadReader
+from grpc_server.webhooks.admin import WebhookAdmin, WebhookRpcs
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -79,9 +80,10 @@ def _inline_images(
 
 
 @maps_errors
-class JobServicer(pb_grpc.JobServiceServicer):
-    def __init__(self, api: JobApi) -> None:
+class JobServicer(WebhookRpcs, pb_grpc.JobServiceServicer):
+    def __init__(self, api: JobApi, webhooks: WebhookAdmin | None = None) -> None:
         self._api = api
+        self._webhooks = webhooks
         self._uploads = UploadBudget(api.config.max_staged_upload_bytes)
 
     def _staging(self) -> Staging:
@@ -126,6 +128,7 @@ class JobServicer(pb_grpc.JobServiceServicer):
             ttl_seconds=_ttl(options),
             request_id=options.request_id,
             labels=dict(options.labels),
+            webhook=options.webhook,
         )
         if accepted.replayed and context is not None:
             context.set_trailing_metadata(((REPLAYED_METADATA, "true"),))

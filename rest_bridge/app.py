@@ -25,6 +25,7 @@ from rest_bridge.params import checked_params
 from rest_bridge.render_cache import RenderCache
 from rest_bridge.routes import add_routes
 from rest_bridge.tracing import client_interceptors, trace_requests
+from rest_bridge.webhook_routes import add_webhook_routes
 
 
 def create_app(config: BridgeConfig) -> web.Application:
@@ -46,4 +47,5 @@ def create_app(config: BridgeConfig) -> web.Application:
     add_doc_routes(app)
     add_metrics_route(app)
     add_console_routes(app)  # /console: the web console (docs/clients.md)
+    add_webhook_routes(app)  # /v1/async/webhooks/{name}/deliveries: admins only
     return app

@@ -46,12 +46,17 @@ def forwarded_metadata(request: web.Request) -> Metadata:
     return tuple(metadata)
 
 
+WEBHOOK_HEADER = "x-bf-async-webhook"
+
+
 def job_options(request: web.Request) -> pb.JobOptions:
     """The options of a new job from the submit's headers: the result TTL, the idempotency key
-    (`Idempotency-Key`) and the labels (`x-asyncgate-labels`)."""
+    (`Idempotency-Key`), the labels (`x-asyncgate-labels`) and the webhook endpoint's name
+    (`x-bf-async-webhook`)."""
     options = pb.JobOptions()
     if (ttl := parse_ttl_header(request.headers.get(TTL_HEADER))) is not None:
         options.result_ttl_seconds = ttl
+    options.webhook = request.headers.get(WEBHOOK_HEADER, "").strip()  # checked by the server
     return with_submit_headers(options, request)
 
 

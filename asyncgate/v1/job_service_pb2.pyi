@@ -28,7 +28,7 @@ UPLOAD_FILE_ROLE_IMAGE: UploadFileRole
 UPLOAD_FILE_ROLE_MASK: UploadFileRole
 
 class JobOptions(_message.Message):
-    __slots__ = ("result_ttl_seconds", "request_id", "labels")
+    __slots__ = ("result_ttl_seconds", "request_id", "labels", "webhook")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -39,10 +39,12 @@ class JobOptions(_message.Message):
     RESULT_TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_FIELD_NUMBER: _ClassVar[int]
     result_ttl_seconds: int
     request_id: str
     labels: _containers.ScalarMap[str, str]
-    def __init__(self, result_ttl_seconds: _Optional[int] = ..., request_id: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    webhook: str
+    def __init__(self, result_ttl_seconds: _Optional[int] = ..., request_id: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., webhook: _Optional[str] = ...) -> None: ...
 
 class CreateImageEditJobRequest(_message.Message):
     __slots__ = ("request", "options")
@@ -272,3 +274,71 @@ class ListJobsResponse(_message.Message):
     jobs: _containers.RepeatedCompositeFieldContainer[_job_pb2.Job]
     next_page_token: str
     def __init__(self, jobs: _Optional[_Iterable[_Union[_job_pb2.Job, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ListWebhookDeliveriesRequest(_message.Message):
+    __slots__ = ("endpoint", "page_size")
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    endpoint: str
+    page_size: int
+    def __init__(self, endpoint: _Optional[str] = ..., page_size: _Optional[int] = ...) -> None: ...
+
+class WebhookAttempt(_message.Message):
+    __slots__ = ("attempt", "start_time", "status", "error", "duration_seconds", "excerpt")
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    EXCERPT_FIELD_NUMBER: _ClassVar[int]
+    attempt: int
+    start_time: _timestamp_pb2.Timestamp
+    status: int
+    error: str
+    duration_seconds: float
+    excerpt: str
+    def __init__(self, attempt: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[int] = ..., error: _Optional[str] = ..., duration_seconds: _Optional[float] = ..., excerpt: _Optional[str] = ...) -> None: ...
+
+class WebhookDelivery(_message.Message):
+    __slots__ = ("webhook_id", "endpoint", "job_id", "event_type", "create_time", "state", "next_attempt_time", "last_status", "last_error", "attempts")
+    WEBHOOK_ID_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    NEXT_ATTEMPT_TIME_FIELD_NUMBER: _ClassVar[int]
+    LAST_STATUS_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    webhook_id: str
+    endpoint: str
+    job_id: str
+    event_type: str
+    create_time: _timestamp_pb2.Timestamp
+    state: str
+    next_attempt_time: _timestamp_pb2.Timestamp
+    last_status: int
+    last_error: str
+    attempts: _containers.RepeatedCompositeFieldContainer[WebhookAttempt]
+    def __init__(self, webhook_id: _Optional[str] = ..., endpoint: _Optional[str] = ..., job_id: _Optional[str] = ..., event_type: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[str] = ..., next_attempt_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_status: _Optional[int] = ..., last_error: _Optional[str] = ..., attempts: _Optional[_Iterable[_Union[WebhookAttempt, _Mapping]]] = ...) -> None: ...
+
+class ListWebhookDeliveriesResponse(_message.Message):
+    __slots__ = ("deliveries",)
+    DELIVERIES_FIELD_NUMBER: _ClassVar[int]
+    deliveries: _containers.RepeatedCompositeFieldContainer[WebhookDelivery]
+    def __init__(self, deliveries: _Optional[_Iterable[_Union[WebhookDelivery, _Mapping]]] = ...) -> None: ...
+
+class RedeliverWebhookRequest(_message.Message):
+    __slots__ = ("endpoint", "webhook_id")
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_ID_FIELD_NUMBER: _ClassVar[int]
+    endpoint: str
+    webhook_id: str
+    def __init__(self, endpoint: _Optional[str] = ..., webhook_id: _Optional[str] = ...) -> None: ...
+
+class RedeliverWebhookResponse(_message.Message):
+    __slots__ = ("delivery",)
+    DELIVERY_FIELD_NUMBER: _ClassVar[int]
+    delivery: WebhookDelivery
+    def __init__(self, delivery: _Optional[_Union[WebhookDelivery, _Mapping]] = ...) -> None: ...

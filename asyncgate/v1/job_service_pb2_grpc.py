@@ -113,6 +113,16 @@ class JobServiceStub:
                 request_serializer=asyncgate_dot_v1_dot_job__service__pb2.ListJobsRequest.SerializeToString,
                 response_deserializer=asyncgate_dot_v1_dot_job__service__pb2.ListJobsResponse.FromString,
                 _registered_method=True)
+        self.ListWebhookDeliveries = channel.unary_unary(
+                '/asyncgate.v1.JobService/ListWebhookDeliveries',
+                request_serializer=asyncgate_dot_v1_dot_job__service__pb2.ListWebhookDeliveriesRequest.SerializeToString,
+                response_deserializer=asyncgate_dot_v1_dot_job__service__pb2.ListWebhookDeliveriesResponse.FromString,
+                _registered_method=True)
+        self.RedeliverWebhook = channel.unary_unary(
+                '/asyncgate.v1.JobService/RedeliverWebhook',
+                request_serializer=asyncgate_dot_v1_dot_job__service__pb2.RedeliverWebhookRequest.SerializeToString,
+                response_deserializer=asyncgate_dot_v1_dot_job__service__pb2.RedeliverWebhookResponse.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
@@ -296,6 +306,28 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListWebhookDeliveries(self, request, context):
+        """Lists a configured webhook endpoint's events, newest first, each with its
+        delivery attempts, its state and its next attempt. Admins only: a caller
+        without a key or token is UNAUTHENTICATED, any other PERMISSION_DENIED; an
+        endpoint that is not configured is NOT_FOUND. No google.api.http binding: the
+        REST `GET /v1/async/webhooks/{name}/deliveries` answers JSON of its own.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RedeliverWebhook(self, request, context):
+        """Sends an event again (the same webhook-id and body): it becomes pending, due
+        now, whatever its state. Admins only, as ListWebhookDeliveries; an unknown
+        event is NOT_FOUND. No google.api.http binding: the REST
+        `POST /v1/async/webhooks/{name}/deliveries/{webhook_id}/redeliver` answers
+        JSON of its own.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -368,6 +400,16 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.ListJobs,
                     request_deserializer=asyncgate_dot_v1_dot_job__service__pb2.ListJobsRequest.FromString,
                     response_serializer=asyncgate_dot_v1_dot_job__service__pb2.ListJobsResponse.SerializeToString,
+            ),
+            'ListWebhookDeliveries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWebhookDeliveries,
+                    request_deserializer=asyncgate_dot_v1_dot_job__service__pb2.ListWebhookDeliveriesRequest.FromString,
+                    response_serializer=asyncgate_dot_v1_dot_job__service__pb2.ListWebhookDeliveriesResponse.SerializeToString,
+            ),
+            'RedeliverWebhook': grpc.unary_unary_rpc_method_handler(
+                    servicer.RedeliverWebhook,
+                    request_deserializer=asyncgate_dot_v1_dot_job__service__pb2.RedeliverWebhookRequest.FromString,
+                    response_serializer=asyncgate_dot_v1_dot_job__service__pb2.RedeliverWebhookResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -757,6 +799,60 @@ class JobService:
             '/asyncgate.v1.JobService/ListJobs',
             asyncgate_dot_v1_dot_job__service__pb2.ListJobsRequest.SerializeToString,
             asyncgate_dot_v1_dot_job__service__pb2.ListJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWebhookDeliveries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/asyncgate.v1.JobService/ListWebhookDeliveries',
+            asyncgate_dot_v1_dot_job__service__pb2.ListWebhookDeliveriesRequest.SerializeToString,
+            asyncgate_dot_v1_dot_job__service__pb2.ListWebhookDeliveriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RedeliverWebhook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/asyncgate.v1.JobService/RedeliverWebhook',
+            asyncgate_dot_v1_dot_job__service__pb2.RedeliverWebhookRequest.SerializeToString,
+            asyncgate_dot_v1_dot_job__service__pb2.RedeliverWebhookResponse.FromString,
             options,
             channel_credentials,
             insecure,

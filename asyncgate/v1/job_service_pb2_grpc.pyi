@@ -155,6 +155,20 @@ class JobServiceStub:
     ListOperations with AIP-158 paging, but with typed filter fields instead of a
     filter string: the filters are few and each is served by an index.
     """
+    ListWebhookDeliveries: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.ListWebhookDeliveriesRequest, _job_service_pb2.ListWebhookDeliveriesResponse]
+    """Lists a configured webhook endpoint's events, newest first, each with its
+    delivery attempts, its state and its next attempt. Admins only: a caller
+    without a key or token is UNAUTHENTICATED, any other PERMISSION_DENIED; an
+    endpoint that is not configured is NOT_FOUND. No google.api.http binding: the
+    REST `GET /v1/async/webhooks/{name}/deliveries` answers JSON of its own.
+    """
+    RedeliverWebhook: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.RedeliverWebhookRequest, _job_service_pb2.RedeliverWebhookResponse]
+    """Sends an event again (the same webhook-id and body): it becomes pending, due
+    now, whatever its state. Admins only, as ListWebhookDeliveries; an unknown
+    event is NOT_FOUND. No google.api.http binding: the REST
+    `POST /v1/async/webhooks/{name}/deliveries/{webhook_id}/redeliver` answers
+    JSON of its own.
+    """
 
 @_typing.type_check_only
 class JobServiceAsyncStub(JobServiceStub):
@@ -282,6 +296,20 @@ class JobServiceAsyncStub(JobServiceStub):
     UNAUTHENTICATED: keyless jobs are readable by id only). As AIP-151's
     ListOperations with AIP-158 paging, but with typed filter fields instead of a
     filter string: the filters are few and each is served by an index.
+    """
+    ListWebhookDeliveries: _aio.UnaryUnaryMultiCallable[_job_service_pb2.ListWebhookDeliveriesRequest, _job_service_pb2.ListWebhookDeliveriesResponse]  # type: ignore[assignment]
+    """Lists a configured webhook endpoint's events, newest first, each with its
+    delivery attempts, its state and its next attempt. Admins only: a caller
+    without a key or token is UNAUTHENTICATED, any other PERMISSION_DENIED; an
+    endpoint that is not configured is NOT_FOUND. No google.api.http binding: the
+    REST `GET /v1/async/webhooks/{name}/deliveries` answers JSON of its own.
+    """
+    RedeliverWebhook: _aio.UnaryUnaryMultiCallable[_job_service_pb2.RedeliverWebhookRequest, _job_service_pb2.RedeliverWebhookResponse]  # type: ignore[assignment]
+    """Sends an event again (the same webhook-id and body): it becomes pending, due
+    now, whatever its state. Admins only, as ListWebhookDeliveries; an unknown
+    event is NOT_FOUND. No google.api.http binding: the REST
+    `POST /v1/async/webhooks/{name}/deliveries/{webhook_id}/redeliver` answers
+    JSON of its own.
     """
 
 class JobServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -491,6 +519,32 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         UNAUTHENTICATED: keyless jobs are readable by id only). As AIP-151's
         ListOperations with AIP-158 paging, but with typed filter fields instead of a
         filter string: the filters are few and each is served by an index.
+        """
+
+    @_abc_1.abstractmethod
+    def ListWebhookDeliveries(
+        self,
+        request: _job_service_pb2.ListWebhookDeliveriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_service_pb2.ListWebhookDeliveriesResponse, _abc.Awaitable[_job_service_pb2.ListWebhookDeliveriesResponse]]:
+        """Lists a configured webhook endpoint's events, newest first, each with its
+        delivery attempts, its state and its next attempt. Admins only: a caller
+        without a key or token is UNAUTHENTICATED, any other PERMISSION_DENIED; an
+        endpoint that is not configured is NOT_FOUND. No google.api.http binding: the
+        REST `GET /v1/async/webhooks/{name}/deliveries` answers JSON of its own.
+        """
+
+    @_abc_1.abstractmethod
+    def RedeliverWebhook(
+        self,
+        request: _job_service_pb2.RedeliverWebhookRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_service_pb2.RedeliverWebhookResponse, _abc.Awaitable[_job_service_pb2.RedeliverWebhookResponse]]:
+        """Sends an event again (the same webhook-id and body): it becomes pending, due
+        now, whatever its state. Admins only, as ListWebhookDeliveries; an unknown
+        event is NOT_FOUND. No google.api.http binding: the REST
+        `POST /v1/async/webhooks/{name}/deliveries/{webhook_id}/redeliver` answers
+        JSON of its own.
         """
 
 def add_JobServiceServicer_to_server(servicer: JobServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

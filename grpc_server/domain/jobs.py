@@ -333,6 +333,8 @@ class Job:
     """The caller's request id (Idempotency-Key): with owner_key_id, unique among live keys."""
     request_hash: str | None = None
     """A digest of the request that made the job, to tell a replay from a reused key."""
+    webhook: str | None = None
+    """The configured webhook endpoint told when the job ends (x-bf-async-webhook)."""
     queue_position: int | None = None
     """Pending jobs only, computed on read: how many pending jobs would be claimed before it."""
 

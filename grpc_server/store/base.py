@@ -20,6 +20,8 @@ from grpc_server.store.stats import StoreStats
 if TYPE_CHECKING:
     from grpc_server.jobs_list import ListQuery
     from grpc_server.store.admission import KeyPolicy
+    from grpc_server.store.outbox import AttemptOutcome, ClaimedDelivery, DeliveryRecord
+    from grpc_server.webhooks.outbox import WebhookPlan
 
 CHUNK_BYTES = 1024 * 1024
 """Blobs are stored and streamed in chunks of this size, never held whole."""
@@ -272,4 +274,40 @@ class JobStore(Protocol):
     async def forget_stale_request_id(self, owner_key_id: str | None, key: str, now: datetime) -> bool:
         """Free `key` if the job holding it was made IDEMPOTENCY_WINDOW_SECONDS or more before
         `now`; True when it was freed (a new job may take it)."""
+        ...
+
+    # Webhook deliveries (the outbox: grpc_server.store.outbox).
+
+    def use_webhooks(self, plan: WebhookPlan) -> None:
+        """From now on, every write of a terminal state (complete, fail, cancel, the reaper's
+        fail) stores the event `plan` makes of the job in the same transaction."""
+        ...
+
+    async def claim_webhooks(
+        self, worker: str, limit: int, now: datetime, lease_until: datetime
+    ) -> list[ClaimedDelivery]:
+        """Lease up to `limit` pending events due at `now` (of endpoints not disabled), oldest
+        due first, to `worker` until `lease_until`; rows leased to another are skipped."""
+        ...
+
+    async def record_webhook_attempt(self, webhook_id: str, worker: str, outcome: AttemptOutcome) -> bool:
+        """Append the attempt and move the event to outcome.state (and next_attempt_at), the lease
+        cleared, disabling its endpoint for a 410; one transaction. False when `worker` no longer
+        holds the lease (nothing written)."""
+        ...
+
+    async def disabled_webhook_endpoints(self) -> set[str]:
+        """The endpoints disabled by a 410, on any replica."""
+        ...
+
+    async def list_webhook_deliveries(
+        self, endpoint: str, limit: int, webhook_id: str | None = None
+    ) -> list[DeliveryRecord]:
+        """The endpoint's newest `limit` events (only `webhook_id`, when given), each with its
+        attempts."""
+        ...
+
+    async def redeliver_webhook(self, endpoint: str, webhook_id: str, now: datetime) -> bool:
+        """Make the event pending again, due at `now` (its webhook-id and body unchanged); False
+        when the endpoint has no such event."""
         ...

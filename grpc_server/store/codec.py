@@ -38,6 +38,7 @@ JOB_COLUMNS = (
     "labels",
     "idempotency_key",
     "request_hash",
+    "webhook",
 )
 """The columns a new job's row sets, in the order of job_row's values."""
 
@@ -57,6 +58,7 @@ def job_row(job: Job, files: Sequence[StagedFile], created_at: object) -> tuple[
         json.dumps(job.labels),
         job.idempotency_key,
         job.request_hash,
+        job.webhook,
     )
 
 
@@ -99,4 +101,5 @@ def job_from_row(
         change_seq=row["change_seq"],
         idempotency_key=row["idempotency_key"],
         request_hash=row["request_hash"],
+        webhook=row["webhook"],
     )

@@ -11,15 +11,22 @@ from grpc_server.config import ServerConfig
 from grpc_server.store.base import JobStore
 from grpc_server.store.postgres import PostgresStore
 from grpc_server.store.sqlite import SQLiteStore
+from grpc_server.webhooks.outbox import EndpointPlan
 
 
 def make_store(config: ServerConfig) -> JobStore:
+    """The configured store, storing the events its webhook endpoints want with each job's end."""
+    store: JobStore
     if config.database_url:
         # The data directory still takes uploads and job inputs: ping() checks it has space.
-        return PostgresStore(
+        store = PostgresStore(
             config.database_url, max_size=config.database_pool_size, scratch_dir=config.data_dir
         )
-    return SQLiteStore(config.database_path, config.sqlite_synchronous)
+    else:
+        store = SQLiteStore(config.database_path, config.sqlite_synchronous)
+    if config.webhooks:
+        store.use_webhooks(EndpointPlan(config.webhooks))
+    return store
 
 
 async def prepare_store(store: JobStore, config: ServerConfig) -> None:

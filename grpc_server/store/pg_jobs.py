@@ -23,6 +23,8 @@ from grpc_server.store.admission import (
 from grpc_server.store.codec import error_json, job_from_row
 from grpc_server.store.job_api_sql import CANCELLABLE, PENDING, RETRYABLE_GUARD, list_sql
 from grpc_server.store.pg_blobs import Connection
+from grpc_server.store.pg_outbox import write_event
+from grpc_server.webhooks.outbox import WebhookPlan
 
 
 class _PostgresDialect:
@@ -59,6 +61,8 @@ async def check_limits(conn: Connection, job: Job, limits: AdmissionLimits) -> N
 
 
 class PostgresJobApi:
+    _webhook_plan: WebhookPlan | None = None
+
     def _connection(self) -> AbstractAsyncContextManager[Connection]:
         raise NotImplementedError
 
@@ -70,7 +74,7 @@ class PostgresJobApi:
         return f"WITH written AS ({write}) SELECT *, {self._notify(repr(kind))} AS _event FROM written"
 
     async def cancel_job(self, job_id: str, error: JobError, now: datetime) -> Job | None:
-        async with self._connection() as conn:
+        async with self._connection() as conn, conn.transaction():
             record = await conn.fetchrow(
                 self._published(
                     "cancelled",
@@ -84,6 +88,8 @@ class PostgresJobApi:
                 error_json(error),
                 now,
             )
+            if record is not None:
+                await write_event(conn, self._webhook_plan, job_from_record(record), now)
         return None if record is None else job_from_record(record)
 
     async def retry_job(self, job_id: str) -> Job | None:

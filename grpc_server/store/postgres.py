@@ -93,6 +93,7 @@ from grpc_server.store.pg_connect import (
 )
 from grpc_server.store.pg_events import Listener, event_channel
 from grpc_server.store.pg_jobs import PostgresJobApi, check_limits, job_from_record
+from grpc_server.store.pg_outbox import PostgresWebhooks, write_event
 from grpc_server.store.stats import StoreStats, postgres_stats
 
 _INSERT_JOB = (
@@ -133,7 +134,7 @@ def _quote_literal(value: str) -> str:
 _job_from_record = job_from_record
 
 
-class PostgresStore(PostgresJobApi):
+class PostgresStore(PostgresJobApi, PostgresWebhooks):
     def __init__(
         self,
         dsn: str,
@@ -362,13 +363,13 @@ class PostgresStore(PostgresJobApi):
         self, job_id: str, worker: str, result: JobResult, outputs: Sequence[OutputBlob], now: datetime
     ) -> bool:
         async with self._connection() as conn, conn.transaction():
-            updated = await conn.fetchval(
-                self._publishing(
+            updated = await conn.fetchrow(
+                self._published(
                     "completed",
                     f"UPDATE jobs SET status = '{JobStatus.COMPLETED}', status_code = 200, result = $3,"
                     f" completed_at = $4, expires_at = {_expiry('$4')},"
                     " lease_owner = NULL, lease_until = NULL, change_seq = change_seq + 1"
-                    f" WHERE id = $1 AND {_COMPLETABLE} AND lease_owner = $2 RETURNING id",
+                    f" WHERE id = $1 AND {_COMPLETABLE} AND lease_owner = $2 RETURNING *",
                 ),
                 job_id,
                 worker,
@@ -379,25 +380,30 @@ class PostgresStore(PostgresJobApi):
                 return False
             for index, output in enumerate(outputs):
                 await insert_blob(conn, job_id, _OUTPUT, index, memory_chunks(output.data))
+            await write_event(conn, self._webhook_plan, job_from_record(updated), now)
             return True
 
     async def fail_job(self, job_id: str, worker: str | None, error: JobError, now: datetime) -> bool:
         guard = f"{_FAILABLE_RUNNING} AND lease_owner = $5" if worker is not None else _FAILABLE_PENDING
         extra = (worker,) if worker is not None else ()
-        return await self._guarded_update(
-            self._publishing(
-                "failed",
-                f"UPDATE jobs SET status = '{JobStatus.FAILED}', status_code = $2, error = $3,"
-                f" completed_at = $4, expires_at = {_expiry('$4')}, lease_owner = NULL, lease_until = NULL,"
-                " change_seq = change_seq + 1"
-                f" WHERE id = $1 AND {guard} RETURNING id",
-            ),
-            job_id,
-            error.status_code or 500,
-            error_json(error),
-            now,
-            *extra,
-        )
+        async with self._connection() as conn, conn.transaction():
+            failed = await conn.fetchrow(
+                self._published(
+                    "failed",
+                    f"UPDATE jobs SET status = '{JobStatus.FAILED}', status_code = $2, error = $3,"
+                    f" completed_at = $4, expires_at = {_expiry('$4')},"
+                    " lease_owner = NULL, lease_until = NULL, change_seq = change_seq + 1"
+                    f" WHERE id = $1 AND {guard} RETURNING *",
+                ),
+                job_id,
+                error.status_code or 500,
+                error_json(error),
+                now,
+                *extra,
+            )
+            if failed is not None:
+                await write_event(conn, self._webhook_plan, job_from_record(failed), now)
+        return failed is not None
 
     async def export_inputs(self, job_id: str, dest: Path) -> list[StagedFile]:
         # One snapshot for the job row and all its chunks: a concurrent sweep cannot tear it.
@@ -434,7 +440,7 @@ class PostgresStore(PostgresJobApi):
         # One statement: rows another reaper (or a finishing worker) holds are skipped,
         # so every expired lease is requeued or failed, and counted, exactly once.
         spent = "jobs.attempts >= $2"
-        async with self._connection() as conn:
+        async with self._connection() as conn, conn.transaction():
             records = await conn.fetch(
                 "WITH stale AS MATERIALIZED ("
                 f"  SELECT id FROM jobs WHERE {_RUNNING} AND lease_until < $1"
@@ -446,13 +452,16 @@ class PostgresStore(PostgresJobApi):
                 f" completed_at = CASE WHEN {spent} THEN $1 ELSE jobs.completed_at END,"
                 f" expires_at = CASE WHEN {spent} THEN {_expiry('$1')} ELSE jobs.expires_at END,"
                 " lease_owner = NULL, lease_until = NULL, change_seq = change_seq + 1"
-                f" FROM stale WHERE jobs.id = stale.id AND {_REAPABLE_ROW} RETURNING jobs.id, jobs.status"
-                f") SELECT status, {self._notify(_REAP_EVENT)} FROM reaped",
+                f" FROM stale WHERE jobs.id = stale.id AND {_REAPABLE_ROW} RETURNING jobs.*"
+                f") SELECT *, {self._notify(_REAP_EVENT)} AS _event FROM reaped",
                 now,
                 max_attempts,
                 exhausted.status_code,
                 error_json(exhausted),
             )
+            for record in records:
+                if record["status"] == JobStatus.FAILED:
+                    await write_event(conn, self._webhook_plan, job_from_record(record), now)
         failed = sum(1 for r in records if r["status"] == JobStatus.FAILED)
         return ReapResult(requeued=len(records) - failed, failed=failed)
 

@@ -54,6 +54,7 @@ from grpc_server.store.sqlite_errors import reported
 from grpc_server.store.sqlite_fair import fair_claim
 from grpc_server.store.sqlite_jobs import SQLiteJobApi, job_from_sqlite
 from grpc_server.store.sqlite_leases import renew_leases
+from grpc_server.store.sqlite_outbox import SQLiteWebhooks, write_event
 from grpc_server.store.sqlite_wal import WAL_RESTART_BYTES, Checkpoint, Transaction, connect
 from grpc_server.store.stats import StoreStats, sqlite_stats
 from grpc_server.store.threads import lower_thread_priority
@@ -81,7 +82,7 @@ CHECKPOINTER_NICENESS = 10
 _job_from_row = job_from_sqlite
 
 
-class SQLiteStore(SQLiteJobApi):
+class SQLiteStore(SQLiteJobApi, SQLiteWebhooks):
     def __init__(
         self,
         path: Path,
@@ -300,17 +301,18 @@ class SQLiteStore(SQLiteJobApi):
     ) -> bool:
         def complete(conn: sqlite3.Connection) -> bool:
             with Transaction(conn):
-                updated = conn.execute(
+                row = conn.execute(
                     f"UPDATE jobs SET status = '{JobStatus.COMPLETED}', status_code = 200, result = ?,"
                     " completed_at = ?, expires_at = ? + ttl_seconds, lease_owner = NULL, lease_until = NULL,"
                     " change_seq = change_seq + 1"
-                    f" WHERE id = ? AND {_COMPLETABLE} AND lease_owner = ?",
+                    f" WHERE id = ? AND {_COMPLETABLE} AND lease_owner = ? RETURNING *",
                     (result_json(result), _ts(now), _ts(now), job_id, worker),
-                ).rowcount
-                if updated != 1:
+                ).fetchone()
+                if row is None:
                     return False
                 for index, output in enumerate(outputs):
                     insert_chunks(conn, job_id, _OUTPUT, index, split(output.data))
+                write_event(conn, self._webhook_plan, _job_from_row(row), now)
                 return True
 
         completed = await self._write(complete)
@@ -324,18 +326,21 @@ class SQLiteStore(SQLiteJobApi):
             if worker is not None
             else (_FAILABLE_PENDING, ())
         )
-        failed = await self._write(
-            lambda c: (
-                c.execute(
+
+        def fail(conn: sqlite3.Connection) -> bool:
+            with Transaction(conn):
+                row = conn.execute(
                     f"UPDATE jobs SET status = '{JobStatus.FAILED}', status_code = ?, error = ?,"
                     " completed_at = ?, expires_at = ? + ttl_seconds, lease_owner = NULL, lease_until = NULL,"
                     " change_seq = change_seq + 1"
-                    f" WHERE id = ? AND {guard}",
+                    f" WHERE id = ? AND {guard} RETURNING *",
                     (error.status_code or 500, error_json(error), _ts(now), _ts(now), job_id, *args),
-                ).rowcount
-                == 1
-            )
-        )
+                ).fetchone()
+                if row is not None:
+                    write_event(conn, self._webhook_plan, _job_from_row(row), now)
+                return row is not None
+
+        failed = await self._write(fail)
         if failed:
             self._publish("failed", job_id)
         return failed
@@ -387,11 +392,11 @@ class SQLiteStore(SQLiteJobApi):
                 failed = 0
                 for row in stale:
                     if row["attempts"] >= max_attempts:
-                        conn.execute(
+                        ended = conn.execute(
                             f"UPDATE jobs SET status = '{JobStatus.FAILED}', status_code = ?, error = ?,"
                             " completed_at = ?, expires_at = ?, lease_owner = NULL, lease_until = NULL,"
                             " change_seq = change_seq + 1"
-                            f" WHERE id = ? AND {_FAILABLE_RUNNING}",
+                            f" WHERE id = ? AND {_FAILABLE_RUNNING} RETURNING *",
                             (
                                 exhausted.status_code,
                                 error_json(exhausted),
@@ -399,7 +404,8 @@ class SQLiteStore(SQLiteJobApi):
                                 _ts(expiry(now, row["ttl_seconds"])),
                                 row["id"],
                             ),
-                        )
+                        ).fetchone()
+                        write_event(conn, self._webhook_plan, _job_from_row(ended), now)
                         failed += 1
                         reaped.append(StoreEvent("failed", row["id"]))
                     else:

@@ -14,7 +14,9 @@ from grpc_server.store.base import EventKind
 from grpc_server.store.codec import error_json, job_from_row
 from grpc_server.store.job_api_sql import CANCELLABLE, PENDING, RETRYABLE_GUARD, list_sql
 from grpc_server.store.sqlite_batch import timestamp
+from grpc_server.store.sqlite_outbox import write_event
 from grpc_server.store.sqlite_wal import Transaction
+from grpc_server.webhooks.outbox import WebhookPlan
 
 T = TypeVar("T")
 
@@ -33,16 +35,22 @@ class _SQLiteDialect:
 SQLITE_DIALECT = _SQLiteDialect()
 
 
-def cancel(conn: sqlite3.Connection, job_id: str, error: JobError, now: datetime) -> sqlite3.Row | None:
+def cancel(
+    conn: sqlite3.Connection, job_id: str, error: JobError, now: datetime, plan: WebhookPlan | None = None
+) -> sqlite3.Row | None:
     """pending | processing -> cancelled (the lease cleared: no worker can write an outcome
-    after this); the row as it now is, or None when the job had already ended or is gone."""
-    row: sqlite3.Row | None = conn.execute(
-        f"UPDATE jobs SET status = '{JobStatus.CANCELLED}', status_code = ?, error = ?,"
-        " completed_at = ?, expires_at = ? + ttl_seconds, lease_owner = NULL, lease_until = NULL,"
-        f" change_seq = change_seq + 1 WHERE id = ? AND {CANCELLABLE} RETURNING *",
-        (error.status_code, error_json(error), timestamp(now), timestamp(now), job_id),
-    ).fetchone()
-    return row
+    after this), with its webhook event; the row as it now is, or None when the job had
+    already ended or is gone."""
+    with Transaction(conn):
+        row: sqlite3.Row | None = conn.execute(
+            f"UPDATE jobs SET status = '{JobStatus.CANCELLED}', status_code = ?, error = ?,"
+            " completed_at = ?, expires_at = ? + ttl_seconds, lease_owner = NULL, lease_until = NULL,"
+            f" change_seq = change_seq + 1 WHERE id = ? AND {CANCELLABLE} RETURNING *",
+            (error.status_code, error_json(error), timestamp(now), timestamp(now), job_id),
+        ).fetchone()
+        if row is not None:
+            write_event(conn, plan, job_from_sqlite(row), now)
+        return row
 
 
 def retry(conn: sqlite3.Connection, job_id: str) -> sqlite3.Row | None:
@@ -99,6 +107,8 @@ def forget_stale_request_id(
 class SQLiteJobApi:
     """The job API's methods of SQLiteStore (mixed in): each a function above on a store thread."""
 
+    _webhook_plan: WebhookPlan | None = None
+
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         raise NotImplementedError
 
@@ -109,7 +119,7 @@ class SQLiteJobApi:
         raise NotImplementedError
 
     async def cancel_job(self, job_id: str, error: JobError, now: datetime) -> Job | None:
-        row = await self._write(lambda c: cancel(c, job_id, error, now))
+        row = await self._write(lambda c: cancel(c, job_id, error, now, self._webhook_plan))
         if row is None:
             return None
         self._publish("cancelled", job_id)

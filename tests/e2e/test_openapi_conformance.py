@@ -70,6 +70,8 @@ NOTHING_TO_NEGATE = (
     "/console",
     "/console/console.js",
     "/console/console.css",
+    # Only string path parameters: any text is a valid name and id (answered 404 when unknown).
+    "/v1/async/webhooks/{name}/deliveries/{webhook_id}/redeliver",
 )
 
 

@@ -73,13 +73,27 @@ async def test_migrations_apply_once(pg_schema: str) -> None:
     assert await migrate(TEST_DATABASE_URL, schema=pg_schema) == VERSIONS
     assert await migrate(TEST_DATABASE_URL, schema=pg_schema) == []
     assert await PostgresStore(TEST_DATABASE_URL, schema=pg_schema).migrate() == []
-    assert await _tables(pg_schema) == ["blob_chunks", "jobs", "schema_migrations"]
+    assert await _tables(pg_schema) == [
+        "blob_chunks",
+        "jobs",
+        "schema_migrations",
+        "webhook_attempts",
+        "webhook_endpoints_disabled",
+        "webhook_outbox",
+    ]
 
 
 async def test_replicas_migrating_at_once_apply_each_migration_once(pg_schema: str) -> None:
     results = await asyncio.gather(*[migrate(TEST_DATABASE_URL, schema=pg_schema) for _ in range(5)])
     assert sorted(results) == [[]] * 4 + [VERSIONS]
-    assert await _tables(pg_schema) == ["blob_chunks", "jobs", "schema_migrations"]
+    assert await _tables(pg_schema) == [
+        "blob_chunks",
+        "jobs",
+        "schema_migrations",
+        "webhook_attempts",
+        "webhook_endpoints_disabled",
+        "webhook_outbox",
+    ]
     async with postgres_store(pg_schema) as store:
         job = _job()
         await store.create_job(job, _small_input())
@@ -218,7 +232,14 @@ async def test_the_factory_picks_and_prepares_the_backend(pg_schema: str, tmp_pa
     assert await _tables(pg_schema) == []
     await prepare_store(store, config)
     try:
-        assert await _tables(pg_schema) == ["blob_chunks", "jobs", "schema_migrations"]
+        assert await _tables(pg_schema) == [
+            "blob_chunks",
+            "jobs",
+            "schema_migrations",
+            "webhook_attempts",
+            "webhook_endpoints_disabled",
+            "webhook_outbox",
+        ]
         await store.ping()
     finally:
         await store.close()

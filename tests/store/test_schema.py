@@ -196,6 +196,8 @@ async def test_both_dialects_have_the_same_indexes(tmp_path: Path) -> None:
             "jobs_by_owner",
             "jobs_owner_queue",
             "jobs_owner_running",
+            "webhook_outbox_due",
+            "webhook_outbox_by_endpoint",
         }
     )
     assert (
@@ -204,6 +206,7 @@ async def test_both_dialects_have_the_same_indexes(tmp_path: Path) -> None:
         == [
             "expires_at IS NOT NULL",
             "idempotency_key IS NOT NULL",
+            "state = 'pending'",
             "status = 'pending'",
             "status = 'pending'",
             "status = 'processing'",

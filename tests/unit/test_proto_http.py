@@ -60,6 +60,9 @@ def test_rpcs_the_bridge_cannot_serve_as_a_rule_promise_none() -> None:
         "DeleteJob",
         "RetryJob",
         "ListJobs",
+        # Webhook deliveries: the REST paths answer JSON of their own, not the responses.
+        "ListWebhookDeliveries",
+        "RedeliverWebhook",
     }
     assert unbound.isdisjoint(_rules())
     assert set(_rules()) == {m.name for m in SERVICE.methods} - unbound
