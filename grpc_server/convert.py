@@ -119,6 +119,7 @@ def job_to_proto(job: Job, capabilities: Capabilities) -> job_pb.Job:
         attempt=job.attempts,
         labels=job.labels,
         change_number=job.change_seq,
+        webhook=job.webhook or "",
     )
     if job.queue_position is not None:
         proto.queue_position = job.queue_position

@@ -1,6 +1,6 @@
 """A proto Job -> the JSON job envelope (docs/rest-api.md §2 and §9), keys in order: the
 gateway's keys, then (on the job paths under /v1/async/jobs only, so the gateway's own paths
-answer exactly as before) asyncgate's own: request_type, queue_position, attempt, labels, each
+answer exactly as before) asyncgate's own: request_type, queue_position, attempt, labels, webhook, each
 only when it has a value."""
 
 from __future__ import annotations
@@ -154,6 +154,8 @@ def own_keys(job: job_pb.Job) -> dict[str, Any]:
         keys["attempt"] = job.attempt
     if job.labels:
         keys["labels"] = dict(sorted(job.labels.items()))
+    if job.webhook:
+        keys["webhook"] = job.webhook
     return keys
 
 

@@ -41,7 +41,7 @@ REQUEST_TYPE_EMBEDDING: RequestType
 REQUEST_TYPE_IMAGE_VARIATION: RequestType
 
 class Job(_message.Message):
-    __slots__ = ("id", "status", "request_type", "model", "create_time", "complete_time", "expire_time", "status_code", "image_result", "embedding_result", "error", "attempt", "queue_position", "labels", "change_number")
+    __slots__ = ("id", "status", "request_type", "model", "create_time", "complete_time", "expire_time", "status_code", "image_result", "embedding_result", "error", "attempt", "queue_position", "labels", "change_number", "webhook")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -64,6 +64,7 @@ class Job(_message.Message):
     QUEUE_POSITION_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     CHANGE_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_FIELD_NUMBER: _ClassVar[int]
     id: str
     status: JobStatus
     request_type: RequestType
@@ -79,7 +80,8 @@ class Job(_message.Message):
     queue_position: int
     labels: _containers.ScalarMap[str, str]
     change_number: int
-    def __init__(self, id: _Optional[str] = ..., status: _Optional[_Union[JobStatus, str]] = ..., request_type: _Optional[_Union[RequestType, str]] = ..., model: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status_code: _Optional[int] = ..., image_result: _Optional[_Union[ImageResult, _Mapping]] = ..., embedding_result: _Optional[_Union[EmbeddingResult, _Mapping]] = ..., error: _Optional[_Union[JobError, _Mapping]] = ..., attempt: _Optional[int] = ..., queue_position: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., change_number: _Optional[int] = ...) -> None: ...
+    webhook: str
+    def __init__(self, id: _Optional[str] = ..., status: _Optional[_Union[JobStatus, str]] = ..., request_type: _Optional[_Union[RequestType, str]] = ..., model: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status_code: _Optional[int] = ..., image_result: _Optional[_Union[ImageResult, _Mapping]] = ..., embedding_result: _Optional[_Union[EmbeddingResult, _Mapping]] = ..., error: _Optional[_Union[JobError, _Mapping]] = ..., attempt: _Optional[int] = ..., queue_position: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., change_number: _Optional[int] = ..., webhook: _Optional[str] = ...) -> None: ...
 
 class ImageResult(_message.Message):
     __slots__ = ("created", "data", "usage", "background", "output_format", "quality", "size", "response_format", "extra_fields")

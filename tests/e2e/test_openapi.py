@@ -88,7 +88,7 @@ def test_the_job_paths_schemas_are_the_job_schema_plus_asyncgates_own_keys() -> 
     without the result."""
     schemas = document()["components"]["schemas"]
     job, detail, listed = schemas["Job"], schemas["JobDetail"], schemas["ListedJob"]
-    own = ["request_type", "queue_position", "attempt", "labels"]
+    own = ["request_type", "queue_position", "attempt", "labels", "webhook"]
     assert list(detail["properties"]) == [*job["properties"], *own]
     assert {key: detail["properties"][key] for key in job["properties"]} == job["properties"]
     assert listed["properties"] == {k: v for k, v in detail["properties"].items() if k != "result"}

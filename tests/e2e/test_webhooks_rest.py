@@ -39,6 +39,11 @@ async def test_a_job_naming_an_endpoint_is_delivered_when_it_completes(make_stac
     assert got.verified and event["type"] == "async_job.completed"
     assert event["data"]["id"] == accepted["id"] and event["data"]["status"] == "completed"
     assert event["data"]["webhook"] == "orders" and event["data"]["result_omitted"] is True
+    # The job paths show the endpoint too (asyncgate's own keys); the gateway's paths do not.
+    async with stack.http.get(f"/v1/async/jobs/{accepted['id']}", headers=VK_A) as response:
+        assert (await response.json())["webhook"] == "orders"
+    async with stack.http.get(f"{EMBEDDINGS}/{accepted['id']}", headers=VK_A) as response:
+        assert "webhook" not in await response.json()
 
 
 async def test_an_unknown_or_disabled_endpoint_is_refused_before_any_job_exists(
