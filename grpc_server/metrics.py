@@ -51,6 +51,19 @@ PROVIDER_CALLS = Histogram(
     buckets=_SLOW_BUCKETS,
     registry=REGISTRY,
 )
+WEBHOOK_DELIVERIES = Counter(
+    "asyncgate_webhook_deliveries",
+    "Webhook delivery attempts made by this replica, by endpoint and what followed: delivered,"
+    " retry (due again later), given_up, disabled (the endpoint answered 410).",
+    ["endpoint", "outcome"],
+    registry=REGISTRY,
+)
+ADMISSION_REFUSALS = Counter(
+    "asyncgate_admission_refusals",
+    "Submits refused by a virtual key's limit, by reason (rate_limited, too_many_jobs_in_flight).",
+    ["reason"],
+    registry=REGISTRY,
+)
 RETRIES = Counter(
     "asyncgate_provider_retries",
     "Attempts retried on the same model after a retryable failure, by provider.",

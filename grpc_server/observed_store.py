@@ -16,8 +16,16 @@ from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
 from asyncgate import otel
+from grpc_server.domain.errors import RateLimited
 from grpc_server.domain.jobs import Job, JobError, JobResult, OutputBlob
-from grpc_server.metrics import CLAIM_WAIT, INPUT_BYTES, JOBS_ENDED, JOBS_SUBMITTED, STORE_OPERATIONS
+from grpc_server.metrics import (
+    ADMISSION_REFUSALS,
+    CLAIM_WAIT,
+    INPUT_BYTES,
+    JOBS_ENDED,
+    JOBS_SUBMITTED,
+    STORE_OPERATIONS,
+)
 from grpc_server.store.base import JobStore, ReapResult, StagedFile, StoreUnavailable
 from grpc_server.telemetry import remember_submit
 
@@ -64,7 +72,11 @@ class ObservedStore:
         return attribute  # sync methods, and read_output's async generator (timed by its reader)
 
     async def create_job(self, job: Job, files: Sequence[StagedFile]) -> None:
-        await _timed("create_job", self.inner.create_job)(job, files)
+        try:
+            await _timed("create_job", self.inner.create_job)(job, files)
+        except RateLimited as refused:
+            ADMISSION_REFUSALS.labels(refused.reason.lower()).inc()
+            raise
         JOBS_SUBMITTED.labels(job.request_type.value).inc()
         remember_submit(job.id)  # its run continues this request's trace
         INPUT_BYTES.labels(job.request_type.value).inc(sum(f.info.size_bytes for f in files))

@@ -40,6 +40,8 @@ class OpenAIError:
     param: str = ""
     code: str = ""
     event_id: str = ""
+    retry_after: int | None = None
+    """Seconds, from the server's RetryInfo (a key's limit): sent as Retry-After."""
 
     def body(self) -> dict[str, Any]:
         return {
@@ -61,6 +63,7 @@ def from_bridge_error(error: BridgeError) -> OpenAIError:
         param=error.param,
         code=error.code,
         event_id=error.event_id,
+        retry_after=error.retry_after,
     )
 
 
@@ -91,6 +94,8 @@ def error_response(error: OpenAIError, job_id: str = "", retry: bool = True) -> 
         response.headers[JOB_ID_HEADER] = job_id
     if not retry:
         response.headers[SHOULD_RETRY_HEADER] = "false"
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(error.retry_after)
     if error.status in CLOSE_AFTER:
         response.force_close()  # the unread rest of the body is not worth reading
     return response

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
 from grpc_server.config import WebhookEndpoint
+from grpc_server.metrics import WEBHOOK_DELIVERIES
 from grpc_server.store.base import JobStore, StoreEvent, StoreUnavailable
 from grpc_server.store.outbox import AttemptOutcome, ClaimedDelivery
 from grpc_server.webhooks.schedule import Delivered, DisableEndpoint, GiveUp, RetryAt, decide
@@ -110,6 +111,7 @@ class Deliverer:
         else:
             attempt = await self._sender.send(endpoint, claimed.webhook_id, claimed.body)
             outcome = self._outcome(endpoint, claimed, attempt)
+        WEBHOOK_DELIVERIES.labels(claimed.endpoint, _outcome_label(outcome)).inc()
         try:
             if not await self._store.record_webhook_attempt(claimed.webhook_id, self.worker_id, outcome):
                 log.warning("webhook %s: lease lost before its attempt was recorded", claimed.webhook_id)
@@ -144,3 +146,9 @@ class Deliverer:
             case DisableEndpoint():
                 log.warning("webhook endpoint %s answered 410: disabled", endpoint.name)
                 return AttemptOutcome(*record, "given_up", disable_endpoint=True)
+
+
+def _outcome_label(outcome: AttemptOutcome) -> str:
+    if outcome.disable_endpoint:
+        return "disabled"
+    return "retry" if outcome.state == "pending" else outcome.state

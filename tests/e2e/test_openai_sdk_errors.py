@@ -9,13 +9,14 @@ import logging
 import re
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import openai
 import pytest
 from openai.types import CreateEmbeddingResponse, ImagesResponse
 
-from grpc_server.config import ApiKey, ProviderSettings, RetrySettings, VirtualKey
-from tests.conftest import KEY_A, Stack, StackFactory
+from grpc_server.config import ApiKey, DispatcherSettings, ProviderSettings, RetrySettings, VirtualKey
+from tests.conftest import KEY_A, KEY_B, Stack, StackFactory
 from tests.fakes.openai_server import FakeOpenAI, FakeResponse
 
 JOB_ID = "x-asyncgate-job-id"
@@ -173,3 +174,16 @@ async def test_a_client_that_hangs_up_leaves_its_job_running(
     [job_id] = re.findall(r"waiting for job ([0-9a-f-]{36})", caplog.text)
     async with stack.http.get(f"/v1/async/embeddings/{job_id}") as poll:
         assert poll.status == 202 and (await poll.json())["status"] == "processing"
+
+
+async def test_a_key_over_its_limit_is_a_rate_limit_error_with_retry_after(make_stack: StackFactory) -> None:
+    limited = replace(KEY_A, max_jobs_in_flight=1)
+    stack = await make_stack(virtual_keys=(limited, KEY_B), dispatcher=DispatcherSettings(concurrency=0))
+    async with openai.AsyncOpenAI(base_url=f"{stack.base_url}/v1", api_key=KEY_A.value, max_retries=0) as sdk:
+        headers = {"x-asyncgate-wait-timeout": "0.5"}
+        with pytest.raises(openai.APIStatusError):  # the first job never ends here: 504, still in flight
+            await sdk.embeddings.create(model="local/hashing", input="one", extra_headers=headers)
+        with pytest.raises(openai.RateLimitError) as limited_error:
+            await sdk.embeddings.create(model="local/hashing", input="two", extra_headers=headers)
+    assert limited_error.value.response.headers["Retry-After"].isdigit()
+    assert limited_error.value.code == "too_many_jobs_in_flight"
