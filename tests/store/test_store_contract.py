@@ -213,7 +213,7 @@ async def test_reaper_requeues_expired_leases_and_fails_exhausted_jobs(
 async def test_sweeper_deletes_only_expired_jobs_with_their_blobs(store: JobStore, tmp_path: Path) -> None:
     short = await _create(store, tmp_path, _job(ttl=10))
     long = await _create(store, tmp_path, _job(ttl=1000))
-    pending = await _create(store, tmp_path)
+    pending = await _create(store, tmp_path, _job(created_at=T0 + timedelta(seconds=1)))  # claimed last
     await store.claim_jobs("w", 2, T0, T0 + LEASE)
     for job in (short, long):
         await store.complete_job(job.id, "w", _result(job, 1), [OutputBlob(b"img", "image/png")], T0)
