@@ -165,8 +165,7 @@ class JobApi:
         operation.validate(params, SubmitShape(len(images), mask is not None, stream), self.config)
         self._check_models(params, operation.request_type, key)
         inputs = await self._inspect_files(operation, images, mask) if files else []
-        job = self._new_job(operation.request_type, params, key, ttl_seconds, inputs, job_labels)
-        job = replace(job, webhook=webhook or None)
+        job = self._new_job(operation.request_type, params, key, ttl_seconds, inputs, job_labels, webhook)
         if idempotency_key is None:
             return Accepted(await self._accept(job, inputs))
         digest = await request_digest(operation.request_type, params, inputs, ttl_seconds, job_labels)
@@ -208,6 +207,7 @@ class JobApi:
         ttl_seconds: int | None,
         inputs: list[StagedFile],
         labels: dict[str, str],
+        webhook: str,
     ) -> Job:
         return Job(
             id=new_job_id(),
@@ -221,6 +221,7 @@ class JobApi:
             owner_key_id=key.id if key else None,
             inputs=tuple(s.info for s in inputs),
             labels=labels,
+            webhook=webhook or None,
         )
 
     async def _accept(self, job: Job, inputs: list[StagedFile]) -> Job:
