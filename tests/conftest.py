@@ -21,6 +21,7 @@ from grpc_server.server import AsyncGateServer
 from rest_bridge.app import create_app
 from rest_bridge.config import BridgeConfig
 from rest_bridge.serving import start_bridge
+from tests.s3_server import s3_server  # noqa: F401  (a session fixture: a real S3 server)
 
 if TYPE_CHECKING:
     from asyncgate.v1.job_service_pb2_grpc import JobServiceAsyncStub

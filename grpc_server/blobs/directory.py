@@ -1,0 +1,402 @@
+"""Blobs as files under a directory on this server's disk.
+
+A key's file is root/<shard>/<key>, the shard being the first two characters of the key's
+first segment (the job id), so that no directory holds every job. put() writes a temporary
+file under root/.partial, fsyncs it (with `fsync`), renames it into place and fsyncs the
+directories it changed: the blob appears whole or not at all. The temporary files live in
+one directory of their own, rather than beside their blob, so that open() finds those a
+crash left behind without walking every job's directory.
+
+Errors: running out of space (ENOSPC, EDQUOT) is StoreFull; another failure of the store's
+own files is StoreUnavailable (the detail, with paths, goes to the log only); a missing blob
+is BlobNotFound. The caller's files (put's source, export's destination) are the caller's:
+their errors propagate as they are, except no space left, which is StoreFull there too.
+"""
+
+from __future__ import annotations
+
+import builtins
+import errno
+import logging
+import os
+import tempfile
+import time
+from collections.abc import AsyncIterator, Collection, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO
+
+from grpc_server.blobs.base import BlobInfo, BlobNotFound
+from grpc_server.blobs.keys import check_key, split_prefix
+from grpc_server.blobs.threads import BlobThreads
+from grpc_server.store.base import CHUNK_BYTES, StoreFull, StoreUnavailable
+from grpc_server.store.disk import is_no_space, probe_space
+
+log = logging.getLogger("asyncgate.blobs")
+
+PARTIAL_DIR = ".partial"
+"""Under root: the temporary files of puts under way (never a shard: shards are 1-2 characters)."""
+STALE_PARTIAL_SECONDS = 600.0
+"""open() removes temporary files untouched this long: a crash's leftovers. A younger one may be
+another process's put under way (a directory shared by replicas), which writes to it every chunk."""
+IO_THREADS = 8
+LIST_BATCH = 1000
+"""list() walks in a thread and hands over this many blobs at a time."""
+PUT_ATTEMPTS = 3
+"""A delete that empties a directory removes it; a put renaming into it then makes it again."""
+
+
+def _store_error(exc: OSError, doing: str) -> StoreUnavailable:
+    if is_no_space(exc):
+        return StoreFull()
+    log.warning("blob directory: cannot %s: %s", doing, exc)
+    code = errno.errorcode.get(exc.errno or 0, "error")
+    return StoreUnavailable(f"the blob store cannot {doing} in its directory ({code})")
+
+
+@contextmanager
+def _store_errors(doing: str) -> Iterator[None]:
+    """OSErrors of the store's own files, as the store's errors."""
+    try:
+        yield
+    except OSError as exc:
+        raise _store_error(exc, doing) from exc
+
+
+@contextmanager
+def _caller_errors() -> Iterator[None]:
+    """OSErrors of the caller's files: propagated, except no space left (StoreFull, without paths)."""
+    try:
+        yield
+    except OSError as exc:
+        if is_no_space(exc):
+            raise StoreFull() from exc
+        raise
+
+
+def _shard(segment: str) -> str:
+    # "..x" is a valid first segment, but ".." would be a path out of root.
+    return segment[:2].replace(".", "_")
+
+
+def _is_shard(name: str) -> bool:
+    return 1 <= len(name) <= 2 and "." not in name
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _rmdir_if_empty(directory: Path) -> bool:
+    try:
+        directory.rmdir()
+    except FileNotFoundError:
+        return True
+    except OSError as exc:
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            return False
+        raise
+    return True
+
+
+@dataclass(frozen=True)
+class _File:
+    path: Path
+    key: str
+
+
+@dataclass(frozen=True)
+class _Left:
+    """The walk is done with this directory's entries."""
+
+    path: Path
+
+
+class DirectoryBlobStore:
+    name = "directory"
+
+    def __init__(self, root: Path, *, fsync: bool) -> None:
+        self.root = root
+        self.fsync = fsync
+        self._partial = root / PARTIAL_DIR
+        self._threads = BlobThreads(IO_THREADS, "blob-directory")
+
+    def path(self, key: str) -> Path:
+        """Where the blob under `key` is (or would be) kept."""
+        check_key(key)
+        return self.root / _shard(key.partition("/")[0]) / key
+
+    async def open(self) -> None:
+        await self._threads.run(self._open)
+
+    def _open(self) -> None:
+        with _store_errors("prepare"):
+            self._partial.mkdir(parents=True, exist_ok=True)
+            stale_before = time.time() - STALE_PARTIAL_SECONDS
+            for entry in os.scandir(self._partial):
+                with suppress(FileNotFoundError):
+                    if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < stale_before:
+                        os.unlink(entry.path)
+                        log.info("blob directory: removed a put's leftover temporary file %s", entry.path)
+
+    async def close(self) -> None:
+        await self._threads.close()
+
+    async def ping(self) -> None:
+        await self._threads.run(probe_space, self._partial)
+
+    # -- put
+
+    async def put(self, key: str, source: Path | bytes) -> int:
+        return await self._threads.run(self._put, self.path(key), source)
+
+    def _put(self, dest: Path, source: Path | bytes) -> int:
+        fd, name = self._temporary()
+        temporary = Path(name)
+        try:
+            try:
+                with _store_errors("write a blob"), open(fd, "wb") as out:
+                    size = self._copy_in(source, out)
+                    if self.fsync:
+                        out.flush()
+                        os.fsync(out.fileno())
+            except _SourceError as exc:
+                raise exc.error from None  # the caller's file: its own error, as it is
+            changed = self._move_into_place(temporary, dest)
+            if self.fsync:
+                with _store_errors("write a blob"):
+                    for directory in changed:
+                        _fsync_dir(directory)
+        except BaseException:
+            with suppress(OSError):
+                temporary.unlink()
+            raise
+        return size
+
+    def _temporary(self) -> tuple[int, str]:
+        with _store_errors("write a blob"):
+            try:
+                return tempfile.mkstemp(prefix="put-", dir=self._partial)
+            except FileNotFoundError:  # removed since open(): make it again
+                self._partial.mkdir(parents=True, exist_ok=True)
+                return tempfile.mkstemp(prefix="put-", dir=self._partial)
+
+    @staticmethod
+    def _copy_in(source: Path | bytes, out: IO[bytes]) -> int:
+        """Write `source` into `out` chunk by chunk. Reading the source raises its own errors;
+        writing is inside the caller's _store_errors."""
+        if isinstance(source, bytes):
+            view = memoryview(source)
+            for start in range(0, len(view), CHUNK_BYTES):
+                out.write(view[start : start + CHUNK_BYTES])
+            return len(view)
+        size = 0
+        try:
+            src = source.open("rb")
+        except OSError as exc:
+            raise _SourceError(exc) from exc
+        with src:
+            while True:
+                try:
+                    chunk = src.read(CHUNK_BYTES)
+                except OSError as exc:
+                    raise _SourceError(exc) from exc
+                if not chunk:
+                    return size
+                out.write(chunk)
+                size += len(chunk)
+
+    def _move_into_place(self, temporary: Path, dest: Path) -> set[Path]:
+        """Rename `temporary` to `dest`, making its directories; the directories whose entries
+        changed (to fsync)."""
+        with _store_errors("write a blob"):
+            for attempt in range(PUT_ATTEMPTS):
+                made = self._make_dirs(dest.parent)
+                try:
+                    os.replace(temporary, dest)
+                except FileNotFoundError:
+                    if attempt == PUT_ATTEMPTS - 1 or not temporary.exists():
+                        raise
+                    continue
+                return {dest.parent, *(directory.parent for directory in made)}
+        raise AssertionError("unreachable")
+
+    def _make_dirs(self, directory: Path) -> builtins.list[Path]:
+        """Make `directory` and its missing parents; the ones made."""
+        missing: builtins.list[Path] = []
+        while not directory.is_dir():
+            missing.append(directory)
+            directory = directory.parent
+        for made in reversed(missing):
+            with suppress(FileExistsError):  # a concurrent put made it
+                made.mkdir()
+        return missing
+
+    # -- read
+
+    def read(self, key: str) -> AsyncIterator[bytes]:
+        return self._chunks(key, self.path(key))
+
+    async def _chunks(self, key: str, path: Path) -> AsyncIterator[bytes]:
+        blob = await self._threads.run(self._open_blob, key, path)
+        try:
+            while chunk := await self._threads.run(self._read_chunk, blob):
+                yield chunk
+        finally:
+            blob.close()
+
+    @staticmethod
+    def _open_blob(key: str, path: Path) -> IO[bytes]:
+        with _store_errors("read a blob"):
+            try:
+                return path.open("rb")
+            except FileNotFoundError:
+                raise BlobNotFound(key) from None
+
+    @staticmethod
+    def _read_chunk(blob: IO[bytes]) -> bytes:
+        with _store_errors("read a blob"):
+            return blob.read(CHUNK_BYTES)
+
+    async def export(self, key: str, dest: Path) -> None:
+        await self._threads.run(self._export, key, self.path(key), dest)
+
+    def _export(self, key: str, path: Path, dest: Path) -> None:
+        with self._open_blob(key, path) as blob:
+            with _caller_errors(), dest.open("wb") as out:
+                while chunk := self._read_chunk(blob):
+                    out.write(chunk)
+
+    # -- delete and list
+
+    async def delete(self, keys: Collection[str]) -> None:
+        paths = [self.path(key) for key in keys]
+        if paths:
+            await self._threads.run(self._delete, paths)
+
+    def _delete(self, paths: builtins.list[Path]) -> None:
+        with _store_errors("delete blobs"):
+            for path in paths:
+                with suppress(FileNotFoundError):
+                    path.unlink()
+                self._prune(path.parent)
+
+    def _prune(self, directory: Path) -> None:
+        """Remove `directory` and its parents while they are empty, up to the shard (kept)."""
+        while directory != self.root and directory.parent != self.root:
+            if not _rmdir_if_empty(directory):
+                return
+            directory = directory.parent
+
+    async def delete_prefix(self, prefix: str) -> int:
+        split_prefix(prefix)  # a bad prefix is refused here, not in the thread
+        return await self._threads.run(self._delete_prefix, prefix)
+
+    def _delete_prefix(self, prefix: str) -> int:
+        removed = 0
+        with _store_errors("delete blobs"):
+            for item in self._walk(prefix):
+                if isinstance(item, _File):
+                    with suppress(FileNotFoundError):
+                        item.path.unlink()
+                        removed += 1
+                else:
+                    _rmdir_if_empty(item.path)
+            start = self._start(prefix)
+            if start is not None:
+                self._prune(start[0].parent)
+        return removed
+
+    def list(self, prefix: str = "") -> AsyncIterator[BlobInfo]:
+        split_prefix(prefix)
+        return self._list(prefix)
+
+    async def _list(self, prefix: str) -> AsyncIterator[BlobInfo]:
+        batches = self._info_batches(prefix)
+        while batch := await self._threads.run(next, batches, None):
+            for info in batch:
+                yield info
+
+    def _info_batches(self, prefix: str) -> Iterator[builtins.list[BlobInfo]]:
+        """BlobInfo of every blob under `prefix`, LIST_BATCH at a time. Holds no open directory
+        between batches, so that a list abandoned half way leaves nothing to close."""
+        batch: builtins.list[BlobInfo] = []
+        with _store_errors("list blobs"):
+            for item in self._walk(prefix):
+                if not isinstance(item, _File):
+                    continue
+                try:
+                    stat = item.path.stat()
+                except FileNotFoundError:  # deleted meanwhile
+                    continue
+                modified = datetime.fromtimestamp(stat.st_mtime, UTC)
+                batch.append(BlobInfo(item.key, stat.st_size, modified))
+                if len(batch) >= LIST_BATCH:
+                    yield batch
+                    batch = []
+        if batch:
+            yield batch
+
+    def _start(self, prefix: str) -> tuple[Path, str, str] | None:
+        """Where the walk for `prefix` starts: a directory, the key of its entries' parent
+        ("" for a shard), and the start of the entry names that match. None: at the root."""
+        whole, partial = split_prefix(prefix)
+        if whole:
+            return self.root / _shard(whole[0]) / "/".join(whole), "/".join(whole) + "/", partial
+        if len(partial) >= 2:
+            return self.root / _shard(partial), "", partial
+        return None
+
+    def _walk(self, prefix: str) -> Iterator[_File | _Left]:
+        """Every blob file under `prefix`, and each directory of theirs after its entries
+        (deepest first), read one directory listing at a time."""
+        start = self._start(prefix)
+        stack: builtins.list[tuple[Path, str, str] | _Left] = []
+        if start is not None:
+            stack.append(start)
+        else:
+            shard_start = _shard(split_prefix(prefix)[1])
+            for name, is_dir in self._entries(self.root):
+                if is_dir and _is_shard(name) and name.startswith(shard_start):
+                    stack.append((self.root / name, "", prefix))
+        while stack:
+            top = stack.pop()
+            if isinstance(top, _Left):
+                yield top
+                continue
+            directory, parent_key, name_start = top
+            stack.append(_Left(directory))
+            for name, is_dir in self._entries(directory):
+                if not name.startswith(name_start):
+                    continue
+                if is_dir:
+                    stack.append((directory / name, f"{parent_key}{name}/", ""))
+                else:
+                    yield _File(directory / name, parent_key + name)
+
+    @staticmethod
+    def _entries(directory: Path) -> builtins.list[tuple[str, bool]]:
+        """The names in `directory`, each with whether it is a directory (read whole, then closed)."""
+        try:
+            with os.scandir(directory) as entries:
+                return [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries]
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    async def presign(self, key: str, expires_in: timedelta) -> str | None:
+        check_key(key)
+        return None
+
+
+class _SourceError(Exception):
+    """Reading put's source failed: carries its OSError past _store_errors (see _put)."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
