@@ -139,11 +139,12 @@ class DirectoryBlobStore:
         with _store_errors("prepare"):
             self._partial.mkdir(parents=True, exist_ok=True)
             stale_before = time.time() - STALE_PARTIAL_SECONDS
-            for entry in os.scandir(self._partial):
-                with suppress(FileNotFoundError):
-                    if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < stale_before:
-                        os.unlink(entry.path)
-                        log.info("blob directory: removed a put's leftover temporary file %s", entry.path)
+            with os.scandir(self._partial) as entries:
+                for entry in entries:
+                    with suppress(FileNotFoundError):
+                        if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < stale_before:
+                            os.unlink(entry.path)
+                            log.info("blob directory: removed a put's leftover temporary file %s", entry.path)
 
     async def close(self) -> None:
         await self._threads.close()

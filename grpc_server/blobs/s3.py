@@ -120,8 +120,10 @@ class S3Settings:
     def __post_init__(self) -> None:
         if not self.bucket:
             raise ValueError("the blob bucket has no name")
-        if self.key_prefix and (not self.key_prefix.endswith("/") or check_prefix(self.key_prefix) == ""):
-            raise ValueError(f"key_prefix {self.key_prefix!r} must end with '/', e.g. 'prod/'")
+        if self.key_prefix:
+            check_prefix(self.key_prefix)
+            if not self.key_prefix.endswith("/"):
+                raise ValueError(f"key_prefix {self.key_prefix!r} must end with '/', e.g. 'prod/'")
         if (self.access_key_id is None) != (self.secret_access_key is None):
             raise ValueError("set both access_key_id and secret_access_key, or neither")
         if min(self.connect_timeout_seconds, self.read_timeout_seconds) <= 0:
@@ -135,7 +137,8 @@ def _endpoint_name(url: str | None) -> str:
     if url is None:
         return "AWS S3"
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    host = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
 
 
 class S3BlobStore:
@@ -366,14 +369,16 @@ class S3BlobStore:
 
     async def _read_chunk(self, key: str, body: StreamingBody) -> bytes:
         """Up to CHUNK_BYTES, fewer only at the end; b"" at the end."""
-        chunk = b""
+        pieces: builtins.list[bytes] = []
+        size = 0
         with self._errors("read a blob", key):
-            while len(chunk) < CHUNK_BYTES:
-                data = await body.read(CHUNK_BYTES - len(chunk))
+            while size < CHUNK_BYTES:
+                data = await body.read(CHUNK_BYTES - size)
                 if not data:
                     break
-                chunk = data if not chunk else chunk + data
-        return chunk
+                pieces.append(data)
+                size += len(data)
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
     async def export(self, key: str, dest: Path) -> None:
         body = await self._get(key, self._name(key))

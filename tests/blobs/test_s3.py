@@ -291,3 +291,22 @@ def test_settings_are_checked() -> None:
     with pytest.raises(ValueError):
         S3Settings(bucket="")
     assert S3Settings(bucket="b", key_prefix="prod/eu-1/").key_prefix == "prod/eu-1/"
+
+
+async def test_many_blobs_are_listed_and_deleted_page_by_page(store: S3BlobStore) -> None:
+    """More than one page of list_objects_v2 (1000 keys) and one delete_objects batch (1000)."""
+    keys = [f"job-9/out-t/{i}" for i in range(2100)]
+    slots = asyncio.Semaphore(32)
+
+    async def put(key: str) -> None:
+        async with slots:
+            await store.put(key, b"")
+
+    await asyncio.gather(*(put(key) for key in keys))
+    await store.put("job-90/in/image-0", b"not this job's")
+    assert sorted([info.key async for info in store.list("job-9/")]) == sorted(keys)
+    await store.delete([*keys[:1100], "job-9/out-t/never-written"])  # two batches
+    assert sorted([info.key async for info in store.list("job-9/")]) == sorted(keys[1100:])
+    await store.put("job-9/in/image-0", b"x")
+    assert await store.delete_prefix("job-9/") == 1001  # deleted page by page while listing
+    assert [info.key async for info in store.list()] == ["job-90/in/image-0"]
