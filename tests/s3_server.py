@@ -16,6 +16,7 @@ Where `weed` is missing or does not start, the tests that need it are skipped, e
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import os
 import secrets
@@ -67,6 +68,14 @@ class S3Endpoint:
     access_key_id: str
     secret_access_key: str = field(repr=False)
     region: str = REGION
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL it when the test session dies without cleaning up
+    (the child is in its own session, so nothing else would end it)."""
+    if sys.platform == "linux":
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def weed_binary() -> Path | None:
@@ -148,6 +157,7 @@ class SeaweedFS:
             f"-s3.config={identities}",
             "-s3.port.iceberg=0",  # the Iceberg and Lance catalogs' ports: not wanted
             "-s3.port.lance=0",
+            "-s3.autoCreateBucket=false",  # as AWS: a put to a missing bucket is NoSuchBucket
             "-master.telemetry=false",  # no traffic off this machine
             "-master.volumeSizeLimitMB=64",  # small volumes: a bucket (collection) takes several
             "-volume.max=0",  # as many volumes as the disk has room for
@@ -173,6 +183,7 @@ class SeaweedFS:
                     stderr=subprocess.STDOUT,
                     cwd=self.root,
                     start_new_session=True,  # its own process group, killed whole at the end
+                    preexec_fn=_die_with_parent,
                 )
             if self._wait_ready():
                 self.started_in = time.monotonic() - began

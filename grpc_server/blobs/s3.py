@@ -193,14 +193,12 @@ class S3BlobStore:
 
     async def _prepare_bucket(self) -> None:
         try:
-            with self._errors("open the bucket", bucket_check=True):
+            with self._errors("open the bucket", bucket_head=True):
                 await self.client.head_bucket(Bucket=self.settings.bucket)
             return
-        except _MissingBucket:
+        except _MissingBucket as exc:
             if not self.settings.create_bucket:
-                raise StoreUnavailable(
-                    f"{self._where} does not exist at {self._endpoint}: create it, or set create_bucket"
-                ) from None
+                raise _MissingBucket(f"{exc}: create it, or set create_bucket") from exc
         extra = {}
         if self.settings.region != "us-east-1":  # AWS refuses its default region as a constraint
             extra = {"CreateBucketConfiguration": {"LocationConstraint": self.settings.region}}
@@ -209,7 +207,7 @@ class S3BlobStore:
                 await self.client.create_bucket(Bucket=self.settings.bucket, **extra)  # type: ignore[arg-type]
             log.info("%s created at %s", self._where, self._endpoint)
         except _BucketTaken:  # by another replica starting at once, or by someone else
-            with self._errors("open the bucket"):
+            with self._errors("open the bucket", bucket_head=True):
                 await self.client.head_bucket(Bucket=self.settings.bucket)
 
     async def close(self) -> None:
@@ -226,7 +224,7 @@ class S3BlobStore:
         return self._client
 
     async def ping(self) -> None:
-        with self._errors("reach the bucket"):
+        with self._errors("reach the bucket", bucket_head=True):
             await self.client.head_bucket(Bucket=self.settings.bucket)
 
     def _name(self, key: str) -> str:
@@ -235,26 +233,27 @@ class S3BlobStore:
     # -- errors
 
     @contextmanager
-    def _errors(self, doing: str, key: str | None = None, *, bucket_check: bool = False) -> Iterator[None]:
-        """S3's and the network's failures as the store's: see the module's doc."""
+    def _errors(self, doing: str, key: str | None = None, *, bucket_head: bool = False) -> Iterator[None]:
+        """S3's and the network's failures as the store's (see the module's doc). `key`: the
+        object asked for; `bucket_head`: a head_bucket, whose 404 (no body) is a missing bucket."""
         try:
             yield
         except ClientError as exc:
-            self._client_error(exc, doing, key, bucket_check)
+            self._client_error(exc, doing, key, bucket_head)
         except (BotoCoreError, aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise self._unavailable(self._connection_problem(exc), exc) from exc
 
-    def _client_error(self, exc: ClientError, doing: str, key: str | None, bucket_check: bool) -> NoReturn:
+    def _client_error(self, exc: ClientError, doing: str, key: str | None, bucket_head: bool) -> NoReturn:
         code = str(exc.response.get("Error", {}).get("Code", ""))
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
         what = code if code and not code.isdigit() else f"HTTP {status}"
         if code == "NoSuchKey" or (key is not None and code in ("404", "NotFound")):
             raise BlobNotFound(key or "") from exc
-        if code == "NoSuchBucket" or (bucket_check and status == 404):
-            if bucket_check:
-                raise _MissingBucket() from exc
+        if code == "NoSuchBucket" or (bucket_head and status == 404):
             message = f"{self._where} does not exist at {self._endpoint}"
-        elif code in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+            log.warning("%s: %s", message, exc)
+            raise _MissingBucket(message) from exc
+        if code in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
             raise _BucketTaken() from exc
         elif code in _ACCESS_CODES or status == 403:
             message = f"{self._where}: access denied ({what}): check the credentials and the bucket's policy"
@@ -477,8 +476,8 @@ class S3BlobStore:
         )
 
 
-class _MissingBucket(Exception):
-    """head_bucket found no bucket (open() may create it)."""
+class _MissingBucket(StoreUnavailable):
+    """No such bucket (open() may create it)."""
 
 
 class _BucketTaken(Exception):

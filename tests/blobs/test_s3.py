@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path, PosixPath
 from typing import IO, Any
@@ -21,7 +21,7 @@ from grpc_server.blobs.s3 import PART_BYTES, S3BlobStore, S3Settings
 from grpc_server.store.base import StoreUnavailable
 from tests.blobs.conftest import random_file, read_all, s3_settings
 from tests.processes import free_port
-from tests.s3_server import S3Endpoint, fresh_bucket, s3_client
+from tests.s3_server import S3Endpoint, empty_bucket, fresh_bucket, s3_client
 
 
 @pytest.fixture
@@ -310,3 +310,20 @@ async def test_many_blobs_are_listed_and_deleted_page_by_page(store: S3BlobStore
     await store.put("job-9/in/image-0", b"x")
     assert await store.delete_prefix("job-9/") == 1001  # deleted page by page while listing
     assert [info.key async for info in store.list()] == ["job-90/in/image-0"]
+
+
+async def test_a_bucket_removed_under_an_open_store_is_unavailable(
+    store: S3BlobStore, s3_server: S3Endpoint, bucket: str
+) -> None:
+    await store.put("job-10/in/image-0", b"x")
+    async with s3_client(s3_server) as client:
+        await empty_bucket(client, bucket)
+    attempts: list[Callable[[], Awaitable[object]]] = [
+        store.ping,
+        lambda: store.put("job-10/in/image-1", b"y"),
+        lambda: read_all(store, "job-10/in/image-0"),
+    ]
+    for attempt in attempts:
+        with pytest.raises(StoreUnavailable) as raised:
+            await attempt()
+        assert f"blob bucket {bucket!r} does not exist" in str(raised.value)
