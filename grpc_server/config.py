@@ -174,6 +174,54 @@ class DispatcherSettings:
 
 
 @dataclass(frozen=True)
+class S3BlobSettings:
+    """An S3-compatible bucket for job files (`[blobs.s3]`, with `[blobs] store = "s3"`)."""
+
+    bucket: str = ""
+    """The bucket's name (required with store = "s3")."""
+    endpoint_url: str | None = None
+    """The S3 API's URL for an S3-compatible server (MinIO, SeaweedFS, Ceph, R2...); unset: AWS."""
+    region: str = "us-east-1"
+    access_key_id: str | None = None
+    """The access key (or access_key_id_env / _file); with secret_access_key, or neither: the
+    default AWS credential chain (environment, profile, instance role)."""
+    secret_access_key: str | None = None
+    """Its secret (or secret_access_key_env / _file)."""
+    key_prefix: str = ""
+    """Prepended to every key in the bucket ("prod/": ends with "/"), so that deployments can
+    share one bucket."""
+    create_bucket: bool = False
+    """Create the bucket at start when it is missing (else a missing bucket stops the start)."""
+    addressing_style: str = "path"
+    """"path" (bucket in the path: what S3-compatible servers expect) or "virtual" (in the host)."""
+    presign_urls: bool = False
+    """Result image URLs point at the bucket (pre-signed, valid until the job expires, at most 7
+    days) instead of at the bridge; only when clients can reach the bucket."""
+    public_endpoint_url: str | None = None
+    """The bucket's URL as clients reach it, for pre-signed URLs; unset: endpoint_url."""
+
+
+@dataclass(frozen=True)
+class BlobSettings:
+    """Where job files (input images, outputs, vectors) are kept (`[blobs]`)."""
+
+    store: str = "auto"
+    """"directory" (files under `directory`), "s3" (a bucket, `[blobs.s3]`), "database" (rows of
+    the job database, as before) or "auto": a directory with the embedded SQLite store, the
+    database with PostgreSQL (several replicas cannot share a local directory)."""
+    directory: Path | None = None
+    """The directory store's root; unset: data_dir/blobs. With PostgreSQL, only a directory every
+    replica shares (a network filesystem) works."""
+    fsync: bool | None = None
+    """Sync each file (and its directory) to disk before its job's row commits. Unset: when the job
+    store syncs its commits (PostgreSQL; SQLite with sqlite_synchronous FULL or EXTRA)."""
+    orphan_sweep_interval_seconds: float = 3600.0
+    """How often files no job references (a create or a worker that died between its file and its
+    row) are looked for and deleted: it lists every file in the store."""
+    s3: S3BlobSettings = field(default_factory=S3BlobSettings)
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     host: str = "127.0.0.1"
     """Address the gRPC server listens on."""
@@ -232,6 +280,7 @@ class ServerConfig:
     dispatcher: DispatcherSettings = field(default_factory=DispatcherSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     webhooks: tuple[WebhookEndpoint, ...] = ()
+    blobs: BlobSettings = field(default_factory=BlobSettings)
 
     @property
     def database_path(self) -> Path:
@@ -417,6 +466,19 @@ def _webhooks(value: object, env: Mapping[str, str]) -> tuple[WebhookEndpoint, .
     return tuple(endpoints)
 
 
+def _blobs(value: object, env: Mapping[str, str]) -> BlobSettings:
+    table = table_at(value, "blobs")
+    settings = read_fields(BlobSettings, table, "blobs", handled=("s3",))
+    s3_table = table_at(table.get("s3", {}), "blobs.s3")
+    credentials = ("access_key_id", "secret_access_key")
+    s3 = read_fields(
+        S3BlobSettings, s3_table, "blobs.s3", handled=[key for name in credentials for key in _sources(name)]
+    )
+    for name in credentials:
+        s3[name] = _secret(s3_table, name, env, "blobs.s3")
+    return BlobSettings(**settings, s3=S3BlobSettings(**s3))
+
+
 def config_from_mapping(doc: Mapping[str, Any], env: Mapping[str, str] | None = None) -> ServerConfig:
     """Build a ServerConfig from a parsed TOML document (examples/asyncgate.toml shows every
     key); ConfigError naming the setting for anything unknown, mistyped, out of range or missing."""
@@ -427,6 +489,7 @@ def config_from_mapping(doc: Mapping[str, Any], env: Mapping[str, str] | None = 
         "virtual_keys",
         "auth",
         "webhooks",
+        "blobs",
         *(key for name in secrets for key in _sources(name)),
     )
     settings = read_fields(ServerConfig, doc, "", handled)
@@ -440,6 +503,7 @@ def config_from_mapping(doc: Mapping[str, Any], env: Mapping[str, str] | None = 
         virtual_keys=_virtual_keys(doc.get("virtual_keys", []), env),
         auth=_auth(doc.get("auth", {}), env),
         webhooks=_webhooks(doc.get("webhooks", []), env),
+        blobs=_blobs(doc.get("blobs", {}), env),
     )
     check_config(config)
     return config

@@ -214,6 +214,8 @@ SECRET_SETTINGS = frozenset(
         "providers.*.keys.*.value",
         "auth.jwt_secret",
         "webhooks.*.secrets",
+        "blobs.s3.access_key_id",
+        "blobs.s3.secret_access_key",
     }
 )
 """Never shown in a message (a DSN may hold a password): only their length is."""
@@ -230,6 +232,10 @@ def between(low: int, high: int) -> Rule:
 _AT_MOST_TEN_YEARS: Check = (lambda v: v <= TEN_YEARS, f"be <= {TEN_YEARS} (ten years)")
 POSITIVE_SECONDS = rule((lambda v: v > 0, "be > 0"), _AT_MOST_TEN_YEARS)
 SECONDS_FROM_ZERO = rule((lambda v: v >= 0, "be >= 0"), _AT_MOST_TEN_YEARS)
+
+
+def one_of(*choices: str) -> Rule:
+    return rule((lambda v: v in choices, f"be one of {', '.join(choices)}"))
 
 
 def one_of_ignoring_case(*choices: str) -> Rule:
@@ -348,6 +354,20 @@ RULES: dict[str, Rule] = {
     "webhooks.*.max_concurrency": at_least(1),
     "webhooks.*.max_result_bytes": at_least(0),
     "webhooks.*.retry_schedule_seconds": each(SECONDS_FROM_ZERO),
+    "blobs.store": one_of("auto", "directory", "s3", "database"),
+    "blobs.directory": ANY,  # a non-empty string, checked when read
+    "blobs.fsync": ANY,
+    "blobs.orphan_sweep_interval_seconds": POSITIVE_SECONDS,
+    "blobs.s3.bucket": ANY,  # required with store = "s3": see the relations
+    "blobs.s3.endpoint_url": HTTP_URL,
+    "blobs.s3.region": NOT_EMPTY,
+    "blobs.s3.access_key_id": NOT_EMPTY,
+    "blobs.s3.secret_access_key": NOT_EMPTY,
+    "blobs.s3.key_prefix": rule((lambda v: v == "" or v.endswith("/"), 'be empty or end with "/"')),
+    "blobs.s3.create_bucket": ANY,
+    "blobs.s3.addressing_style": one_of("path", "virtual"),
+    "blobs.s3.presign_urls": ANY,
+    "blobs.s3.public_endpoint_url": HTTP_URL,
 }
 
 
@@ -429,6 +449,9 @@ def _get(obj: Any, path: str) -> Any:
 
 def check_relations(config: Any) -> None:
     """Settings that bound one another, e.g. the pixel budget holds the largest image."""
+    blobs = getattr(config, "blobs", None)
+    if blobs is not None and blobs.store == "s3" and not blobs.s3.bucket:
+        raise ConfigError('blobs.s3.bucket: required with blobs.store = "s3"')
     for high, low in RELATIONS:
         if _get(config, high) < _get(config, low):
             raise ConfigError(f"{high}: must be >= {low} ({_get(config, low)}), got {_get(config, high)}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import timedelta
 
 import aiohttp
 from grpc import aio
@@ -24,7 +25,7 @@ from grpc_reflection.v1alpha import reflection
 from asyncgate.v1 import job_service_pb2
 from grpc_server.capabilities import Capabilities, load_secret
 from grpc_server.config import ServerConfig, check_config
-from grpc_server.dispatch.sweeper import StagingSweep, run_sweeper
+from grpc_server.dispatch.sweeper import OrphanSweep, StagingSweep, run_sweeper
 from grpc_server.dispatch.worker import Dispatcher
 from grpc_server.image_work import ImageWork
 from grpc_server.job_api import JobApi, utcnow
@@ -118,6 +119,7 @@ class AsyncGateServer:
         self.port = self._server.add_insecure_port(f"{config.host}:{config.port}")
         await self._server.start()
         await self._set_serving(True)
+        orphan_interval = timedelta(seconds=config.blobs.orphan_sweep_interval_seconds)
         self._background = [
             asyncio.create_task(self.dispatcher.run(), name="dispatcher"),
             asyncio.create_task(
@@ -127,6 +129,7 @@ class AsyncGateServer:
                     utcnow,
                     self._stop_background,
                     StagingSweep(config.staging_dir, stale_staging_age(config)),
+                    OrphanSweep(orphan_interval, utcnow() + orphan_interval),
                 ),
                 name="sweeper",
             ),

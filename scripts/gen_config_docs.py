@@ -39,6 +39,8 @@ SECRET_FIELDS = {
     "providers.*.keys.*.value",
     "auth.jwt_secret",
     "webhooks.*.secrets",
+    "blobs.s3.access_key_id",
+    "blobs.s3.secret_access_key",
 }
 """Settings that may also be given as NAME_env (an environment variable) or NAME_file (a file)."""
 
@@ -50,6 +52,7 @@ SECTIONS = {
     "providers": "`[providers.NAME]`: AI providers",
     "auth": "`[auth]`: bearer JWTs",
     "webhooks": "`[[webhooks]]`: signed webhook endpoints",
+    "blobs": "`[blobs]` and `[blobs.s3]`: where job files are kept",
 }
 
 

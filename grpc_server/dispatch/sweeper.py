@@ -1,5 +1,6 @@
-"""Periodic housekeeping: expired leases back to the queue, expired jobs deleted, and the
-staging directories that stopped processes left behind removed.
+"""Periodic housekeeping: expired leases back to the queue, expired jobs deleted, the
+staging directories that stopped processes left behind removed, and, more seldom, the files
+in the blob store that no job references (store.blobs_beside).
 
 All of it is idempotent and guarded, safe to run on every replica at once (staging
 directories go only once stale: see grpc_server.staging).
@@ -11,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from grpc_server.config import DispatcherSettings
@@ -59,16 +60,33 @@ async def sweep_once(
     return reaped.requeued + reaped.failed, deleted
 
 
+@dataclass
+class OrphanSweep:
+    """When to look for blobs no job references: every `interval`, first at `due`. Seldom: it
+    lists the whole blob store."""
+
+    interval: timedelta
+    due: datetime
+
+    async def run_if_due(self, store: JobStore, now: datetime) -> None:
+        if now >= self.due:
+            self.due = now + self.interval
+            await store.collect_orphan_blobs(now)
+
+
 async def run_sweeper(
     store: JobStore,
     settings: DispatcherSettings,
     clock: Callable[[], datetime],
     stop: asyncio.Event,
     staging: StagingSweep | None = None,
+    orphans: OrphanSweep | None = None,
 ) -> None:
     while not stop.is_set():
         try:
             await sweep_once(store, settings, clock(), staging)
+            if orphans is not None:
+                await orphans.run_if_due(store, clock())
         except StoreUnavailable as exc:
             log.warning("sweep skipped: %s", exc)
         try:

@@ -337,6 +337,12 @@ class Job:
     """The configured webhook endpoint told when the job ends (x-bf-async-webhook)."""
     queue_position: int | None = None
     """Pending jobs only, computed on read: how many pending jobs would be claimed before it."""
+    blob_store: str | None = None
+    """Where its input files are kept: None, in the job database; else the name of the blob store
+    beside it ("directory", "s3")."""
+    outputs_token: str | None = None
+    """None: its outputs (if any) are in the job database; else they are in the blob store, under
+    keys made with this token (store.blob_keys)."""
 
     @property
     def is_terminal(self) -> bool:

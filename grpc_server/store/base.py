@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol, get_args
 
@@ -233,12 +233,22 @@ class JobStore(Protocol):
         """The bytes of one output image, in chunks."""
         ...
 
+    async def output_url(self, job: Job, index: int, expires_in: timedelta) -> str | None:
+        """A URL that serves output `index` of completed `job` directly from the blob store for
+        `expires_in` (pre-signed), or None when its blob store gives none."""
+        ...
+
     async def reap_expired_leases(self, now: datetime, max_attempts: int, exhausted: JobError) -> ReapResult:
         """Return jobs whose lease expired to the queue; fail those out of attempts."""
         ...
 
     async def delete_expired(self, now: datetime, limit: int) -> int:
         """Delete up to `limit` expired jobs and their blobs; the number deleted."""
+        ...
+
+    async def collect_orphan_blobs(self, now: datetime) -> int:
+        """Delete the blobs of the blob store beside this store that no row references and that
+        are older than a grace period (store.blobs_beside); how many. 0 without a blob store."""
         ...
 
     # The job API (cancel, retry, delete, list position, request ids).

@@ -39,12 +39,16 @@ JOB_COLUMNS = (
     "idempotency_key",
     "request_hash",
     "webhook",
+    "blob_store",
 )
 """The columns a new job's row sets, in the order of job_row's values."""
 
 
-def job_row(job: Job, files: Sequence[StagedFile], created_at: object) -> tuple[Any, ...]:
-    """A new job's values for JOB_COLUMNS; `created_at` as the backend stores times."""
+def job_row(
+    job: Job, files: Sequence[StagedFile], created_at: object, blob_store: str | None = None
+) -> tuple[Any, ...]:
+    """A new job's values for JOB_COLUMNS; `created_at` as the backend stores times; `blob_store`
+    the blob store that holds its files (None: the job database)."""
     return (
         job.id,
         job.request_type.value,
@@ -59,6 +63,7 @@ def job_row(job: Job, files: Sequence[StagedFile], created_at: object) -> tuple[
         job.idempotency_key,
         job.request_hash,
         job.webhook,
+        blob_store,
     )
 
 
@@ -102,4 +107,6 @@ def job_from_row(
         idempotency_key=row["idempotency_key"],
         request_hash=row["request_hash"],
         webhook=row["webhook"],
+        blob_store=row["blob_store"],
+        outputs_token=row["outputs_token"],
     )

@@ -20,6 +20,7 @@ from grpc_server.store.admission import (
     refuse_rate,
     window_sql,
 )
+from grpc_server.store.blobs_beside import BlobsBeside
 from grpc_server.store.codec import error_json, job_from_row
 from grpc_server.store.job_api_sql import CANCELLABLE, PENDING, RETRYABLE_GUARD, list_sql
 from grpc_server.store.pg_blobs import Connection
@@ -62,6 +63,7 @@ async def check_limits(conn: Connection, job: Job, limits: AdmissionLimits) -> N
 
 class PostgresJobApi:
     _webhook_plan: WebhookPlan | None = None
+    _beside: BlobsBeside | None = None
 
     def _connection(self) -> AbstractAsyncContextManager[Connection]:
         raise NotImplementedError
@@ -98,7 +100,8 @@ class PostgresJobApi:
                 self._published(
                     "requeued",
                     f"UPDATE jobs SET status = '{JobStatus.PENDING}', status_code = 0, result = NULL,"
-                    " error = NULL, completed_at = NULL, expires_at = NULL, change_seq = change_seq + 1"
+                    " error = NULL, completed_at = NULL, expires_at = NULL, change_seq = change_seq + 1,"
+                    " outputs_token = NULL"  # outputs in a blob store: left to the orphan sweep
                     f" WHERE id = $1 AND {RETRYABLE_GUARD} RETURNING *",
                 ),
                 job_id,
@@ -115,6 +118,8 @@ class PostgresJobApi:
                 f" SELECT id, {self._notify(repr('deleted'))} FROM gone",
                 job_id,
             )
+        if deleted is not None and self._beside is not None:  # after the row: its URLs already answer 404
+            await self._beside.forget(job_id)
         return deleted is not None
 
     async def queue_position(self, job: Job) -> int:

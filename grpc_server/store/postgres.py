@@ -30,7 +30,9 @@ Concurrency. Several replicas run the same dispatcher loops against one database
   exactly one of them, and none waits on another.
 * Migrations are serialised by a transaction-scoped advisory lock (see migrate.py).
 
-Blobs are written and read in CHUNK_BYTES rows, never held whole: an input is read from
+Files: with a blob store (`blobs`, see blobs_beside), new jobs' files are kept there and the
+rows name it; without one (or for jobs stored before), in blob_chunks. There they are
+written and read in CHUNK_BYTES rows, never held whole: an input is read from
 its staged file one chunk at a time (in a thread) and inserted inside the create
 transaction; read_output runs one short query per chunk, so a slow client never pins a
 pooled connection; export_inputs streams each input through a server-side cursor.
@@ -49,13 +51,15 @@ directory raises StoreFull.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Collection, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import asyncpg
 
+from grpc_server.blobs.base import BlobStore
 from grpc_server.domain.jobs import Job, JobError, JobResult, JobStatus, OutputBlob
 from grpc_server.store.admission import AdmissionLimits, KeyPolicy
 from grpc_server.store.base import (
@@ -69,6 +73,7 @@ from grpc_server.store.base import (
     StoreUnavailable,
     Subscribers,
 )
+from grpc_server.store.blobs_beside import BlobsBeside, beside_of
 from grpc_server.store.codec import JOB_COLUMNS, error_json, job_row, result_json
 from grpc_server.store.disk import is_no_space, probe_space
 from grpc_server.store.fair_share import FAIR_ORDER_TAIL, POSTGRES_CANDIDATES
@@ -132,6 +137,7 @@ def _quote_literal(value: str) -> str:
 
 
 _job_from_record = job_from_record
+T = TypeVar("T")
 
 
 class PostgresStore(PostgresJobApi, PostgresWebhooks):
@@ -143,9 +149,11 @@ class PostgresStore(PostgresJobApi, PostgresWebhooks):
         min_size: int = 1,
         max_size: int = 10,
         scratch_dir: Path | None = None,
+        blobs: BlobStore | None = None,
     ) -> None:
         """`scratch_dir`: where this server writes uploads and job inputs (its data directory);
-        ping() then also checks that it can take another chunk."""
+        ping() then also checks that it can take another chunk. `blobs`: where new jobs' files
+        go (opened and closed with this store); None: into the database, as blob_chunks rows."""
         self.dsn = dsn
         self.schema = schema
         self._min_size = min_size
@@ -157,6 +165,7 @@ class PostgresStore(PostgresJobApi, PostgresWebhooks):
         self._health = HealthReports()
         self._scratch_dir = scratch_dir
         self._policy = KeyPolicy()
+        self._beside = None if blobs is None else BlobsBeside(blobs)
 
     async def open(self) -> None:
         """Connect the pool (no migration: see grpc_server.store.factory.prepare_store)."""
@@ -172,6 +181,8 @@ class PostgresStore(PostgresJobApi, PostgresWebhooks):
                 connection_class=NoResetConnection,
             )
         try:
+            if self._beside is not None:
+                await self._beside.store.open()
             await self.ping()  # with min_size=0 the pool has not connected yet
         except StoreUnavailable:
             await self.close()
@@ -183,6 +194,8 @@ class PostgresStore(PostgresJobApi, PostgresWebhooks):
             await listener.stop()
         self._subscribers.clear()
         self._health.clear()
+        if self._beside is not None:
+            await self._beside.store.close()
         pool, self._pool = self._pool, None
         if pool is None:
             return
@@ -253,6 +266,8 @@ class PostgresStore(PostgresJobApi, PostgresWebhooks):
                 raise StoreUnavailable(READ_ONLY_MESSAGE)
             if self._scratch_dir is not None:
                 await asyncio.to_thread(probe_space, self._scratch_dir)
+            if self._beside is not None:
+                await self._beside.store.ping()
 
     def use_key_policy(self, policy: KeyPolicy) -> None:
         self._policy = policy
@@ -260,11 +275,32 @@ class PostgresStore(PostgresJobApi, PostgresWebhooks):
     async def create_job(self, job: Job, files: Sequence[StagedFile]) -> None:
         # A staged file that fails rolls the transaction back; the caller sees the file's own error.
         limits = self._policy.limits_of(job.owner_key_id)
+        beside = self._beside
         try:
+            if beside is not None:  # the files first: the row that commits after them is the job
+                await self._reporting(beside.put_inputs(job.id, files))
             await self._insert_job(job, files, limits if limits and limits.any else None)
         except asyncpg.UniqueViolationError as exc:
+            await self._forget_uncommitted(job.id)
             if exc.constraint_name == "jobs_idempotency":
                 raise DuplicateRequestId(job.idempotency_key) from exc
+            raise
+        except Exception:
+            await self._forget_uncommitted(job.id)
+            raise
+
+    async def _forget_uncommitted(self, job_id: str) -> None:
+        """The files of a job whose insert failed. (A cancelled caller's insert may have committed:
+        its files stay, for the row or for the orphan sweep.)"""
+        if self._beside is not None:
+            await self._beside.forget(job_id)
+
+    async def _reporting(self, blob_work: Awaitable[T]) -> T:
+        """Blob store work, its failures told to watch_health() like the database's."""
+        try:
+            return await blob_work
+        except StoreUnavailable as exc:
+            self._health.failed(exc)
             raise
 
     async def _insert_job(
@@ -274,10 +310,11 @@ class PostgresStore(PostgresJobApi, PostgresWebhooks):
             if limits is not None:
                 await check_limits(conn, job, limits)
             # Published on commit only, so after the blobs below are in too.
+            blob_store = None if self._beside is None else self._beside.name
             await conn.execute(
-                self._publishing("submitted", _INSERT_JOB), *job_row(job, files, job.created_at)
+                self._publishing("submitted", _INSERT_JOB), *job_row(job, files, job.created_at, blob_store)
             )
-            for staged in files:
+            for staged in files if blob_store is None else ():
                 source = staged.source
                 chunks = memory_chunks(source) if isinstance(source, bytes) else file_chunks(source)
                 await insert_blob(conn, job.id, staged.info.role, staged.info.index, chunks)
@@ -362,23 +399,47 @@ class PostgresStore(PostgresJobApi, PostgresWebhooks):
     async def complete_job(
         self, job_id: str, worker: str, result: JobResult, outputs: Sequence[OutputBlob], now: datetime
     ) -> bool:
+        token = None
+        if self._beside is not None:  # the outputs first: the row that commits after them completes it
+            token = await self._reporting(self._beside.put_outputs(job_id, outputs))
+        completed: bool | None = None  # None: unknown (cancelled while the commit may have happened)
+        try:
+            completed = await self._complete(job_id, worker, result, outputs, now, token)
+        except Exception:
+            completed = False  # rolled back
+            raise
+        finally:
+            if completed is False and token is not None and self._beside is not None:
+                await self._beside.forget_outputs(job_id, token)  # no row references them
+        return completed
+
+    async def _complete(
+        self,
+        job_id: str,
+        worker: str,
+        result: JobResult,
+        outputs: Sequence[OutputBlob],
+        now: datetime,
+        token: str | None,
+    ) -> bool:
         async with self._connection() as conn, conn.transaction():
             updated = await conn.fetchrow(
                 self._published(
                     "completed",
                     f"UPDATE jobs SET status = '{JobStatus.COMPLETED}', status_code = 200, result = $3,"
                     f" completed_at = $4, expires_at = {_expiry('$4')},"
-                    " lease_owner = NULL, lease_until = NULL, change_seq = change_seq + 1"
+                    " lease_owner = NULL, lease_until = NULL, change_seq = change_seq + 1, outputs_token = $5"
                     f" WHERE id = $1 AND {_COMPLETABLE} AND lease_owner = $2 RETURNING *",
                 ),
                 job_id,
                 worker,
                 result_json(result),
                 now,
+                token,
             )
             if updated is None:
                 return False
-            for index, output in enumerate(outputs):
+            for index, output in enumerate(outputs if token is None else ()):
                 await insert_blob(conn, job_id, _OUTPUT, index, memory_chunks(output.data))
             await write_event(conn, self._webhook_plan, job_from_record(updated), now)
             return True
@@ -411,8 +472,11 @@ class PostgresStore(PostgresJobApi, PostgresWebhooks):
             record = await conn.fetchrow("SELECT * FROM jobs WHERE id = $1", job_id)
             if record is None:
                 return []
+            job = _job_from_record(record)
+            if job.blob_store is not None:
+                return await self._reporting(beside_of(self._beside, job.blob_store).export_inputs(job, dest))
             staged = []
-            for info in _job_from_record(record).inputs:
+            for info in job.inputs:
                 path = dest / f"{info.role}-{info.index}"
                 await export_blob(conn, job_id, info.role, info.index, path)
                 staged.append(StagedFile(info, path))
@@ -421,6 +485,12 @@ class PostgresStore(PostgresJobApi, PostgresWebhooks):
     async def read_output(self, job_id: str, index: int) -> AsyncIterator[bytes]:
         # One query per chunk, each on a connection borrowed just for it: the caller may
         # take its time between chunks without holding a pooled connection.
+        async with self._connection() as conn:
+            token = await conn.fetchval("SELECT outputs_token FROM jobs WHERE id = $1", job_id)
+        if token is not None:
+            async for chunk in beside_of(self._beside, None).read_output(job_id, token, index):
+                yield chunk
+            return
         seq = 0
         while True:
             async with self._connection() as conn:
@@ -435,6 +505,9 @@ class PostgresStore(PostgresJobApi, PostgresWebhooks):
                 return
             yield bytes(data)
             seq += 1
+
+    async def output_url(self, job: Job, index: int, expires_in: timedelta) -> str | None:
+        return None if self._beside is None else await self._beside.output_url(job, index, expires_in)
 
     async def reap_expired_leases(self, now: datetime, max_attempts: int, exhausted: JobError) -> ReapResult:
         # One statement: rows another reaper (or a finishing worker) holds are skipped,
@@ -468,17 +541,30 @@ class PostgresStore(PostgresJobApi, PostgresWebhooks):
     async def delete_expired(self, now: datetime, limit: int) -> int:
         async with self._connection() as conn, conn.transaction():
             # SKIP LOCKED: sweepers on other replicas take other rows instead of the same ones.
-            ids = [
-                r["id"]
-                for r in await conn.fetch(
-                    "SELECT id FROM jobs WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2"
-                    " FOR UPDATE SKIP LOCKED",
-                    now,
-                    limit,
-                )
-            ]
+            rows = await conn.fetch(
+                "SELECT id, blob_store IS NOT NULL OR outputs_token IS NOT NULL AS beside FROM jobs"
+                " WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+                now,
+                limit,
+            )
+            ids = [r["id"] for r in rows]
             if ids:
                 # Explicitly, not only by the cascade: a schema not yet migrated past 0001 has none.
                 await conn.execute("DELETE FROM blob_chunks WHERE job_id = ANY($1::text[])", ids)
                 await conn.execute("DELETE FROM jobs WHERE id = ANY($1::text[])", ids)
-            return len(ids)
+        if self._beside is not None:  # the rows are gone: their files in the blob store go after them
+            await self._beside.forget_all([r["id"] for r in rows if r["beside"]])
+        return len(ids)
+
+    async def collect_orphan_blobs(self, now: datetime) -> int:
+        if self._beside is None:
+            return 0
+
+        async def tokens(ids: Sequence[str]) -> dict[str, str | None]:
+            async with self._connection() as conn:
+                rows = await conn.fetch(
+                    "SELECT id, outputs_token FROM jobs WHERE id = ANY($1::text[])", list(ids)
+                )
+            return {r["id"]: r["outputs_token"] for r in rows}
+
+        return await self._reporting(self._beside.collect_orphans(tokens, now))

@@ -1,4 +1,5 @@
-"""The embedded store: one SQLite file in WAL mode, jobs and their blobs together.
+"""The embedded store: one SQLite file in WAL mode for the jobs, their files in a blob store
+beside it (a directory, by default: see blobs_beside) or, without one, in the file too.
 
 The schema is versioned (store/migrations/sqlite), brought to the latest version when the
 store opens; files made before versions were recorded are adopted (see store/migrations).
@@ -24,10 +25,11 @@ import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
+from grpc_server.blobs.base import BlobStore
 from grpc_server.domain.jobs import Job, JobError, JobResult, JobStatus, OutputBlob
 from grpc_server.domain.ttl import expiry
 from grpc_server.store.admission import KeyPolicy
@@ -43,6 +45,7 @@ from grpc_server.store.base import (
     StoreUnavailable,
     Subscribers,
 )
+from grpc_server.store.blobs_beside import BlobsBeside, beside_of
 from grpc_server.store.codec import error_json, result_json
 from grpc_server.store.disk import probe_space
 from grpc_server.store.group_commit import GroupCommit
@@ -90,8 +93,12 @@ class SQLiteStore(SQLiteJobApi, SQLiteWebhooks):
         *,
         wal_restart_bytes: int = WAL_RESTART_BYTES,
         checkpoint_pause: float = CHECKPOINT_PAUSE,
+        blobs: BlobStore | None = None,
     ) -> None:
+        """`blobs`: where new jobs' files go (opened and closed with this store); None: into
+        the SQLite file, as chunk rows."""
         self.path = path
+        self._beside = None if blobs is None else BlobsBeside(blobs)
         self._checkpoint_pause = checkpoint_pause
         self._synchronous = synchronous
         self._wal_restart_bytes = wal_restart_bytes
@@ -158,6 +165,8 @@ class SQLiteStore(SQLiteJobApi, SQLiteWebhooks):
                 raise
             return conn
 
+        if self._beside is not None:
+            await self._beside.store.open()
         self._write_conn = await self._on(self._writer, open_writer)
         self._read_conn = await self._on(self._reader, self._connect)
         self._checkpoint_conn = await self._on(self._checkpointer, self._connect)
@@ -179,6 +188,8 @@ class SQLiteStore(SQLiteJobApi, SQLiteWebhooks):
                 await asyncio.get_running_loop().run_in_executor(executor, conn.close)
             executor.shutdown(wait=True)
         self._write_conn = self._read_conn = self._checkpoint_conn = None
+        if self._beside is not None:
+            await self._beside.store.close()
         self._subscribers.clear()
         self._health.clear()
 
@@ -224,6 +235,9 @@ class SQLiteStore(SQLiteJobApi, SQLiteWebhooks):
             probe_space(self.path.parent)
 
         await self._read(check)  # one report to watch_health, not a success before the probe fails
+        if self._beside is not None:
+            with reported(self._health):
+                await self._beside.store.ping()
 
     def use_key_policy(self, policy: KeyPolicy) -> None:
         self._policy = policy
@@ -233,15 +247,34 @@ class SQLiteStore(SQLiteJobApi, SQLiteWebhooks):
         job, so durability is unchanged; under load many jobs share a commit. The key's limits
         are checked in that transaction (sqlite_batch.check_limits)."""
         limits = self._policy.limits_of(job.owner_key_id)
+        beside = self._beside
         try:
             with reported(self._health):
-                await self._creates.submit(NewJob(job, files, limits if limits and limits.any else None))
+                if beside is not None:  # the files first: the row that commits after them is the job
+                    await beside.put_inputs(job.id, files)
+                new = NewJob(
+                    job,
+                    files,
+                    limits if limits and limits.any else None,
+                    None if beside is None else beside.name,
+                )
+                await self._creates.submit(new)
         except sqlite3.IntegrityError as exc:
+            await self._forget_uncommitted(job.id)
             if "jobs_idempotency" in str(exc) or "idempotency_key" in str(exc):
                 raise DuplicateRequestId(job.idempotency_key) from exc
             raise
+        except Exception:
+            await self._forget_uncommitted(job.id)
+            raise
         finally:
             self._wal_written.set()
+
+    async def _forget_uncommitted(self, job_id: str) -> None:
+        """The files of a job whose insert failed. (A cancelled caller's insert may still commit:
+        its files stay, for the row or for the orphan sweep.)"""
+        if self._beside is not None:
+            await self._beside.forget(job_id)
 
     async def stats(self, now: datetime) -> StoreStats:
         return await self._read(lambda c: sqlite_stats(c, now))
@@ -261,7 +294,8 @@ class SQLiteStore(SQLiteJobApi, SQLiteWebhooks):
                 f" AND {_CLAIMABLE} RETURNING *",
                 (worker, _ts(lease_until), limit),
             ).fetchall()
-            return [_job_from_row(r) for r in rows]
+            # RETURNING gives rows in the order they were updated, not the subquery's: sort them.
+            return sorted((_job_from_row(r) for r in rows), key=lambda job: (job.created_at, job.id))
 
         claimed = await self._write(claim)
         for job in claimed:  # for watchers of the job (WatchJob)
@@ -299,23 +333,37 @@ class SQLiteStore(SQLiteJobApi, SQLiteWebhooks):
     async def complete_job(
         self, job_id: str, worker: str, result: JobResult, outputs: Sequence[OutputBlob], now: datetime
     ) -> bool:
+        token = None
+        if self._beside is not None:  # the outputs first: the row that commits after them completes it
+            with reported(self._health):
+                token = await self._beside.put_outputs(job_id, outputs)
+
         def complete(conn: sqlite3.Connection) -> bool:
             with Transaction(conn):
                 row = conn.execute(
                     f"UPDATE jobs SET status = '{JobStatus.COMPLETED}', status_code = 200, result = ?,"
                     " completed_at = ?, expires_at = ? + ttl_seconds, lease_owner = NULL, lease_until = NULL,"
-                    " change_seq = change_seq + 1"
+                    " change_seq = change_seq + 1, outputs_token = ?"
                     f" WHERE id = ? AND {_COMPLETABLE} AND lease_owner = ? RETURNING *",
-                    (result_json(result), _ts(now), _ts(now), job_id, worker),
+                    (result_json(result), _ts(now), _ts(now), token, job_id, worker),
                 ).fetchone()
                 if row is None:
                     return False
-                for index, output in enumerate(outputs):
-                    insert_chunks(conn, job_id, _OUTPUT, index, split(output.data))
+                if token is None:
+                    for index, output in enumerate(outputs):
+                        insert_chunks(conn, job_id, _OUTPUT, index, split(output.data))
                 write_event(conn, self._webhook_plan, _job_from_row(row), now)
                 return True
 
-        completed = await self._write(complete)
+        completed: bool | None = None  # None: unknown (cancelled while the write may still commit)
+        try:
+            completed = await self._write(complete)
+        except Exception:
+            completed = False  # rolled back
+            raise
+        finally:
+            if completed is False and token is not None and self._beside is not None:
+                await self._beside.forget_outputs(job_id, token)  # no row references them
         if completed:
             self._publish("completed", job_id)
         return completed
@@ -349,6 +397,9 @@ class SQLiteStore(SQLiteJobApi, SQLiteWebhooks):
         job = await self.get_job(job_id)
         if job is None:
             return []
+        if job.blob_store is not None:
+            with reported(self._health):
+                return await beside_of(self._beside, job.blob_store).export_inputs(job, dest)
 
         def export(conn: sqlite3.Connection) -> list[StagedFile]:
             staged = []
@@ -366,6 +417,14 @@ class SQLiteStore(SQLiteJobApi, SQLiteWebhooks):
         return await self._read(export)
 
     async def read_output(self, job_id: str, index: int) -> AsyncIterator[bytes]:
+        token = await self._read(
+            lambda c: c.execute("SELECT outputs_token FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        )
+        if token is not None and token[0] is not None:
+            with reported(self._health):
+                async for data in beside_of(self._beside, None).read_output(job_id, token[0], index):
+                    yield data
+            return
         for seq in itertools.count():
 
             def chunk(conn: sqlite3.Connection, seq: int = seq) -> sqlite3.Row | None:
@@ -379,6 +438,9 @@ class SQLiteStore(SQLiteJobApi, SQLiteWebhooks):
             if row is None:
                 return
             yield bytes(row[0])
+
+    async def output_url(self, job: Job, index: int, expires_in: timedelta) -> str | None:
+        return None if self._beside is None else await self._beside.output_url(job, index, expires_in)
 
     async def reap_expired_leases(self, now: datetime, max_attempts: int, exhausted: JobError) -> ReapResult:
         reaped: list[StoreEvent] = []  # filled on the writer thread, published once committed
@@ -424,16 +486,30 @@ class SQLiteStore(SQLiteJobApi, SQLiteWebhooks):
         return result
 
     async def delete_expired(self, now: datetime, limit: int) -> int:
-        def delete(conn: sqlite3.Connection) -> int:
+        def delete(conn: sqlite3.Connection) -> list[tuple[str, bool]]:
             with Transaction(conn):
-                ids = [
-                    r[0]
-                    for r in conn.execute(
-                        "SELECT id FROM jobs WHERE expires_at <= ? LIMIT ?", (_ts(now), limit)
-                    ).fetchall()
-                ]
-                for job_id in ids:
-                    conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))  # its blobs go with it
-                return len(ids)
+                rows = conn.execute(
+                    "SELECT id, blob_store IS NOT NULL OR outputs_token IS NOT NULL FROM jobs"
+                    " WHERE expires_at <= ? LIMIT ?",
+                    (_ts(now), limit),
+                ).fetchall()
+                for job_id, _ in rows:
+                    conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))  # its chunk rows go with it
+                return [(job_id, bool(beside)) for job_id, beside in rows]
 
-        return await self._write(delete)
+        deleted = await self._write(delete)
+        if self._beside is not None:  # the rows are gone: their files in the blob store go after them
+            await self._beside.forget_all([job_id for job_id, beside in deleted if beside])
+        return len(deleted)
+
+    async def collect_orphan_blobs(self, now: datetime) -> int:
+        if self._beside is None:
+            return 0
+
+        def tokens(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, str | None]:
+            marks = ", ".join("?" * len(ids))
+            rows = conn.execute(f"SELECT id, outputs_token FROM jobs WHERE id IN ({marks})", list(ids))
+            return {job_id: token for job_id, token in rows}
+
+        with reported(self._health):
+            return await self._beside.collect_orphans(lambda ids: self._read(lambda c: tokens(c, ids)), now)

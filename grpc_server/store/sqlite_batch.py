@@ -40,6 +40,8 @@ class NewJob:
     files: Sequence[StagedFile]
     limits: AdmissionLimits | None = None
     """Its key's limits, checked in the transaction that would insert it (None: no check)."""
+    blob_store: str | None = None
+    """The blob store its files were written to (then no chunk rows); None: chunk rows."""
 
 
 def insert_jobs(conn: sqlite3.Connection, batch: Sequence[NewJob]) -> list[BaseException | None]:
@@ -96,10 +98,10 @@ def _insert_new_jobs(conn: sqlite3.Connection, batch: Sequence[NewJob]) -> None:
     """The batch's rows and in-memory files in a few multi-row INSERTs; files on disk streamed."""
     if not batch:
         return
-    rows = [job_row(new.job, new.files, timestamp(new.job.created_at)) for new in batch]
+    rows = [job_row(new.job, new.files, timestamp(new.job.created_at), new.blob_store) for new in batch]
     _insert_rows(conn, "jobs", JOB_COLUMNS, rows)
     in_memory: list[tuple[Any, ...]] = []
-    for new in batch:
+    for new in (new for new in batch if new.blob_store is None):
         for staged in new.files:
             role, index = staged.info.role, staged.info.index
             if isinstance(staged.source, bytes):

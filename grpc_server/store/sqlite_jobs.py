@@ -11,6 +11,7 @@ from typing import TypeVar
 from grpc_server.domain.jobs import IDEMPOTENCY_WINDOW_SECONDS, Job, JobError, JobStatus
 from grpc_server.jobs_list import ListQuery
 from grpc_server.store.base import EventKind
+from grpc_server.store.blobs_beside import BlobsBeside
 from grpc_server.store.codec import error_json, job_from_row
 from grpc_server.store.job_api_sql import CANCELLABLE, PENDING, RETRYABLE_GUARD, list_sql
 from grpc_server.store.sqlite_batch import timestamp
@@ -58,7 +59,8 @@ def retry(conn: sqlite3.Connection, job_id: str) -> sqlite3.Row | None:
     with Transaction(conn):
         row: sqlite3.Row | None = conn.execute(
             f"UPDATE jobs SET status = '{JobStatus.PENDING}', status_code = 0, result = NULL,"
-            " error = NULL, completed_at = NULL, expires_at = NULL, change_seq = change_seq + 1"
+            " error = NULL, completed_at = NULL, expires_at = NULL, change_seq = change_seq + 1,"
+            " outputs_token = NULL"  # outputs in a blob store: left to the orphan sweep
             f" WHERE id = ? AND {RETRYABLE_GUARD} RETURNING *",
             (job_id,),
         ).fetchone()
@@ -108,6 +110,7 @@ class SQLiteJobApi:
     """The job API's methods of SQLiteStore (mixed in): each a function above on a store thread."""
 
     _webhook_plan: WebhookPlan | None = None
+    _beside: BlobsBeside | None = None
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         raise NotImplementedError
@@ -136,6 +139,8 @@ class SQLiteJobApi:
         deleted = await self._write(lambda c: delete(c, job_id))
         if deleted:
             self._publish("deleted", job_id)
+            if self._beside is not None:  # after the row: its URLs already answer 404
+                await self._beside.forget(job_id)
         return deleted
 
     async def queue_position(self, job: Job) -> int:

@@ -16,6 +16,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from grpc_server.blobs.base import BlobStore
+from grpc_server.blobs.directory import DirectoryBlobStore
 from grpc_server.store.base import JobStore
 from grpc_server.store.migrate import migrate
 from grpc_server.store.pg_connect import quote_ident
@@ -54,10 +56,12 @@ async def pg_schema() -> AsyncIterator[str]:
 
 @asynccontextmanager
 async def postgres_store(
-    schema: str, *, max_size: int = 10, scratch_dir: Path | None = None
+    schema: str, *, max_size: int = 10, scratch_dir: Path | None = None, blobs: BlobStore | None = None
 ) -> AsyncIterator[PostgresStore]:
     """An open store on `schema` (which must be migrated)."""
-    backend = PostgresStore(TEST_DATABASE_URL, schema=schema, max_size=max_size, scratch_dir=scratch_dir)
+    backend = PostgresStore(
+        TEST_DATABASE_URL, schema=schema, max_size=max_size, scratch_dir=scratch_dir, blobs=blobs
+    )
     await backend.open()
     try:
         yield backend
@@ -65,15 +69,26 @@ async def postgres_store(
         await backend.close()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+BACKENDS = ["sqlite", "sqlite+directory", "postgres", "postgres+directory"]
+"""Each job store with its files in the database and in a blob store beside it."""
+
+
+def blob_store_for(backend: str, tmp_path: Path) -> BlobStore | None:
+    if backend.endswith("+directory"):
+        return DirectoryBlobStore(tmp_path / "blobs", fsync=False)
+    return None
+
+
+@pytest.fixture(params=BACKENDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[JobStore]:
-    if request.param == "sqlite":
-        backend = SQLiteStore(tmp_path / "store.sqlite3")
+    blobs = blob_store_for(request.param, tmp_path)
+    if request.param.startswith("sqlite"):
+        backend = SQLiteStore(tmp_path / "store.sqlite3", blobs=blobs)
         await backend.open()
         yield backend
         await backend.close()
         return
     async with fresh_schema() as schema:
         await migrate(TEST_DATABASE_URL, schema=schema)
-        async with postgres_store(schema) as pg:
+        async with postgres_store(schema, blobs=blobs) as pg:
             yield pg

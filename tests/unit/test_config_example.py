@@ -29,6 +29,8 @@ ENV = {
     "OPENAI_KEY_2": "sk-two",
     "AZURE_OPENAI_API_KEY": "azure-key",
     "ASYNCGATE_JWT_SECRET": "an-example-jwt-signing-secret-of-enough-bytes",
+    "ASYNCGATE_S3_ACCESS_KEY_ID": "example-access-key",
+    "ASYNCGATE_S3_SECRET_ACCESS_KEY": "example-secret-key",
 }
 
 

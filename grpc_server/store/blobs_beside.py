@@ -1,0 +1,160 @@
+"""A job store's files in a blob store beside it: the keys, and the order of writes.
+
+Every blob is written before the row that references it commits (inputs before the job's
+INSERT, outputs before the UPDATE that completes it), so a committed row never points at a
+missing blob. What goes wrong in between leaves blobs no row references: a create refused
+or failed after its puts, a worker whose lease was lost, a crash. They are deleted at once
+where the store can (the create's failure, the completion's lost lease, a delete), and
+otherwise found later by collect_orphans, which lists the blob store and deletes blobs
+older than a grace period whose job is gone or whose outputs token is not the row's.
+
+Keys (grpc_server.blobs.base): `<job id>/in/<role>-<index>` for inputs,
+`<job id>/out-<token>/<index>` for outputs, a fresh token per completion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from grpc_server.blobs.base import BlobNotFound, BlobStore
+from grpc_server.domain.jobs import InputFile, Job, OutputBlob
+from grpc_server.store.base import StagedFile, StoreUnavailable
+
+log = logging.getLogger("asyncgate.store.blobs")
+
+ORPHAN_GRACE = timedelta(hours=1)
+"""A blob no row references is collected only once this old: a create writes its blobs before
+its row commits, and must not lose them to a collector running in between."""
+_FORGET_AT_ONCE = 16
+"""Jobs whose blobs are deleted concurrently (expired jobs go in batches of hundreds)."""
+_KEY = re.compile(r"(?P<job>[^/]+)/(?:in/[^/]+|out-(?P<token>[^/]+)/\d+)")
+
+OutputTokens = Callable[[Sequence[str]], Awaitable[dict[str, str | None]]]
+"""For job ids, the outputs token of each that still exists (missing ids: gone)."""
+
+
+def input_key(job_id: str, info: InputFile) -> str:
+    return f"{job_id}/in/{info.role}-{info.index}"
+
+
+def output_key(job_id: str, token: str, index: int) -> str:
+    return f"{job_id}/out-{token}/{index}"
+
+
+def beside_of(beside: BlobsBeside | None, name: str | None) -> BlobsBeside:
+    """The blob store holding a row's files (`name`, as the row records it; None: any, for outputs);
+    StoreUnavailable when this server is not configured with it."""
+    if beside is None or (name is not None and beside.name != name):
+        raise StoreUnavailable(
+            f"a job's files are in a {name or 'blob'} store this server is not configured with"
+            " (the [blobs] store setting)"
+        )
+    return beside
+
+
+class BlobsBeside:
+    """The blob store a job store keeps new jobs' files in (its name recorded in each row)."""
+
+    def __init__(self, blobs: BlobStore) -> None:
+        self.store = blobs
+        self.name = blobs.name
+
+    async def put_inputs(self, job_id: str, files: Sequence[StagedFile]) -> None:
+        """Write a new job's files, before its row; on failure, none is left behind."""
+        try:
+            for staged in files:
+                await self.store.put(input_key(job_id, staged.info), staged.source)
+        except BaseException:
+            await self.forget(job_id)
+            raise
+
+    async def put_outputs(self, job_id: str, outputs: Sequence[OutputBlob]) -> str:
+        """Write a completion's outputs under a fresh token, before the row; the token."""
+        token = secrets.token_hex(8)
+        try:
+            for index, output in enumerate(outputs):
+                await self.store.put(output_key(job_id, token, index), output.data)
+        except BaseException:
+            await self.forget_outputs(job_id, token)
+            raise
+        return token
+
+    async def read_output(self, job_id: str, token: str, index: int) -> AsyncIterator[bytes]:
+        """The output's bytes in chunks; nothing when it is gone (the job deleted meanwhile)."""
+        try:
+            async for chunk in self.store.read(output_key(job_id, token, index)):
+                yield chunk
+        except BlobNotFound:
+            return
+
+    async def output_url(self, job: Job, index: int, expires_in: timedelta) -> str | None:
+        if job.outputs_token is None:
+            return None
+        return await self.store.presign(output_key(job.id, job.outputs_token, index), expires_in)
+
+    async def export_inputs(self, job: Job, dest: Path) -> list[StagedFile]:
+        staged = []
+        for info in job.inputs:
+            path = dest / f"{info.role}-{info.index}"
+            try:
+                await self.store.export(input_key(job.id, info), path)
+            except BlobNotFound:
+                raise StoreUnavailable(
+                    f"job {job.id}: its {info.role} {info.index} is missing from the blob store"
+                ) from None
+            staged.append(StagedFile(info, path))
+        return staged
+
+    async def forget(self, job_id: str) -> None:
+        """Delete every blob of a job whose row is gone (or was never written). Best effort: what
+        cannot be deleted now is an orphan for collect_orphans."""
+        await self._delete_prefix(f"{job_id}/")
+
+    async def forget_outputs(self, job_id: str, token: str) -> None:
+        await self._delete_prefix(f"{job_id}/out-{token}/")
+
+    async def forget_all(self, job_ids: Collection[str]) -> None:
+        ids = list(job_ids)
+        for start in range(0, len(ids), _FORGET_AT_ONCE):
+            await asyncio.gather(*(self.forget(job_id) for job_id in ids[start : start + _FORGET_AT_ONCE]))
+
+    async def _delete_prefix(self, prefix: str) -> None:
+        try:
+            await self.store.delete_prefix(prefix)
+        except (StoreUnavailable, OSError) as exc:
+            log.warning("blobs under %s left for the orphan sweep: %s", prefix, exc)
+
+    async def collect_orphans(
+        self, tokens_of: OutputTokens, now: datetime, grace: timedelta = ORPHAN_GRACE
+    ) -> int:
+        """Delete the blobs older than `grace` that no row references; how many. Lists the whole
+        store, so it runs seldom (the sweeper's orphan interval)."""
+        candidates: dict[str, list[tuple[str, str | None]]] = {}
+        async for info in self.store.list():
+            match = _KEY.fullmatch(info.key)
+            if match is None or now - info.modified < grace:
+                continue  # not ours, or maybe a create or completion still on its way
+            candidates.setdefault(match["job"], []).append((info.key, match["token"]))
+        orphans: list[str] = []
+        ids = list(candidates)
+        for start in range(0, len(ids), 500):
+            batch = ids[start : start + 500]
+            live = await tokens_of(batch)
+            for job_id in batch:
+                if job_id not in live:
+                    orphans += [key for key, _ in candidates[job_id]]
+                else:
+                    current = live[job_id]
+                    orphans += [
+                        key for key, token in candidates[job_id] if token is not None and token != current
+                    ]
+        if orphans:
+            await self.store.delete(orphans)
+            log.info("orphan sweep: %d blobs no job references deleted", len(orphans))
+        return len(orphans)
