@@ -34,8 +34,9 @@ class _PostgresDialect:
     def time(self, value: datetime) -> object:
         return value
 
-    def label(self, key_param: str) -> str:
-        return f"(labels::jsonb ->> {key_param}::text)"
+    @property
+    def limits_each_arm(self) -> bool:
+        return True
 
 
 POSTGRES_DIALECT = _PostgresDialect()

@@ -28,8 +28,9 @@ class _SQLiteDialect:
     def time(self, value: datetime) -> object:
         return value.timestamp()
 
-    def label(self, key_param: str) -> str:
-        return f"json_extract(labels, '$.\"' || {key_param} || '\"')"
+    @property
+    def limits_each_arm(self) -> bool:
+        return False
 
 
 SQLITE_DIALECT = _SQLiteDialect()

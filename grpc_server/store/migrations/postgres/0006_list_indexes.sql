@@ -1,0 +1,39 @@
+-- ListJobs filters served by indexes (grpc_server.store.job_api_sql; plans in docs/benchmarks.md).
+--
+-- Status and type: one composite index. A listing filtered by either is one arm per (type,
+-- status) pair it allows, each an ordered scan of this index, merged newest first (Merge
+-- Append), so a page reads its own rows and one more per arm. Every update of a job already
+-- writes an entry into each of the table's full indexes (no update is HOT: status and
+-- lease_until are in index keys and predicates), so this index costs one entry per row version
+-- (bench/list_plans.py measures it), and it serves status, type and both at once.
+CREATE INDEX jobs_by_owner_type_status ON jobs (owner_key_id, request_type, status, created_at DESC, id DESC);
+
+-- Labels: one row per label of a job, written by a trigger when the job is inserted (labels
+-- never change afterwards) and deleted with it. Its index lists an owner's jobs with one label
+-- newest first, in keyset order, which a GIN index on the JSON cannot (it yields every match
+-- unordered); being another table, it costs nothing when the job's row is updated.
+CREATE TABLE job_labels (
+    job_id        text NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    key           text NOT NULL,
+    value         text NOT NULL,
+    owner_key_id  text,
+    created_at    timestamptz NOT NULL,
+    PRIMARY KEY (job_id, key)
+);
+INSERT INTO job_labels (job_id, key, value, owner_key_id, created_at)
+SELECT jobs.id, l.key, l.value, jobs.owner_key_id, jobs.created_at
+FROM jobs CROSS JOIN LATERAL jsonb_each_text(jobs.labels::jsonb) AS l
+WHERE jobs.labels <> '{}';
+CREATE INDEX job_labels_by_owner ON job_labels (owner_key_id, key, value, created_at DESC, job_id DESC);
+
+CREATE FUNCTION job_labels_of_new_job() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO job_labels (job_id, key, value, owner_key_id, created_at)
+    SELECT NEW.id, l.key, l.value, NEW.owner_key_id, NEW.created_at
+    FROM jsonb_each_text(NEW.labels::jsonb) AS l;
+    RETURN NULL;
+END
+$$;
+-- WHEN: a job without labels does not call the function at all.
+CREATE TRIGGER jobs_labels AFTER INSERT ON jobs
+    FOR EACH ROW WHEN (NEW.labels <> '{}') EXECUTE FUNCTION job_labels_of_new_job();
