@@ -149,7 +149,7 @@ async def test_each_filter_pages_exactly_the_matching_jobs_while_jobs_arrive(
     store: JobStore, owner: str | None
 ) -> None:
     made = await _fill(store)
-    arrivals, arrived = random.Random(7), []
+    arrivals, arrived = random.Random(7), list[Job]()
     for name, query in QUERIES.items():
         query = replace(query, owner_key_id=owner)
         expected = [
