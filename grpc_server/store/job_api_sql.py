@@ -23,6 +23,14 @@ RETRYABLE_GUARD = in_status(*sorted(RETRYABLE))
 PENDING = in_status(JobStatus.PENDING)
 
 
+def oldest_first_position_sql(created: str, job_id: str) -> str:
+    """The pending jobs an oldest-first claim takes before the job (created, job_id)."""
+    return (
+        f"SELECT count(*) FROM jobs WHERE {PENDING}"
+        f" AND (created_at < {created} OR (created_at = {created} AND id < {job_id}))"
+    )
+
+
 NEWEST_FIRST = "ORDER BY created_at DESC, id DESC"
 
 
