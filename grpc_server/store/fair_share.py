@@ -119,12 +119,12 @@ POSTGRES_POSITION = (
     "), others AS MATERIALIZED ("
     " SELECT k.owner, k.priority, mine.running + mine.ahead + 1 - k.running AS place"
     " FROM keys k CROSS JOIN mine WHERE k.owner <> $1"
-    ") SELECT (SELECT ahead FROM mine) + COALESCE(sum(CASE"
+    ") SELECT ((SELECT ahead FROM mine) + COALESCE(sum(CASE"
     f" WHEN priority > $4 THEN (SELECT count(*) {_queue('others.owner')})"
     " WHEN priority < $4 OR place <= 0 THEN 0"
     f" ELSE COALESCE(others.place - 1 + ({_probe('others.owner', 'others.place', '$2', '$3')}),"
     f" (SELECT count(*) {_queue('others.owner')}))"
-    " END), 0) FROM others"
+    " END), 0))::bigint FROM others"  # sum() of bigints is numeric
 )
 """X's position under fair share, in one statement (a snapshot)."""
 

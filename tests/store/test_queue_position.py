@@ -17,7 +17,9 @@ from tests.store.test_store_contract import LEASE, T0, _job
 
 
 async def _positions(store: JobStore, jobs: list[Job]) -> dict[str, int]:
-    return {job.id: await store.queue_position(job) for job in jobs}
+    positions = {job.id: await store.queue_position(job) for job in jobs}
+    assert all(type(p) is int for p in positions.values())  # a Decimal would not fit the proto
+    return positions
 
 
 async def _claim_checking_positions(store: JobStore, pending: list[Job]) -> None:
