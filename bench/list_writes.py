@@ -2,10 +2,11 @@
 0006, both holding the same jobs, in alternating rounds. Run by bench.list_plans.
 
 Per job: inserting it, without labels and with two (which the trigger copies into job_labels),
-then moving it pending -> processing, renewing its lease and completing it. The inserts go as
+then moving it pending -> processing, renewing its lease, completing it and deleting it (three
+in four of the deleted jobs have labels, which the delete trigger removes). The inserts go as
 the stores write them: PostgreSQL one INSERT a job (a round's jobs pipelined in one
 transaction); SQLite the group commit's batch insert (sqlite_batch.insert_jobs, 100 jobs a
-batch, one small input file each). The updates are one statement a job.
+batch, one small input file each). The updates and deletes are one statement a job.
 
 The figure is CPU time per job of whoever does the work (the PostgreSQL backend, from
 /proc/PID/schedstat; the SQLite process), which other work on the machine disturbs far less than elapsed
@@ -46,11 +47,13 @@ _INSERT = (
     " created_at, labels) VALUES ($1, $2, 'pending', 'local/hashing', $3, '{}', '[]', 3600, $4, $5)"
 )
 _UPDATES = {
+    # $2: the lease's end, the completion, the expiry (each job's created_at: the rows exist).
     "claim (pending -> processing)": "UPDATE jobs SET status = 'processing', lease_owner = 'w',"
     " lease_until = $2, attempts = attempts + 1, change_seq = change_seq + 1 WHERE id = $1",
     "lease renewal": "UPDATE jobs SET lease_until = $2 WHERE id = $1",
     "complete": "UPDATE jobs SET status = 'completed', completed_at = $2, expires_at = $2,"
     " change_seq = change_seq + 1 WHERE id = $1",
+    "delete (expiry)": "DELETE FROM jobs WHERE id = $1 AND expires_at <= $2",
 }
 INSERTS = ("insert, no labels", "insert, two labels")
 WRITES = (*INSERTS, *_UPDATES)

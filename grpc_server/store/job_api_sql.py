@@ -57,8 +57,8 @@ def list_sql(query: ListQuery, dialect: Dialect) -> tuple[str, list[object]]:
     paging on (created_at, id). Each filter of a caller's jobs is served by an index (migration
     0006) that yields the jobs in that order, so a page reads its own rows:
 
-    - labels: the first label's rows in job_labels_by_owner (each further label joined to it on
-      the same (created_at, job id), so the planner may start from the rarer one or merge both);
+    - labels: the first label's rows in job_labels, by its primary key (each further label
+      joined to it on the same job, so the planner may start from the rarer one or merge both);
     - status and/or type: one arm per (type, status) pair allowed, each a scan of
       jobs_by_owner_type_status, merged (a UNION ALL under the ORDER BY: PostgreSQL's Merge
       Append, SQLite's merge of co-routines; both stop at the LIMIT);
@@ -146,13 +146,11 @@ def _by_labels(
     joins, where = [], []
     for n, (key, value) in enumerate(sorted(query.labels.items())):
         label = [f"l{n}.key = {arg(key)}", f"l{n}.value = {arg(value)}"]
-        if owner is not None:
-            label.insert(0, f"l{n}.owner_key_id = {owner}")
         if n == 0:
-            where += label
-        else:
-            same_job = [f"l{n}.job_id = l0.job_id", f"l{n}.created_at = l0.created_at"]
-            joins.append(f" JOIN job_labels l{n} ON {' AND '.join(same_job + label)}")
+            where += ([f"l0.owner_key_id = {owner}"] if owner is not None else []) + label
+        else:  # the same job: every column of the primary key given
+            same = [f"l{n}.{column} = l0.{column}" for column in ("owner_key_id", "created_at", "job_id")]
+            joins.append(f" JOIN job_labels l{n} ON {' AND '.join(same + label)}")
     if statuses:
         where.append(in_status(*statuses, column="jobs.status"))
     if query.request_type is not None:

@@ -81,10 +81,10 @@ async def test_label_rows_follow_the_jobs_from_before_the_migration_on(dialect: 
             [(old.id, "env", "prod", "vk-a"), (old.id, "team", "a", "vk-a")]
         )
 
-        new = replace(_job(), owner_key_id=None, labels={"k.1": "v=1"})
+        new = replace(_job(), owner_key_id=None, labels={"k.1": "v=1"})  # keyless: the owner ''
         await _insert_job(dialect, db, new)
-        assert (new.id, "k.1", "v=1", None) in await _rows(dialect, db, pg)
+        assert (new.id, "k.1", "v=1", "") in await _rows(dialect, db, pg)
         await db.execute("DELETE FROM jobs WHERE id = ?", old.id)
-        assert await _rows(dialect, db, pg) == [(new.id, "k.1", "v=1", None)]
+        assert await _rows(dialect, db, pg) == [(new.id, "k.1", "v=1", "")]
         await db.execute("DELETE FROM jobs")
         assert await _rows(dialect, db, pg) == []
