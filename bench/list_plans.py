@@ -1,7 +1,7 @@
 """ListJobs on PostgreSQL with many jobs: the plan of each filter, and what the indexes that
 serve them (migration 0006) cost the writes.
 
-    python -m bench.list_plans [--jobs 100000] [--owners 20] [--rounds 5] [--plans-only]
+    python -m bench.list_plans [--jobs 100000] [--owners 20] [--rounds 10] [--plans-only]
 
 Plans: each query as the store builds it (grpc_server.store.job_api_sql.list_sql), run under
 EXPLAIN (ANALYZE, BUFFERS) on a fresh database of `jobs` jobs spread over `owners` virtual
@@ -11,9 +11,9 @@ jobs, the rows it returned and its time (best of 3). For comparison, the forms i
 the owner's index with a filter (the 0006 index dropped inside a rolled-back transaction), the
 label as a JSON filter, and a GIN index (jsonb_path_ops) with a containment query.
 
-Writes: the per-row cost of inserting jobs (three in four with two labels) and of moving them
-pending -> processing, renewing the lease and completing them, on a database at 0005 against
-one at 0006 (both holding the same `jobs` jobs), in alternating rounds; PostgreSQL, then SQLite.
+Writes (bench.list_writes): the CPU time per job of inserting, claiming, renewing, completing
+and deleting jobs on a database at 0005 against one at 0006 (and, on PostgreSQL, one at 0005
+with the GIN index), all holding the same `jobs` jobs, in alternating rounds.
 """
 
 from __future__ import annotations
