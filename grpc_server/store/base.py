@@ -270,7 +270,9 @@ class JobStore(Protocol):
         ...
 
     async def queue_position(self, job: Job) -> int:
-        """How many pending jobs a claim (oldest first) would take before this one."""
+        """How many pending jobs the claims would take before this pending one, in the claim's
+        order: the fair order under the key policy's fair_share (store.fair_share), else oldest
+        first."""
         ...
 
     async def job_by_request_id(self, owner_key_id: str | None, key: str) -> Job | None:

@@ -74,3 +74,68 @@ SQLITE_ORDER = (
     f") SELECT id FROM candidates ORDER BY {ORDER} LIMIT ?1"
 )
 """The ids to claim, in claim order."""
+
+
+# Queue positions: how many pending jobs the claim takes before a given pending job X.
+#
+# The claim order is a total order on the pending jobs, (priority of the key desc, turn,
+# created_at, id), which claiming does not change while the claimed jobs run (a claimed job's
+# key has one running job more and one queued job less: the others' turns stay). So X's
+# position is, over the keys with pending jobs: every job of a key of higher priority; none of
+# a lower one; of a key K of X's priority with r running jobs, its first t - r - 1 (X's turn t),
+# and the (t - r)-th too if it is older than X; of X's own key, those older than X. Each term
+# reads at most the jobs it counts, plus one, in jobs_owner_queue: the cost follows the
+# position (as the oldest-first count does), never the whole backlog. Ignored, as by the claim
+# of one replica: rows another replica's claim holds locked at that moment.
+
+
+def _queue(owner: str) -> str:
+    return f"FROM jobs WHERE {_PENDING} AND {_OWNER} = {owner}"
+
+
+def _ahead_in_key(owner: str, created: str, job_id: str) -> str:
+    """X's own key's pending jobs before X."""
+    return f"SELECT count(*) {_queue(owner)} AND (created_at, id) < ({created}, {job_id})"
+
+
+def _probe(owner: str, place: str, created: str, job_id: str) -> str:
+    """1 if the key's place-th (1-based) pending job is older than X, 0 if not; no row if the
+    key has fewer pending jobs."""
+    return (
+        f"SELECT CASE WHEN (created_at, id) < ({created}, {job_id}) THEN 1 ELSE 0 END {_queue(owner)}"
+        f" ORDER BY created_at, id LIMIT 1 OFFSET {place} - 1"
+    )
+
+
+POSTGRES_POSITION = (
+    # $1: X's key ('' keyless), $2, $3: its created_at and id, $4: its key's priority;
+    # $5, $6: the keys' ids and priorities (others: 0).
+    f"WITH RECURSIVE {_OWNERS}, keys AS MATERIALIZED ("
+    f" SELECT o.owner, COALESCE(p.priority, 0) AS priority, {_running('o.owner')} AS running"
+    " FROM owners o LEFT JOIN unnest($5::text[], $6::int[]) AS p(owner, priority) ON p.owner = o.owner"
+    " WHERE o.owner IS NOT NULL"
+    f"), mine AS MATERIALIZED (SELECT ({_ahead_in_key('$1', '$2', '$3')}) AS ahead,"
+    " COALESCE((SELECT running FROM keys WHERE owner = $1), 0) AS running"
+    "), others AS MATERIALIZED ("
+    " SELECT k.owner, k.priority, mine.running + mine.ahead + 1 - k.running AS place"
+    " FROM keys k CROSS JOIN mine WHERE k.owner <> $1"
+    ") SELECT ((SELECT ahead FROM mine) + COALESCE(sum(CASE"
+    f" WHEN priority > $4 THEN (SELECT count(*) {_queue('others.owner')})"
+    " WHEN priority < $4 OR place <= 0 THEN 0"
+    f" ELSE COALESCE(others.place - 1 + ({_probe('others.owner', 'others.place', '$2', '$3')}),"
+    f" (SELECT count(*) {_queue('others.owner')}))"
+    " END), 0))::bigint FROM others"  # sum() of bigints is numeric
+)
+"""X's position under fair share, in one statement (a snapshot)."""
+
+SQLITE_KEYS = (
+    # ?1: a JSON object {key id: priority} (others: 0).
+    f"WITH RECURSIVE {_OWNERS}"
+    f" SELECT o.owner, COALESCE(p.value, 0), {_running('o.owner')}"
+    " FROM owners o LEFT JOIN json_each(?1) AS p ON p.key = o.owner WHERE o.owner IS NOT NULL"
+)
+"""The keys with pending jobs: (key, priority, running jobs)."""
+SQLITE_AHEAD_IN_KEY = _ahead_in_key("?1", "?2", "?3")
+SQLITE_PROBE = _probe("?1", "?4", "?2", "?3")
+SQLITE_QUEUED = f"SELECT count(*) {_queue('?1')}"
+"""SQLite cannot take LIMIT or OFFSET from an outer query: its store runs these per key."""

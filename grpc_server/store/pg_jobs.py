@@ -15,6 +15,7 @@ from grpc_server.store.admission import (
     ADVISORY_LOCK_CLASS,
     WINDOW,
     AdmissionLimits,
+    KeyPolicy,
     in_flight_sql,
     refuse_in_flight,
     refuse_rate,
@@ -22,7 +23,8 @@ from grpc_server.store.admission import (
 )
 from grpc_server.store.blobs_beside import BlobsBeside
 from grpc_server.store.codec import error_json, job_from_row
-from grpc_server.store.job_api_sql import CANCELLABLE, PENDING, RETRYABLE_GUARD, list_sql
+from grpc_server.store.fair_share import POSTGRES_POSITION
+from grpc_server.store.job_api_sql import CANCELLABLE, RETRYABLE_GUARD, list_sql, oldest_first_position_sql
 from grpc_server.store.pg_blobs import Connection
 from grpc_server.store.pg_outbox import write_event
 from grpc_server.webhooks.outbox import WebhookPlan
@@ -35,8 +37,9 @@ class _PostgresDialect:
     def time(self, value: datetime) -> object:
         return value
 
-    def label(self, key_param: str) -> str:
-        return f"(labels::jsonb ->> {key_param}::text)"
+    @property
+    def limits_each_arm(self) -> bool:
+        return True
 
 
 POSTGRES_DIALECT = _PostgresDialect()
@@ -64,6 +67,7 @@ async def check_limits(conn: Connection, job: Job, limits: AdmissionLimits) -> N
 class PostgresJobApi:
     _webhook_plan: WebhookPlan | None = None
     _beside: BlobsBeside | None = None
+    _policy: KeyPolicy
 
     def _connection(self) -> AbstractAsyncContextManager[Connection]:
         raise NotImplementedError
@@ -123,13 +127,21 @@ class PostgresJobApi:
         return deleted is not None
 
     async def queue_position(self, job: Job) -> int:
+        policy = self._policy
         async with self._connection() as conn:
-            count: int = await conn.fetchval(
-                f"SELECT count(*) FROM jobs WHERE {PENDING}"
-                " AND (created_at < $1 OR (created_at = $1 AND id < $2))",
-                job.created_at,
-                job.id,
-            )
+            if policy.fair_share:  # the claim's order (fair_share explains the count)
+                owner = job.owner_key_id or ""
+                count: int = await conn.fetchval(
+                    POSTGRES_POSITION,
+                    owner,
+                    job.created_at,
+                    job.id,
+                    policy.priorities.get(owner, 0),
+                    list(policy.priorities),
+                    list(policy.priorities.values()),
+                )
+            else:
+                count = await conn.fetchval(oldest_first_position_sql("$1", "$2"), job.created_at, job.id)
         return count
 
     async def job_by_request_id(self, owner_key_id: str | None, key: str) -> Job | None:

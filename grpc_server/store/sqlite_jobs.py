@@ -1,5 +1,6 @@
-"""The SQLite store's job API writes and reads: cancel, retry, delete, queue position, request
-ids. Plain functions run on the store's writer (or reader) thread, each one transaction."""
+"""The SQLite store's job API writes and reads: cancel, retry, delete, queue position
+(sqlite_position), request ids, listing. Plain functions run on the store's writer (or reader)
+thread, each one transaction."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ from typing import TypeVar
 
 from grpc_server.domain.jobs import IDEMPOTENCY_WINDOW_SECONDS, Job, JobError, JobStatus
 from grpc_server.jobs_list import ListQuery
+from grpc_server.store.admission import KeyPolicy
 from grpc_server.store.base import EventKind
 from grpc_server.store.blobs_beside import BlobsBeside
 from grpc_server.store.codec import error_json, job_from_row
-from grpc_server.store.job_api_sql import CANCELLABLE, PENDING, RETRYABLE_GUARD, list_sql
+from grpc_server.store.job_api_sql import CANCELLABLE, RETRYABLE_GUARD, list_sql
 from grpc_server.store.sqlite_batch import timestamp
 from grpc_server.store.sqlite_outbox import write_event
+from grpc_server.store.sqlite_position import fair_position, oldest_first_position
 from grpc_server.store.sqlite_wal import Transaction
 from grpc_server.webhooks.outbox import WebhookPlan
 
@@ -29,8 +32,9 @@ class _SQLiteDialect:
     def time(self, value: datetime) -> object:
         return value.timestamp()
 
-    def label(self, key_param: str) -> str:
-        return f"json_extract(labels, '$.\"' || {key_param} || '\"')"
+    @property
+    def limits_each_arm(self) -> bool:
+        return False
 
 
 SQLITE_DIALECT = _SQLiteDialect()
@@ -74,16 +78,6 @@ def delete(conn: sqlite3.Connection, job_id: str) -> bool:
     return conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,)).rowcount == 1
 
 
-def queue_position(conn: sqlite3.Connection, job: Job) -> int:
-    """How many pending jobs a claim (oldest first) takes before this one."""
-    created = timestamp(job.created_at)
-    count: int = conn.execute(
-        f"SELECT count(*) FROM jobs WHERE {PENDING} AND (created_at < ? OR (created_at = ? AND id < ?))",
-        (created, created, job.id),
-    ).fetchone()[0]
-    return count
-
-
 def by_request_id(conn: sqlite3.Connection, owner_key_id: str | None, key: str) -> sqlite3.Row | None:
     row: sqlite3.Row | None = conn.execute(
         "SELECT * FROM jobs WHERE COALESCE(owner_key_id, '') = ? AND idempotency_key = ?",
@@ -111,6 +105,7 @@ class SQLiteJobApi:
 
     _webhook_plan: WebhookPlan | None = None
     _beside: BlobsBeside | None = None
+    _policy: KeyPolicy
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         raise NotImplementedError
@@ -144,7 +139,10 @@ class SQLiteJobApi:
         return deleted
 
     async def queue_position(self, job: Job) -> int:
-        return await self._read(lambda c: queue_position(c, job))
+        policy = self._policy
+        if policy.fair_share:
+            return await self._read(lambda c: fair_position(c, job, policy.priorities))
+        return await self._read(lambda c: oldest_first_position(c, job))
 
     async def job_by_request_id(self, owner_key_id: str | None, key: str) -> Job | None:
         row = await self._read(lambda c: by_request_id(c, owner_key_id, key))

@@ -75,6 +75,7 @@ async def test_migrations_apply_once(pg_schema: str) -> None:
     assert await PostgresStore(TEST_DATABASE_URL, schema=pg_schema).migrate() == []
     assert await _tables(pg_schema) == [
         "blob_chunks",
+        "job_labels",
         "jobs",
         "schema_migrations",
         "webhook_attempts",
@@ -88,6 +89,7 @@ async def test_replicas_migrating_at_once_apply_each_migration_once(pg_schema: s
     assert sorted(results) == [[]] * 4 + [VERSIONS]
     assert await _tables(pg_schema) == [
         "blob_chunks",
+        "job_labels",
         "jobs",
         "schema_migrations",
         "webhook_attempts",
@@ -234,6 +236,7 @@ async def test_the_factory_picks_and_prepares_the_backend(pg_schema: str, tmp_pa
     try:
         assert await _tables(pg_schema) == [
             "blob_chunks",
+            "job_labels",
             "jobs",
             "schema_migrations",
             "webhook_attempts",

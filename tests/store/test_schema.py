@@ -194,6 +194,7 @@ async def test_both_dialects_have_the_same_indexes(tmp_path: Path) -> None:
             "jobs_expiry",
             "jobs_idempotency",
             "jobs_by_owner",
+            "jobs_by_owner_type_status",
             "jobs_owner_queue",
             "jobs_owner_running",
             "webhook_outbox_due",
