@@ -22,6 +22,8 @@ from tests.store.test_schema import Raw, _insert_job, _PostgresRaw, _SQLiteRaw
 from tests.store.test_store_contract import _job
 
 BEFORE = "0005_fair_share"
+LAST_COLUMN_AT_0005 = "webhook"
+"""The last of the columns a new job's row sets that the jobs table had at 0005."""
 LABELS = "SELECT job_id, key, value, owner_key_id FROM job_labels ORDER BY job_id, key"
 
 
@@ -69,14 +71,16 @@ async def _rows(dialect: str, db: Raw, pg: asyncpg.Connection | None) -> list[tu
 async def test_label_rows_follow_the_jobs_from_before_the_migration_on(dialect: str, tmp_path: Path) -> None:
     async with _at_0005(dialect, tmp_path) as (db, pg):
         old = replace(_job(), labels={"team": "a", "env": "prod"})
-        await _insert_job(dialect, db, old)
-        await _insert_job(dialect, db, replace(_job(), owner_key_id="vk-b"))  # no labels
+        await _insert_job(dialect, db, old, last_column=LAST_COLUMN_AT_0005)
+        await _insert_job(dialect, db, replace(_job(), owner_key_id="vk-b"), last_column=LAST_COLUMN_AT_0005)
+        later = [m.version for m in migrations(dialect) if m.version > BEFORE]
+        assert later[0] == "0006_list_indexes"
         if pg is None:
             assert isinstance(db, _SQLiteRaw)
-            assert migrate_sqlite(db.conn) == ["0006_list_indexes"]
+            assert migrate_sqlite(db.conn) == later
         else:
             schema = await pg.fetchval("SELECT current_schema()")
-            assert await migrate(TEST_DATABASE_URL, schema=schema) == ["0006_list_indexes"]
+            assert await migrate(TEST_DATABASE_URL, schema=schema) == later
         assert await _rows(dialect, db, pg) == sorted(
             [(old.id, "env", "prod", "vk-a"), (old.id, "team", "a", "vk-a")]
         )

@@ -96,10 +96,18 @@ def _time(dialect: str, when: datetime) -> Any:
 
 
 async def _insert_job(
-    dialect: str, db: Raw, job: Job, status: str | None = None, *, legacy: bool = False
+    dialect: str,
+    db: Raw,
+    job: Job,
+    status: str | None = None,
+    *,
+    legacy: bool = False,
+    last_column: str | None = None,
 ) -> None:
-    """`legacy`: into a schema of before 0003 (only the columns it had)."""
-    count = JOB_COLUMNS.index("created_at") + 1 if legacy else len(JOB_COLUMNS)
+    """`legacy`: into a schema of before 0003 (only the columns it had); `last_column`: into a
+    schema whose jobs have the columns up to that one."""
+    last = "created_at" if legacy else last_column
+    count = JOB_COLUMNS.index(last) + 1 if last is not None else len(JOB_COLUMNS)
     values = list(job_row(job, [], _time(dialect, job.created_at)))[:count]
     if status is not None:
         values[JOB_COLUMNS.index("status")] = status
