@@ -339,7 +339,7 @@ class PostgresStore(PostgresJobApi, PostgresWebhooks):
         else:
             chosen = (
                 "WITH next AS MATERIALIZED ("
-                f"  SELECT id FROM jobs WHERE {_CLAIMABLE} ORDER BY created_at LIMIT $3"
+                f"  SELECT id FROM jobs WHERE {_CLAIMABLE} ORDER BY created_at, id LIMIT $3"
                 "  FOR UPDATE SKIP LOCKED)"
             )
             order, extra, returned = "created_at, id", (), "jobs.*"

@@ -290,7 +290,7 @@ class SQLiteStore(SQLiteJobApi, SQLiteWebhooks):
             rows = conn.execute(
                 f"UPDATE jobs SET status = '{JobStatus.PROCESSING}', lease_owner = ?, lease_until = ?,"
                 " attempts = attempts + 1, change_seq = change_seq + 1"
-                f" WHERE id IN (SELECT id FROM jobs WHERE {_CLAIMABLE} ORDER BY created_at LIMIT ?)"
+                f" WHERE id IN (SELECT id FROM jobs WHERE {_CLAIMABLE} ORDER BY created_at, id LIMIT ?)"
                 f" AND {_CLAIMABLE} RETURNING *",
                 (worker, _ts(lease_until), limit),
             ).fetchall()
