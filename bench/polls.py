@@ -6,7 +6,8 @@ polls (`GET /v1/async/embeddings/{id}` through the bridge) are compared with a b
 handler returning the very same answer, and gRPC `GetJob` with a bare grpc.aio handler
 returning the very same reply, each with the same closed-loop load. A third comparison gives
 the REST ratio's ceiling while every poll asks the server (access and existence are decided
-there): the bare aiohttp handler plus one GetJob call to the bare grpc.aio handler.
+there): the bare aiohttp handler plus one GetJob call to the bare grpc.aio handler (the
+"relay"); a fourth compares asyncgate's REST polls with the relay directly.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -155,9 +157,14 @@ async def poll_measurement(workdir: Path, settings: Settings) -> dict[str, Any]:
             )
             # The most the REST ratio can be while each poll makes one gRPC call: the bare
             # handler plus one GetJob to the bare grpc.aio handler, and nothing else.
+            relay_side = Side("relay", relayed_rest.run, {"relay": relay.pid, "grpc-baseline": grpc_base.pid})
             ceiling = await settings.compare(
-                Side("baseline", bare_rest.run, {"rest-baseline": rest_base.pid}),
-                Side("relay", relayed_rest.run, {"relay": relay.pid, "grpc-baseline": grpc_base.pid}),
+                Side("baseline", bare_rest.run, {"rest-baseline": rest_base.pid}), relay_side
+            )
+            # asyncgate's REST polls against that ceiling directly, in interleaved rounds.
+            to_ceiling = await settings.compare(
+                replace(relay_side, name="baseline"),
+                Side("asyncgate", real_rest.run, {"rest-bridge": bridge.pid, "grpc-server": server.pid}),
             )
     return {
         "answer_bytes": len(body),
@@ -165,6 +172,7 @@ async def poll_measurement(workdir: Path, settings: Settings) -> dict[str, Any]:
         "rest": comparison(*rest),
         "grpc": comparison(*grpc_side),
         "rest_ceiling": comparison(*ceiling),
+        "rest_to_ceiling": comparison(*to_ceiling),
     }
 
 

@@ -165,6 +165,8 @@ def format_report(report: dict[str, Any]) -> str:
                 "bare aiohttp",
                 "relay",
             )
+        if "rest_to_ceiling" in polls:
+            lines += comparison_lines("REST poll against that ceiling", polls["rest_to_ceiling"], "relay")
     if "bombs" in report:
         lines += bomb_lines(report["bombs"])
     if "fairness" in report:
