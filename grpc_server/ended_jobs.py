@@ -20,7 +20,9 @@ When an entry may answer without any store read depends on the store's events:
 
 A read can race an event: a poll reads an ended job, the job is deleted and its event heard,
 then the read's result comes back. Such an answer is not kept: an entry is put only when no
-event of another job's creation (the one kind that cannot concern it) came while it was read.
+event came while the job was read (a new job's "submitted" aside: it cannot concern an ended
+job). An event of any job counts, so that no kind of event can be missed: at worst a put is
+skipped and the next poll puts it.
 
 Bounded in entries, least recently used out first.
 """
@@ -91,7 +93,10 @@ class EndedJobs(Generic[A]):
     def kept(self, job: Job) -> A | None:
         """The answer kept for this very state of `job`, just read from the store."""
         entry = self._entries.get(job.id)
-        return entry.answer if entry is not None and entry.change_seq == job.change_seq else None
+        if entry is None or entry.change_seq != job.change_seq:
+            return None
+        self._entries.move_to_end(job.id)
+        return entry.answer
 
     def put(self, job: Job, answer: A, mark: int) -> None:
         """Keep the answer of an ended job read after reading() returned `mark`; not when an
