@@ -4,7 +4,10 @@ the same bytes.
 One embedding job (2 inputs x 256 dimensions, local provider) is run to completion; then REST
 polls (`GET /v1/async/embeddings/{id}` through the bridge) are compared with a bare aiohttp
 handler returning the very same answer, and gRPC `GetJob` with a bare grpc.aio handler
-returning the very same reply, each with the same closed-loop load.
+returning the very same reply, each with the same closed-loop load. A third comparison gives
+the REST ratio's ceiling while every poll asks the server (access and existence are decided
+there): the bare aiohttp handler plus one GetJob call to the bare grpc.aio handler (the
+"relay"); a fourth compares asyncgate's REST polls with the relay directly.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -103,6 +107,17 @@ async def _ended_job(bridge_url: str, grpc_target: str) -> tuple[str, bytes, byt
     return job_id, body, reply.SerializeToString()
 
 
+def _baseline(stack: contextlib.ExitStack, workdir: Path, kind: str, *args: str) -> tuple[procs.Process, int]:
+    port = procs.free_port()
+    process = procs.start(
+        stack,
+        f"polls-{kind}-baseline",
+        ["-m", "bench.poll_baselines", kind, "--port", str(port), *args],
+        workdir,
+    )
+    return process, port
+
+
 async def poll_measurement(workdir: Path, settings: Settings) -> dict[str, Any]:
     options = procs.ServerOptions(concurrency=4, poll_interval_seconds=0.2)
     with contextlib.ExitStack() as stack:
@@ -111,45 +126,24 @@ async def poll_measurement(workdir: Path, settings: Settings) -> dict[str, Any]:
         bridge, bridge_url = procs.start_bridge(stack, workdir, target, "polls-rest-bridge")
         await procs.wait_http_ready(bridge, bridge_url)
         job_id, body, reply = await _ended_job(bridge_url, target)
-        (workdir / "poll-body.json").write_bytes(body)
-        (workdir / "poll-reply.bin").write_bytes(reply)
-        rest_port, grpc_port = procs.free_port(), procs.free_port()
-        rest_base = procs.start(
-            stack,
-            "polls-rest-baseline",
-            [
-                "-m",
-                "bench.poll_baselines",
-                "rest",
-                "--port",
-                str(rest_port),
-                "--body",
-                str(workdir / "poll-body.json"),
-            ],
-            workdir,
-        )
-        grpc_base = procs.start(
-            stack,
-            "polls-grpc-baseline",
-            [
-                "-m",
-                "bench.poll_baselines",
-                "grpc",
-                "--port",
-                str(grpc_port),
-                "--reply",
-                str(workdir / "poll-reply.bin"),
-            ],
-            workdir,
-        )
+        body_file, reply_file = workdir / "poll-body.json", workdir / "poll-reply.bin"
+        body_file.write_bytes(body)
+        reply_file.write_bytes(reply)
+        rest_base, rest_port = _baseline(stack, workdir, "rest", "--body", str(body_file))
+        grpc_base, grpc_port = _baseline(stack, workdir, "grpc", "--reply", str(reply_file))
         base_target = f"127.0.0.1:{grpc_port}"
+        relay, relay_port = _baseline(
+            stack, workdir, "relay", "--body", str(body_file), "--target", base_target
+        )
         await procs.wait_grpc_ready(grpc_base, base_target)
-        rest_base_url = f"http://127.0.0.1:{rest_port}"
+        rest_base_url, relay_url = f"http://127.0.0.1:{rest_port}", f"http://127.0.0.1:{relay_port}"
         await _wait_http(rest_base, rest_base_url)
+        await _wait_http(relay, relay_url)
         path = f"{EMBEDDINGS}/{job_id}"
         async with (
             RestPolls(rest_base_url + path, settings.concurrency) as bare_rest,
             RestPolls(bridge_url + path, settings.concurrency) as real_rest,
+            RestPolls(relay_url + path, settings.concurrency) as relayed_rest,
             GrpcPolls(base_target, job_id, settings.concurrency) as bare_grpc,
             GrpcPolls(target, job_id, settings.concurrency) as real_grpc,
         ):
@@ -161,11 +155,24 @@ async def poll_measurement(workdir: Path, settings: Settings) -> dict[str, Any]:
                 Side("baseline", bare_grpc.run, {"grpc-baseline": grpc_base.pid}),
                 Side("asyncgate", real_grpc.run, {"grpc-server": server.pid}),
             )
+            # The most the REST ratio can be while each poll makes one gRPC call: the bare
+            # handler plus one GetJob to the bare grpc.aio handler, and nothing else.
+            relay_side = Side("relay", relayed_rest.run, {"relay": relay.pid, "grpc-baseline": grpc_base.pid})
+            ceiling = await settings.compare(
+                Side("baseline", bare_rest.run, {"rest-baseline": rest_base.pid}), relay_side
+            )
+            # asyncgate's REST polls against that ceiling directly, in interleaved rounds.
+            to_ceiling = await settings.compare(
+                replace(relay_side, name="baseline"),
+                Side("asyncgate", real_rest.run, {"rest-bridge": bridge.pid, "grpc-server": server.pid}),
+            )
     return {
         "answer_bytes": len(body),
         "reply_bytes": len(reply),
         "rest": comparison(*rest),
         "grpc": comparison(*grpc_side),
+        "rest_ceiling": comparison(*ceiling),
+        "rest_to_ceiling": comparison(*to_ceiling),
     }
 
 

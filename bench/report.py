@@ -14,6 +14,7 @@ from bench.tables import comparison_lines, f
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 THROUGHPUT_GOAL = 0.5
+POLL_GOALS = {"rest": 0.3, "grpc": 0.5}
 MEMORY_GOAL = 2.0
 MB = 1e6
 
@@ -38,6 +39,11 @@ def goals(report: dict[str, Any]) -> list[dict[str, Any]]:
                 found.append(_goal(text, figures[key], figures[key] < MEMORY_GOAL))
     if "inflight" in report:
         found += inflight_goals(report["inflight"])
+    for part, label in (("rest", "REST poll"), ("grpc", "gRPC GetJob")):
+        if part in report.get("polls", {}):
+            ratio = report["polls"][part]["ratio"]["throughput"]
+            goal = POLL_GOALS[part]
+            found.append(_goal(f"{label} throughput >= {goal} x baseline", ratio, ratio >= goal))
     return found
 
 
@@ -152,6 +158,15 @@ def format_report(report: dict[str, Any]) -> str:
         lines += comparison_lines(
             f"gRPC GetJob of the same job: {polls['reply_bytes']:,} B reply", polls["grpc"], "bare grpc.aio"
         )
+        if "rest_ceiling" in polls:
+            lines += comparison_lines(
+                "REST poll ceiling: the bare aiohttp handler plus one GetJob to the bare grpc.aio one",
+                polls["rest_ceiling"],
+                "bare aiohttp",
+                "relay",
+            )
+        if "rest_to_ceiling" in polls:
+            lines += comparison_lines("REST poll against that ceiling", polls["rest_to_ceiling"], "relay")
     if "bombs" in report:
         lines += bomb_lines(report["bombs"])
     if "fairness" in report:

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from grpc_server.capabilities import Capabilities
 from grpc_server.config import ServerConfig, VirtualKey
@@ -41,18 +41,23 @@ from grpc_server.domain.jobs import (
 from grpc_server.domain.keys import model_allowed
 from grpc_server.domain.states import RETRYABLE
 from grpc_server.domain.ttl import resolve_ttl
+from grpc_server.ended_jobs import EndedJobs, hears_every_write
 from grpc_server.image_work import ImageWork
 from grpc_server.images import ImageInfo, inspect_image
 from grpc_server.jobs_list import ListQuery, Page, encode_token
 from grpc_server.jobs_options import check_labels, check_request_id, request_digest
 from grpc_server.keyring import Caller, KeyRing
+from grpc_server.metrics import JOB_POLLS
 from grpc_server.operations.base import Operation, SubmitShape
 from grpc_server.providers.registry import ProviderRegistry
 from grpc_server.staging import StagingFile
 from grpc_server.store.admission import AdmissionLimits, KeyPolicy
-from grpc_server.store.base import DuplicateRequestId, JobStore, StagedFile
+from grpc_server.store.base import DuplicateRequestId, JobStore, StagedFile, StoreEvent
 from grpc_server.watch import JobChanges
 from grpc_server.webhooks.endpoints import check_webhook
+
+A = TypeVar("A")
+_POLLED_FROM_CACHE, _POLLED_FROM_STORE = JOB_POLLS.labels("cache"), JOB_POLLS.labels("store")
 
 
 def utcnow() -> datetime:
@@ -114,15 +119,22 @@ class JobApi:
         self._clock = clock
         self.changes = JobChanges()
         self._listening = False
+        self.ended: EndedJobs[object] = EndedJobs(hears_every_write(store))
+        """Answers to polls of ended jobs (one kind of answer: the servicer's, see poll)."""
         # The keys' limits are checked by the store, in the transaction that inserts a job (so
         # they hold across replicas); their priorities order the dispatcher's claims.
         store.use_key_policy(key_policy(config))
 
     async def _listen(self) -> None:
-        """Hear the store's events (every replica's, on PostgreSQL) from the first wait on."""
+        """Hear the store's events (every replica's, on PostgreSQL) from the first wait on (or,
+        where they may answer polls, the first poll)."""
         if not self._listening:
             self._listening = True
-            await self._store.subscribe(self.changes.on_event)
+            await self._store.subscribe(self._on_event)
+
+    def _on_event(self, event: StoreEvent) -> None:
+        self.changes.on_event(event)
+        self.ended.on_event(event)
 
     def caller(self, headers: Mapping[str, str]) -> VirtualKey | None:
         """The caller's virtual key (None when keyless and allowed); raises when refused.
@@ -272,6 +284,42 @@ class JobApi:
         if request_type is not None and job.request_type != request_type:
             raise OperationTypeMismatch()
         return await self._with_position(job)
+
+    async def poll(
+        self,
+        job_id: str,
+        headers: Mapping[str, str],
+        request_type: RequestType | None,
+        render: Callable[[Job], A],
+    ) -> A:
+        """render(get_job(...)), where an ended job's answer is kept and reused (ended_jobs): on
+        SQLite without reading the store again, elsewhere once a read shows the same state. The
+        caller's right to the job, its operation and its expiry are checked on every poll.
+        `render` must be the same for every poll: the one GetJob answers with."""
+        caller = self._keyring.identify(headers)
+        ended = self.ended.get(job_id)
+        if ended is not None:
+            _POLLED_FROM_CACHE.inc()
+            if ended.is_expired(self._clock()) or not caller.may_read(ended.owner_key_id):
+                raise NotFound("job not found")
+            if request_type is not None and ended.request_type != request_type:
+                raise OperationTypeMismatch()
+            return cast(A, ended.answer)
+        _POLLED_FROM_STORE.inc()
+        if self.ended.trusted:
+            await self._listen()  # before the read: an event from then on must reach the entries
+        mark = self.ended.reading()
+        job = await self._readable_job(job_id, caller)
+        if request_type is not None and job.request_type != request_type:
+            raise OperationTypeMismatch()
+        if not job.is_terminal:
+            return render(await self._with_position(job))
+        kept = self.ended.kept(job)
+        if kept is not None:
+            return cast(A, kept)
+        answer = render(job)
+        self.ended.put(job, answer, mark)
+        return answer
 
     async def _with_position(self, job: Job) -> Job:
         """A pending job with its place in the queue."""

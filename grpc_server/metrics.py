@@ -76,6 +76,13 @@ FALLBACKS = Counter(
     ["provider"],
     registry=REGISTRY,
 )
+JOB_POLLS = Counter(
+    "asyncgate_job_polls",
+    "Polls of a job (GetJob), by what answered: store (the job read) or cache (an ended job's"
+    " answer this replica kept, no read).",
+    ["source"],
+    registry=REGISTRY,
+)
 STORE_OPERATIONS = Histogram(
     "asyncgate_store_operation_seconds",
     "Store operations and their duration, by method and outcome (ok, unavailable).",

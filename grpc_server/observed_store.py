@@ -40,40 +40,71 @@ UNKNOWN_OPERATION = "unknown"
 
 
 def _timed(method: str, call: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    # The histogram's children are looked up once: labels() costs more than observe().
+    ok, unavailable, error = (STORE_OPERATIONS.labels(method, o) for o in ("ok", "unavailable", "error"))
+
     @functools.wraps(call)
     async def timed(*args: P.args, **kwargs: P.kwargs) -> T:
+        if otel.enabled():
+            return await _traced(method, call, *args, **kwargs)
         started = time.perf_counter()
-        outcome = "error"
-        with otel.span(f"store.{method}", only_in_trace=True) as span:
-            try:
-                value = await call(*args, **kwargs)
-                outcome = "ok"
-                return value
-            except StoreUnavailable:
-                outcome = "unavailable"
-                raise
-            finally:
-                STORE_OPERATIONS.labels(method, outcome).observe(time.perf_counter() - started)
-                if outcome != "ok":
-                    otel.set_error(span, outcome)
+        try:
+            value = await call(*args, **kwargs)
+        except StoreUnavailable:
+            unavailable.observe(time.perf_counter() - started)
+            raise
+        except BaseException:
+            error.observe(time.perf_counter() - started)
+            raise
+        ok.observe(time.perf_counter() - started)
+        return value
 
     return timed
+
+
+async def _traced(method: str, call: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
+    """A timed call while tracing is on: also a span, when a trace is going on."""
+    started = time.perf_counter()
+    outcome = "error"
+    with otel.span(f"store.{method}", only_in_trace=True) as span:
+        try:
+            value = await call(*args, **kwargs)
+            outcome = "ok"
+            return value
+        except StoreUnavailable:
+            outcome = "unavailable"
+            raise
+        finally:
+            STORE_OPERATIONS.labels(method, outcome).observe(time.perf_counter() - started)
+            if outcome != "ok":
+                otel.set_error(span, outcome)
 
 
 class ObservedStore:
     def __init__(self, inner: JobStore) -> None:
         self.inner = inner
         self._operations: OrderedDict[str, str] = OrderedDict()
+        self._create = _timed("create_job", inner.create_job)
+        self._claim = _timed("claim_jobs", inner.claim_jobs)
+        self._complete = _timed("complete_job", inner.complete_job)
+        self._fail = _timed("fail_job", inner.fail_job)
+        self._requeue = _timed("requeue_job", inner.requeue_job)
+        self._release = _timed("release_job", inner.release_job)
+        self._reap = _timed("reap_expired_leases", inner.reap_expired_leases)
 
     def __getattr__(self, name: str) -> Any:
+        # Only for names not found on this object: each coroutine method is wrapped once and kept
+        # as an attribute, so later calls find it at once (a poll no longer builds a wrapper).
         attribute = getattr(self.inner, name)
         if inspect.iscoroutinefunction(attribute):
-            return _timed(name, attribute)
+            timed = _timed(name, attribute)
+            setattr(self, name, timed)
+            return timed
         return attribute  # sync methods, and read_output's async generator (timed by its reader)
 
     async def create_job(self, job: Job, files: Sequence[StagedFile]) -> None:
         try:
-            await _timed("create_job", self.inner.create_job)(job, files)
+            await self._create(job, files)
         except RateLimited as refused:
             ADMISSION_REFUSALS.labels(refused.reason.lower()).inc()
             raise
@@ -82,7 +113,7 @@ class ObservedStore:
         INPUT_BYTES.labels(job.request_type.value).inc(sum(f.info.size_bytes for f in files))
 
     async def claim_jobs(self, worker: str, limit: int, now: datetime, lease_until: datetime) -> list[Job]:
-        jobs = await _timed("claim_jobs", self.inner.claim_jobs)(worker, limit, now, lease_until)
+        jobs = await self._claim(worker, limit, now, lease_until)
         for job in jobs:
             operation = job.request_type.value
             CLAIM_WAIT.labels(operation).observe(max(0.0, (now - job.created_at).total_seconds()))
@@ -94,29 +125,25 @@ class ObservedStore:
     async def complete_job(
         self, job_id: str, worker: str, result: JobResult, outputs: Sequence[OutputBlob], now: datetime
     ) -> bool:
-        written = await _timed("complete_job", self.inner.complete_job)(job_id, worker, result, outputs, now)
+        written = await self._complete(job_id, worker, result, outputs, now)
         self._ended(job_id, "completed", written)
         return written
 
     async def fail_job(self, job_id: str, worker: str | None, error: JobError, now: datetime) -> bool:
-        written = await _timed("fail_job", self.inner.fail_job)(job_id, worker, error, now)
+        written = await self._fail(job_id, worker, error, now)
         self._ended(job_id, "failed", written)
         return written
 
     async def requeue_job(self, job_id: str, worker: str, *, refund_attempt: bool = True) -> bool:
         self._operations.pop(job_id, None)
-        return await _timed("requeue_job", self.inner.requeue_job)(
-            job_id, worker, refund_attempt=refund_attempt
-        )
+        return await self._requeue(job_id, worker, refund_attempt=refund_attempt)
 
     async def release_job(self, job_id: str, worker: str) -> bool:
         self._operations.pop(job_id, None)
-        return await _timed("release_job", self.inner.release_job)(job_id, worker)
+        return await self._release(job_id, worker)
 
     async def reap_expired_leases(self, now: datetime, max_attempts: int, exhausted: JobError) -> ReapResult:
-        reaped = await _timed("reap_expired_leases", self.inner.reap_expired_leases)(
-            now, max_attempts, exhausted
-        )
+        reaped = await self._reap(now, max_attempts, exhausted)
         if reaped.failed:
             JOBS_ENDED.labels(UNKNOWN_OPERATION, "failed").inc(reaped.failed)
         return reaped

@@ -60,5 +60,7 @@ def serve(servicer: Any, server: grpc.aio.Server, service: ServiceDescriptor) ->
             request_deserializer=_parser(method.input_type),
             response_serializer=response_cls.SerializeToString,
         )
+    # Generic handlers only: with registered ones too, grpc.aio's serving loop waits on one
+    # pending call per method (asyncio.wait over all of them) before each call it takes, about
+    # 6% of the server's CPU per GetJob measured; a generic handler serves any method alike.
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
-    server.add_registered_method_handlers(service.full_name, handlers)  # type: ignore[attr-defined]

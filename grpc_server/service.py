@@ -228,9 +228,15 @@ class JobServicer(WebhookRpcs, pb_grpc.JobServiceServicer):
                 f"invalid request_type value: {request.request_type} (not a known enum number)",
                 "request_type",
             )
-        job = await self._api.get_job(
-            request.id, headers_of(context), operation.request_type if operation else None
+        # The same answer object for every poll of an ended job (JobApi.poll): never changed after.
+        return await self._api.poll(
+            request.id,
+            headers_of(context),
+            operation.request_type if operation else None,
+            self._get_job_answer,
         )
+
+    def _get_job_answer(self, job: Job) -> pb.GetJobResponse:
         return pb.GetJobResponse(job=self._proto(job))
 
     async def ReadJobOutput(

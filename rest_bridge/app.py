@@ -16,7 +16,7 @@ from asyncgate.v1 import job_service_pb2_grpc as pb_grpc
 from rest_bridge import disposition
 from rest_bridge.config import BridgeConfig
 from rest_bridge.console import add_console_routes
-from rest_bridge.context import CONFIG, HEALTH, JOBS, RENDERS
+from rest_bridge.context import CONFIG, HEALTH, JOBS, ORIGINS, RENDERS
 from rest_bridge.metrics import add_metrics_route, count_requests
 from rest_bridge.middleware import error_objects
 from rest_bridge.openai_compat import add_openai_routes
@@ -33,6 +33,7 @@ def create_app(config: BridgeConfig) -> web.Application:
     app = web.Application(middlewares=[trace_requests, count_requests, error_objects, checked_params])
     app[CONFIG] = config
     app[RENDERS] = RenderCache()
+    app[ORIGINS] = {}
 
     async def grpc_channel(app: web.Application) -> AsyncIterator[None]:
         channel = grpc.aio.insecure_channel(config.grpc_target, interceptors=client_interceptors())

@@ -26,6 +26,11 @@ CONFIG = web.AppKey("config", BridgeConfig)
 JOBS: web.AppKey[JobServiceAsyncStub] = web.AppKey("jobs")
 HEALTH = web.AppKey("health", health_pb2_grpc.HealthStub)  # untyped: grpcio-health ships no stubs
 RENDERS = web.AppKey("renders", RenderCache)
+ORIGINS = web.AppKey("origins", dict[tuple[str, str], str])
+"""Result origins by (scheme, Host header): base_url's work, done once per Host (create_app
+sets it to {})."""
+MAX_ORIGINS = 64
+"""Origins kept at most (Hosts are the client's to choose; past this, computed every time)."""
 
 # Headers that may carry a virtual key; the server decides what they mean.
 KEY_HEADERS = ("x-bf-vk", "authorization", "x-api-key", "x-goog-api-key")
@@ -70,8 +75,16 @@ async def read_output(request: web.Request, job_id: str, stored: job_pb.StoredOu
 
 
 def base_url(request: web.Request) -> str:
-    """Where result image URLs point (rest_bridge.origin: public URL, else an allowed Host)."""
-    return result_origin(request, request.app[CONFIG])
+    """Where result image URLs point (rest_bridge.origin: public URL, else an allowed Host). It
+    depends on the request's scheme and Host alone (aiohttp builds request.url from them)."""
+    origins = request.app[ORIGINS]
+    key = (request.scheme, request.host)
+    origin = origins.get(key)
+    if origin is None:
+        origin = result_origin(request, request.app[CONFIG])  # raises for a Host not allowed: never kept
+        if len(origins) < MAX_ORIGINS:
+            origins[key] = origin
+    return origin
 
 
 REPLAYED_HEADER = "Idempotent-Replayed"

@@ -43,6 +43,18 @@ def _route(request: web.Request) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
+_REQUEST_SERIES: dict[tuple[str, str, int], Histogram] = {}
+"""HTTP_REQUESTS' children by labels: labels() costs several times what observe() does."""
+
+
+def _requests(method: str, route: str, status: int) -> Histogram:
+    key = (method, route, status)
+    series = _REQUEST_SERIES.get(key)
+    if series is None:
+        series = _REQUEST_SERIES[key] = HTTP_REQUESTS.labels(method, route, str(status))
+    return series
+
+
 @web.middleware
 async def count_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
@@ -56,7 +68,7 @@ async def count_requests(request: web.Request, handler: Handler) -> web.StreamRe
         raise
     finally:
         route = _route(request)
-        HTTP_REQUESTS.labels(request.method, route, str(status)).observe(time.perf_counter() - started)
+        _requests(request.method, route, status).observe(time.perf_counter() - started)
         if request.body_exists:
             HTTP_REQUEST_BYTES.labels(route).inc(request.content.total_bytes)
 

@@ -232,7 +232,7 @@ async def test_pixel_bombs_part_reports_both_sides(tmp_path: Path) -> None:
 async def test_polls_part_compares_both_transports_with_bare_servers(tmp_path: Path) -> None:
     part = await poll_measurement(tmp_path, BRIEF)
     assert part["answer_bytes"] > 0 and part["reply_bytes"] > 0
-    for transport in ("rest", "grpc"):
+    for transport in ("rest", "grpc", "rest_ceiling", "rest_to_ceiling"):
         for side in ("baseline", "subject"):
             figures = part[transport][side]
             assert figures["requests_ok"] > 0 and figures["requests_failed"] == 0, figures
