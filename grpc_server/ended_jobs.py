@@ -36,7 +36,6 @@ from typing import Generic, TypeVar
 
 from grpc_server.domain.jobs import Job, RequestType
 from grpc_server.store.base import JobStore, StoreEvent
-from grpc_server.store.sqlite import SQLiteStore
 
 A = TypeVar("A")
 
@@ -61,8 +60,8 @@ class Ended(Generic[A]):
 
 def hears_every_write(store: JobStore) -> bool:
     """Whether `store` publishes an event for every write to it, before that write's caller is
-    answered: an SQLite file (a single server); not PostgreSQL, where other replicas write."""
-    return isinstance(getattr(store, "inner", store), SQLiteStore)
+    answered (JobStore.hears_every_write)."""
+    return store.hears_every_write
 
 
 class EndedJobs(Generic[A]):

@@ -83,6 +83,7 @@ async def _traced(method: str, call: Callable[P, Awaitable[T]], *args: P.args, *
 class ObservedStore:
     def __init__(self, inner: JobStore) -> None:
         self.inner = inner
+        self.hears_every_write = inner.hears_every_write
         self._operations: OrderedDict[str, str] = OrderedDict()
         self._create = _timed("create_job", inner.create_job)
         self._claim = _timed("claim_jobs", inner.claim_jobs)

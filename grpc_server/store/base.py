@@ -145,6 +145,11 @@ class Subscribers:
 
 
 class JobStore(Protocol):
+    hears_every_write: bool
+    """True when every write to this store's data is this process's own and publishes its event
+    before its caller is answered (SQLite: one server per file); False where other replicas
+    write too and their events may come late or be lost (PostgreSQL)."""
+
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...

@@ -73,7 +73,11 @@ async def test_label_rows_follow_the_jobs_from_before_the_migration_on(dialect: 
         old = replace(_job(), labels={"team": "a", "env": "prod"})
         await _insert_job(dialect, db, old, last_column=LAST_COLUMN_AT_0005)
         await _insert_job(dialect, db, replace(_job(), owner_key_id="vk-b"), last_column=LAST_COLUMN_AT_0005)
-        later = [m.version for m in migrations(dialect) if m.version > BEFORE]
+        later = [
+            m.version
+            for m in migrations("sqlite" if dialect == "sqlite" else "postgres")
+            if m.version > BEFORE
+        ]
         assert later[0] == "0006_list_indexes"
         if pg is None:
             assert isinstance(db, _SQLiteRaw)
