@@ -6,6 +6,7 @@ Each operation's request conversion (proto -> params) lives in its slice
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from google.protobuf import struct_pb2, timestamp_pb2
@@ -56,7 +57,10 @@ def job_error_to_proto(error: JobError) -> job_pb.JobError:
     )
 
 
-def image_result_to_proto(job_id: str, result: ImageResult, capabilities: Capabilities) -> job_pb.ImageResult:
+def image_result_to_proto(
+    job_id: str, result: ImageResult, capabilities: Capabilities, urls: Mapping[int, str] | None = None
+) -> job_pb.ImageResult:
+    """`urls`: pre-signed URLs of stored outputs by index (Job.output_urls), as their direct_url."""
     proto = job_pb.ImageResult(
         created=result.created,
         background=result.background or "",
@@ -79,6 +83,7 @@ def image_result_to_proto(job_id: str, result: ImageResult, capabilities: Capabi
                     content_type=image.content_type,
                     size_bytes=image.size_bytes,
                     access_token=capabilities.token(job_id, image.stored_index),
+                    direct_url=(urls or {}).get(image.stored_index, ""),
                 )
             )
         elif image.url is not None:
@@ -87,7 +92,7 @@ def image_result_to_proto(job_id: str, result: ImageResult, capabilities: Capabi
 
 
 def embedding_result_to_proto(
-    job_id: str, result: EmbeddingResult, capabilities: Capabilities
+    job_id: str, result: EmbeddingResult, capabilities: Capabilities, urls: Mapping[int, str] | None = None
 ) -> job_pb.EmbeddingResult:
     info = result.stored_output(0)
     assert info is not None
@@ -102,6 +107,7 @@ def embedding_result_to_proto(
             content_type=info.content_type,
             size_bytes=info.size_bytes,
             access_token=capabilities.token(job_id, 0),
+            direct_url=(urls or {}).get(0, ""),
         ),
         encoding_format=result.encoding_format,
         extra_fields=_extra_fields(result.extra_fields),
@@ -128,9 +134,11 @@ def job_to_proto(job: Job, capabilities: Capabilities) -> job_pb.Job:
     if job.expires_at is not None:
         proto.expire_time.CopyFrom(_timestamp(job.expires_at))
     if isinstance(job.result, ImageResult):
-        proto.image_result.CopyFrom(image_result_to_proto(job.id, job.result, capabilities))
+        proto.image_result.CopyFrom(image_result_to_proto(job.id, job.result, capabilities, job.output_urls))
     elif isinstance(job.result, EmbeddingResult):
-        proto.embedding_result.CopyFrom(embedding_result_to_proto(job.id, job.result, capabilities))
+        proto.embedding_result.CopyFrom(
+            embedding_result_to_proto(job.id, job.result, capabilities, job.output_urls)
+        )
     if job.error is not None:
         proto.error.CopyFrom(job_error_to_proto(job.error))
     return proto

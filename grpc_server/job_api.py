@@ -12,7 +12,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
 from grpc_server.capabilities import Capabilities
@@ -190,7 +190,7 @@ class JobApi:
         decides between racing requests, on any replica."""
         for _ in range(2):  # a second time only if the holder of the id aged out meanwhile
             if (earlier := await self._job_of_request_id(job)) is not None:
-                return Accepted(await self._with_position(earlier), replayed=True)
+                return Accepted(await self._as_answered(earlier), replayed=True)
             try:
                 return Accepted(await self._accept(job, inputs))
             except DuplicateRequestId:
@@ -283,7 +283,7 @@ class JobApi:
         job = await self._readable_job(job_id, self._keyring.identify(headers))
         if request_type is not None and job.request_type != request_type:
             raise OperationTypeMismatch()
-        return await self._with_position(job)
+        return await self._as_answered(job)
 
     async def poll(
         self,
@@ -313,19 +313,31 @@ class JobApi:
         if request_type is not None and job.request_type != request_type:
             raise OperationTypeMismatch()
         if not job.is_terminal:
-            return render(await self._with_position(job))
+            return render(await self._as_answered(job))
         kept = self.ended.kept(job)
         if kept is not None:
             return cast(A, kept)
-        answer = render(job)
+        answer = render(await self._as_answered(job))  # its URLs valid until it expires: kept as is
         self.ended.put(job, answer, mark)
         return answer
 
-    async def _with_position(self, job: Job) -> Job:
-        """A pending job with its place in the queue."""
-        if job.status != JobStatus.PENDING:
+    async def _as_answered(self, job: Job) -> Job:
+        """The job with what is computed on read: a pending job's place in the queue; a completed
+        job's pre-signed output URLs, when its blob store gives them."""
+        if job.status == JobStatus.PENDING:
+            return replace(job, queue_position=await self._store.queue_position(job))
+        if job.outputs_token is None or job.result is None or job.expires_at is None:
             return job
-        return replace(job, queue_position=await self._store.queue_position(job))
+        valid_for = job.expires_at - self._clock()
+        if valid_for <= timedelta(0):
+            return job
+        urls = {}
+        for index in job.result.stored_indexes:
+            url = await self._store.output_url(job, index, valid_for)
+            if url is None:
+                return job  # this blob store gives none
+            urls[index] = url
+        return replace(job, output_urls=urls)
 
     async def cancel_job(self, job_id: str, headers: Mapping[str, str]) -> Job:
         """Cancel a job that has not ended (the worker running it, on any replica, hears the
@@ -348,7 +360,7 @@ class JobApi:
         if retried is None:  # it changed meanwhile (retried by another call)
             raise JobNotRetryable((await self._live_job(job.id)).status.value)
         self._on_submit()
-        return await self._with_position(retried)
+        return await self._as_answered(retried)
 
     async def delete_job(self, job_id: str, headers: Mapping[str, str]) -> None:
         """Delete a job, its inputs and outputs; a running job is cancelled first (its call aborted)."""
@@ -404,7 +416,7 @@ class JobApi:
 
     async def _positioned(self, job_id: str) -> Job | None:
         job = await self._store.get_job(job_id)
-        return None if job is None else await self._with_position(job)
+        return None if job is None else await self._as_answered(job)
 
     async def list_jobs(self, query: ListQuery, headers: Mapping[str, str]) -> Page:
         """The caller's own jobs, newest first (an admin's: every job); a keyless caller lists

@@ -63,6 +63,9 @@ def error_object(error: job_pb.JobError) -> dict[str, Any]:
 
 
 def image_url(base_url: str, job_id: str, stored: job_pb.StoredOutput) -> str:
+    """The bucket's pre-signed URL when the server gave one, else the bridge's own file URL."""
+    if stored.direct_url:
+        return stored.direct_url
     return f"{base_url}/v1/async/files/{job_id}/{stored.index}?token={stored.access_token}"
 
 

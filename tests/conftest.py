@@ -59,12 +59,21 @@ class Stack:
     channel: grpc.aio.Channel
 
     def stored_jobs(self) -> int:
-        """Jobs in the SQLite file, read through a separate connection."""
+        """Jobs in the SQLite file, read through a separate connection; with none, no job file may
+        be stored either (in the file, or in the blob directory beside it)."""
         with contextlib.closing(sqlite3.connect(self.server.config.database_path)) as conn:
             count: int = conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
             blobs: int = conn.execute("SELECT COUNT(*) FROM blob_chunks").fetchone()[0]
         assert count or not blobs, "blobs stored without a job"
+        assert count or not self.blob_files(), "files stored without a job"
         return count
+
+    def blob_files(self) -> list[Path]:
+        """The files of the default blob store (a directory under data_dir), temporary ones aside."""
+        root = self.server.config.data_dir / "blobs"
+        return (
+            [p for p in root.rglob("*") if p.is_file() and ".partial" not in p.parts] if root.exists() else []
+        )
 
     def staged_files(self) -> list[Path]:
         root = self.server.config.staging_dir

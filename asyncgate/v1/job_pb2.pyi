@@ -116,16 +116,18 @@ class ResultImage(_message.Message):
     def __init__(self, url: _Optional[str] = ..., stored: _Optional[_Union[StoredOutput, _Mapping]] = ..., revised_prompt: _Optional[str] = ...) -> None: ...
 
 class StoredOutput(_message.Message):
-    __slots__ = ("index", "content_type", "size_bytes", "access_token")
+    __slots__ = ("index", "content_type", "size_bytes", "access_token", "direct_url")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     ACCESS_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    DIRECT_URL_FIELD_NUMBER: _ClassVar[int]
     index: int
     content_type: str
     size_bytes: int
     access_token: str
-    def __init__(self, index: _Optional[int] = ..., content_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., access_token: _Optional[str] = ...) -> None: ...
+    direct_url: str
+    def __init__(self, index: _Optional[int] = ..., content_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., access_token: _Optional[str] = ..., direct_url: _Optional[str] = ...) -> None: ...
 
 class EmbeddingResult(_message.Message):
     __slots__ = ("model", "count", "dimensions", "prompt_tokens", "total_tokens", "vectors", "encoding_format", "extra_fields")

@@ -251,6 +251,11 @@ class ImageResult:
     quality: str | None = None
     size: str | None = None
 
+    @property
+    def stored_indexes(self) -> tuple[int, ...]:
+        """The indexes of the outputs kept with the job (images not answered by URL)."""
+        return tuple(image.stored_index for image in self.images if image.stored_index is not None)
+
     def stored_output(self, index: int) -> OutputInfo | None:
         for image in self.images:
             if image.stored_index == index:
@@ -285,6 +290,9 @@ class EmbeddingResult:
     extra_fields: ExtraFields
     prompt_tokens: int = 0
     total_tokens: int = 0
+
+    stored_indexes = (0,)
+    """The vectors are output 0."""
 
     def stored_output(self, index: int) -> OutputInfo | None:
         if index != 0:
@@ -342,7 +350,10 @@ class Job:
     beside it ("directory", "s3")."""
     outputs_token: str | None = None
     """None: its outputs (if any) are in the job database; else they are in the blob store, under
-    keys made with this token (store.blob_keys)."""
+    keys made with this token (store.blobs_beside)."""
+    output_urls: dict[int, str] = field(default_factory=dict)
+    """Completed jobs only, computed on read when the blob store gives them: a pre-signed URL
+    serving each stored output directly, by output index, valid until the job expires."""
 
     @property
     def is_terminal(self) -> bool:

@@ -142,6 +142,7 @@ T = TypeVar("T")
 
 class PostgresStore(PostgresJobApi, PostgresWebhooks):
     hears_every_write = False  # other replicas write; NOTIFY comes late, or not across a reconnect
+
     def __init__(
         self,
         dsn: str,

@@ -87,6 +87,7 @@ _job_from_row = job_from_sqlite
 
 class SQLiteStore(SQLiteJobApi, SQLiteWebhooks):
     hears_every_write = True  # one server per file
+
     def __init__(
         self,
         path: Path,
