@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ from aiohttp import web
 
 from asyncgate.v1 import job_service_pb2, job_service_pb2_grpc
 from grpc_server.allocator import keep_freed_memory
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 GET_JOB = "/asyncgate.v1.JobService/GetJob"
 
@@ -35,10 +38,8 @@ async def _until_signalled() -> None:
     await stop.wait()
 
 
-async def serve_rest(port: int, body: bytes) -> None:
-    async def answer(request: web.Request) -> web.StreamResponse:
-        return web.Response(body=body, content_type="application/json")
-
+async def _serve_until_signalled(port: int, answer: Handler) -> None:
+    """`answer` for every GET on 127.0.0.1:`port`, until SIGTERM."""
     app = web.Application()
     app.router.add_get("/{tail:.*}", answer)
     runner = web.AppRunner(app, access_log=None)
@@ -46,6 +47,13 @@ async def serve_rest(port: int, body: bytes) -> None:
     await web.TCPSite(runner, "127.0.0.1", port).start()
     await _until_signalled()
     await runner.cleanup()
+
+
+async def serve_rest(port: int, body: bytes) -> None:
+    async def answer(request: web.Request) -> web.StreamResponse:
+        return web.Response(body=body, content_type="application/json")
+
+    await _serve_until_signalled(port, answer)
 
 
 async def serve_relay(port: int, body: bytes, target: str) -> None:
@@ -58,13 +66,7 @@ async def serve_relay(port: int, body: bytes, target: str) -> None:
             await stub.GetJob(job_service_pb2.GetJobRequest(id=job_id), timeout=30)
             return web.Response(body=body, content_type="application/json")
 
-        app = web.Application()
-        app.router.add_get("/{tail:.*}", answer)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        await _until_signalled()
-        await runner.cleanup()
+        await _serve_until_signalled(port, answer)
 
 
 async def serve_grpc(port: int, reply: bytes) -> None:

@@ -7,6 +7,7 @@ removed after the test.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from collections.abc import AsyncIterator
@@ -79,3 +80,26 @@ def file_digest(path: Path) -> str:
         while chunk := f.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+class FailingReader:
+    """A source file that reads `good` bytes, then fails as a broken disk would."""
+
+    def __init__(self, good: int) -> None:
+        self.left = good
+
+    def read(self, size: int = -1) -> bytes:
+        if self.left <= 0:
+            raise OSError(errno.EIO, "Input/output error")
+        n = min(size, self.left)
+        self.left -= n
+        return b"x" * n
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> FailingReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass

@@ -17,7 +17,7 @@ import pytest
 from grpc_server.blobs.base import BlobNotFound
 from grpc_server.blobs.directory import LIST_BATCH, PARTIAL_DIR, STALE_PARTIAL_SECONDS, DirectoryBlobStore
 from grpc_server.store.base import CHUNK_BYTES, StoreFull, StoreUnavailable
-from tests.blobs.conftest import random_file, read_all
+from tests.blobs.conftest import FailingReader, random_file, read_all
 from tests.store.tiny_disk import fill, tiny_disk
 
 
@@ -31,26 +31,6 @@ async def store(tmp_path: Path) -> AsyncIterator[DirectoryBlobStore]:
 
 def files_under(root: Path) -> list[str]:
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
-
-
-class FailingReader:
-    """A source file that reads `good` bytes, then fails as a broken disk would."""
-
-    def __init__(self, good: int) -> None:
-        self.left = good
-
-    def read(self, size: int = -1) -> bytes:
-        if self.left <= 0:
-            raise OSError(errno.EIO, "Input/output error")
-        n = min(size, self.left)
-        self.left -= n
-        return b"x" * n
-
-    def __enter__(self) -> FailingReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
 
 
 class FailingPath(PosixPath):

@@ -19,7 +19,7 @@ from aiohttp import web
 from grpc_server.blobs.base import BlobNotFound
 from grpc_server.blobs.s3 import PART_BYTES, S3BlobStore, S3Settings
 from grpc_server.store.base import StoreUnavailable
-from tests.blobs.conftest import random_file, read_all, s3_settings
+from tests.blobs.conftest import FailingReader, random_file, read_all, s3_settings
 from tests.processes import free_port
 from tests.s3_server import S3Endpoint, empty_bucket, fresh_bucket, s3_client
 
@@ -41,21 +41,6 @@ async def store(s3_server: S3Endpoint, bucket: str) -> AsyncIterator[S3BlobStore
 async def etag(endpoint: S3Endpoint, bucket: str, name: str) -> str:
     async with s3_client(endpoint) as client:
         return (await client.head_object(Bucket=bucket, Key=name))["ETag"]
-
-
-class FailingReader:
-    def __init__(self, good: int) -> None:
-        self.left = good
-
-    def read(self, size: int = -1) -> bytes:
-        if self.left <= 0:
-            raise OSError(errno.EIO, "Input/output error")
-        n = min(size, self.left)
-        self.left -= n
-        return b"x" * n
-
-    def close(self) -> None:
-        pass
 
 
 class FailingPath(PosixPath):
