@@ -1,0 +1,43 @@
+"""The waiters part's printed table (bench.waiters)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.waiter_clients import MODES
+
+WHAT = {
+    "rest-wait": "REST Prefer: wait",
+    "rest-poll": "REST GET every 1 s",
+    "grpc-wait": "gRPC WaitJob",
+    "grpc-watch": "gRPC WatchJob",
+    "grpc-poll": "gRPC GetJob every 1 s",
+}
+
+
+def _cores(cpu: dict[str, float]) -> str:
+    return f"{cpu['server']:.2f}/{cpu['bridge']:.2f}"
+
+
+def waiters_lines(part: dict[str, Any]) -> list[str]:
+    lines = [
+        f"Waiters: {part['clients']:,} clients on {part['jobs']:,} running jobs, fresh processes per mode; "
+        f"paced: {part['paced']:,} completions at {part['rate']:g}/s, then the rest at once (burst); "
+        "latency from completed_at to the client's answer, ms; CPU in cores, server/bridge",
+        f"  {'':<22}{'RSS growth MiB':>16}{'CPU waiting':>13}{'paced p50':>11}{'p99':>9}"
+        f"{'CPU paced':>11}{'burst p50':>11}{'p99':>9}{'requests':>10}  errors",
+    ]
+    for mode in MODES:
+        if mode not in part:
+            continue
+        fig = part[mode]
+        rss = fig["waiting"]["rss_growth_mib"]
+        paced, burst = fig["paced"], fig["burst"]
+        errors = ",".join(f"{k}x{v}" for k, v in fig["client_errors"].items()) or "none"
+        lines.append(
+            f"  {WHAT[mode]:<22}{rss['server']:>8.1f}/{rss['bridge']:<7.1f}"
+            f"{_cores(fig['waiting']['cpu_cores']):>13}{paced['p50_ms']:>11.1f}{paced['p99_ms']:>9.1f}"
+            f"{_cores(paced['cpu_cores']):>11}{burst['p50_ms']:>11.0f}{burst['p99_ms']:>9.0f}"
+            f"{fig['requests']:>10,}  {errors}"
+        )
+    return [*lines, ""]
