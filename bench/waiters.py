@@ -18,9 +18,11 @@ mode, from fresh processes:
    an idle path: the latency from completion to answer, not a queue.
 4. Burst: the provider answers all the other calls at once: that measures throughput.
 
-Latency: from the job's `completed_at` (the server's clock as it writes the terminal state,
-in the transaction that commits it; read from the SQLite file afterwards) to the moment the
-client process has the answer (its clock: the same machine's). It includes the commit.
+Latency: from the moment the job's terminal state committed to the moment the client process
+has the answer (one machine, one clock). The commit moment is the server's own log line "job
+... completed", written as the store's write returns, after its event is published and before
+any waiter runs (millisecond resolution). Also reported from the job's `completed_at` (the
+server's clock just before the write, so that figure includes the commit itself).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
+import re
 import resource
 import sqlite3
 import sys
@@ -37,6 +41,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -271,24 +276,53 @@ class Cpu:
         }
 
 
-def _latencies(
-    records: list[list[Any]], done_at: dict[str, float], since: float, until: float
-) -> dict[str, Any]:
-    """Completion-to-answer figures of the answers whose job completed in [since, until)."""
-    found = [received - done_at[job] for job, received, _ in records if since <= done_at[job] < until]
-    ms = [s * 1000 for s in found]
+def _figures(latencies: list[float]) -> dict[str, Any]:
+    ms = [s * 1000 for s in latencies]
     return {
-        "answers": len(found),
         "p50_ms": round(percentile(ms, 50), 2),
         "p99_ms": round(percentile(ms, 99), 2),
-        "max_ms": round(max(ms, default=float("nan")), 2),
+        "max_ms": round(max(ms, default=math.nan), 2),
     }
 
 
-def _completed_at(database: Path) -> dict[str, float]:
-    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as conn:
-        rows = conn.execute("SELECT id, completed_at FROM jobs WHERE completed_at IS NOT NULL").fetchall()
-    return {str(job): float(at) for job, at in rows}
+def _latencies(records: list[list[Any]], ended: Ended, since: float, until: float) -> dict[str, Any]:
+    """The answers to jobs that completed in [since, until): from the commit (the server's log
+    line), and from completed_at (which the commit follows)."""
+    mine = [(job, received) for job, received, _ in records if since <= ended.completed_at[job] < until]
+    committed = [received - ended.committed[job] for job, received in mine if job in ended.committed]
+    return {
+        "answers": len(mine),
+        **_figures(committed),
+        "from_completed_at": _figures([received - ended.completed_at[job] for job, received in mine]),
+    }
+
+
+_COMMITTED = re.compile(
+    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) INFO asyncgate\.dispatcher: job (\S+) completed "
+)
+
+
+@dataclass(frozen=True)
+class Ended:
+    """When each job ended, as the server says."""
+
+    completed_at: dict[str, float]
+    """The `completed_at` the server wrote with the terminal state (its clock just before the write)."""
+    committed: dict[str, float]
+    """The moment the dispatcher logged the job completed: right after the commit returned and
+    the store's event was published, before any waiter has run. Logs have milliseconds: the
+    middle of the logged millisecond is taken."""
+
+    @classmethod
+    def read(cls, database: Path, server_log: Path) -> Ended:
+        with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as conn:
+            rows = conn.execute("SELECT id, completed_at FROM jobs WHERE completed_at IS NOT NULL").fetchall()
+        committed = {}
+        for line in server_log.read_text(errors="replace").splitlines():
+            if match := _COMMITTED.match(line):
+                local = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S")  # the server's local time
+                committed[match.group(3)] = local.timestamp() + (int(match.group(2)) + 0.5) / 1000
+        return cls({str(job): float(at) for job, at in rows}, committed)
 
 
 async def run_mode(workdir: Path, mode: str, settings: WaiterSettings) -> dict[str, Any]:
@@ -344,7 +378,7 @@ async def run_mode(workdir: Path, mode: str, settings: WaiterSettings) -> dict[s
             await _until("the client process to finish", lambda: _event_set(clients.finished))
             errors = clients.errors
         records: list[list[Any]] = json.loads((workdir / f"{mode}-records.json").read_text())
-    done_at = _completed_at(stack.database)
+    ended = Ended.read(stack.database, stack.server.log_path)
     return {
         "mode": mode,
         "clients": settings.clients,
@@ -361,13 +395,13 @@ async def run_mode(workdir: Path, mode: str, settings: WaiterSettings) -> dict[s
             "jobs": paced,
             "release_seconds": round(paced_release["seconds"], 2),
             "cpu_cores": paced_cpu,
-            **_latencies(records, done_at, paced_started, burst_started),
+            **_latencies(records, ended, paced_started, burst_started),
         },
         "burst": {
             "jobs": jobs - paced,
             "last_answer_seconds": round(burst_seconds, 2),
             "cpu_cores": burst_cpu,
-            **_latencies(records, done_at, burst_started, float("inf")),
+            **_latencies(records, ended, burst_started, math.inf),
         },
         "requests": sum(r[2] for r in records),
         "client_errors": errors,
