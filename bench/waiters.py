@@ -366,6 +366,7 @@ async def run_mode(workdir: Path, mode: str, settings: WaiterSettings) -> dict[s
                 paced_release = await response.json()
             await clients.until_answered(paced * per_job)
             paced_cpu = cpu.read()
+            paced_seconds = time.time() - paced_started
             burst_started = time.time()
             cpu = Cpu(pids)  # the client process may be gone by the end
             async with http.post(
@@ -394,6 +395,11 @@ async def run_mode(workdir: Path, mode: str, settings: WaiterSettings) -> dict[s
             "rate_per_second": settings.rate,
             "jobs": paced,
             "release_seconds": round(paced_release["seconds"], 2),
+            "seconds": round(paced_seconds, 2),
+            "cpu_ms_per_answer": {
+                name: round(cores * paced_seconds / (paced * per_job) * 1000, 2)
+                for name, cores in paced_cpu.items()
+            },
             "cpu_cores": paced_cpu,
             **_latencies(records, ended, paced_started, burst_started),
         },
