@@ -12,6 +12,9 @@ from bench.report import format_report, write_json
 from bench.runner import PARTS, Settings
 from bench.waiters import WaiterSettings
 
+QUICK_WAITERS = 2000
+"""Clients per mode of the waiters part under --quick."""
+
 
 def settings_from_args(argv: list[str] | None = None) -> Settings:
     parser = argparse.ArgumentParser(
@@ -51,9 +54,8 @@ def settings_from_args(argv: list[str] | None = None) -> Settings:
     parser.add_argument(
         "--waiters-clients",
         type=int,
-        default=WaiterSettings.clients,
         help="clients the waiters part runs per mode, each waiting on a job of its own "
-        f"(default {WaiterSettings.clients})",
+        f"(default {WaiterSettings.clients:,}, --quick {QUICK_WAITERS:,})",
     )
     args = parser.parse_args(argv)
     parts = tuple(p for p in args.only.split(",") if p)
@@ -71,7 +73,9 @@ def settings_from_args(argv: list[str] | None = None) -> Settings:
         database_url=args.database_url,
         inflight_jobs=args.inflight_jobs,
         inflight_latency=args.inflight_latency,
-        waiters=WaiterSettings(clients=args.waiters_clients),
+        waiters=WaiterSettings(
+            clients=args.waiters_clients or (QUICK_WAITERS if args.quick else WaiterSettings.clients)
+        ),
     )
 
 

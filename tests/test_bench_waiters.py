@@ -39,3 +39,4 @@ def test_the_part_is_registered() -> None:
     assert "waiters" in PARTS
     settings = settings_from_args(["--only", "waiters", "--waiters-clients", "500"])
     assert settings.parts == ("waiters",) and settings.waiters.clients == 500
+    assert settings_from_args(["--quick"]).waiters.clients < settings_from_args([]).waiters.clients == 10_000
