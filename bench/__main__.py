@@ -1,5 +1,5 @@
 """`python -m bench [--quick] [--duration S] [--concurrency N] [--only rest,grpc,...] [--database-url U]
-[--inflight-jobs N] [--inflight-latency S]`."""
+[--inflight-jobs N] [--inflight-latency S] [--waiters-clients N]`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,10 @@ import sys
 from bench.pg import ADMIN_URL, DEFAULT_ADMIN_URL
 from bench.report import format_report, write_json
 from bench.runner import PARTS, Settings
+from bench.waiters import WaiterSettings
+
+QUICK_WAITERS = 2000
+"""Clients per mode of the waiters part under --quick."""
 
 
 def settings_from_args(argv: list[str] | None = None) -> Settings:
@@ -47,11 +51,17 @@ def settings_from_args(argv: list[str] | None = None) -> Settings:
         help="seconds the inflight part's provider takes per call (default 10; longer than the submit "
         "time puts every job in flight at once)",
     )
+    parser.add_argument(
+        "--waiters-clients",
+        type=int,
+        help="clients the waiters part runs per mode, each waiting on a job of its own "
+        f"(default {WaiterSettings.clients:,}, --quick {QUICK_WAITERS:,})",
+    )
     args = parser.parse_args(argv)
     parts = tuple(p for p in args.only.split(",") if p)
     if unknown := set(parts) - set(PARTS):
         parser.error(f"--only: unknown part(s) {', '.join(sorted(unknown))}")
-    for name in ("concurrency", "rounds", "duration", "inflight_jobs", "inflight_latency"):
+    for name in ("concurrency", "rounds", "duration", "inflight_jobs", "inflight_latency", "waiters_clients"):
         if (value := getattr(args, name)) is not None and value <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
     return Settings(
@@ -63,6 +73,9 @@ def settings_from_args(argv: list[str] | None = None) -> Settings:
         database_url=args.database_url,
         inflight_jobs=args.inflight_jobs,
         inflight_latency=args.inflight_latency,
+        waiters=WaiterSettings(
+            clients=args.waiters_clients or (QUICK_WAITERS if args.quick else WaiterSettings.clients)
+        ),
     )
 
 

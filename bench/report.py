@@ -10,6 +10,7 @@ from typing import Any
 from bench.fairness import fairness_lines
 from bench.report_inflight import inflight_goals, inflight_lines
 from bench.report_jobs import embeddings_lines, generations_lines, postgres_lines
+from bench.report_waiters import waiters_lines
 from bench.tables import comparison_lines, f
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
@@ -171,6 +172,8 @@ def format_report(report: dict[str, Any]) -> str:
         lines += bomb_lines(report["bombs"])
     if "fairness" in report:
         lines += fairness_lines(report["fairness"])
+    if "waiters" in report:
+        lines += waiters_lines(report["waiters"])
     lines.append("Goals (reported, not enforced):")
     for goal in report.get("goals", []):
         lines.append(f"  {goal['goal']:<60}{f(goal['value']):>8}  {'met' if goal['met'] else 'NOT MET'}")

@@ -28,6 +28,7 @@ from bench.postgres import postgres_measurement
 from bench.procfs import load_average
 from bench.report import goals
 from bench.stats import comparison
+from bench.waiters import WaiterSettings, waiters_measurement
 
 ACCEPT_ONLY_NOTE = (
     "for the submit parts the gRPC server runs accept-only ([dispatcher] concurrency = 0): jobs are "
@@ -52,6 +53,8 @@ class Settings:
     inflight_latency: float = 10.0
     """Seconds the inflight part's provider takes per call; above the submit time, every job
     is in flight at once."""
+    waiters: WaiterSettings = field(default_factory=WaiterSettings)
+    """The waiters part's clients, jobs and completion pace."""
 
     async def compare(
         self, baseline: Side, subject: Side, duration: float | None = None
@@ -188,6 +191,10 @@ MEASUREMENTS: dict[str, tuple[str, Measurement]] = {
     "fairness": (
         "Fair share: key A's 5,000 jobs, then key B's 10, claimed with and without fair share ...",
         lambda workdir, settings: fairness_measurement(workdir, settings.database_url),
+    ),
+    "waiters": (
+        "Waiters: 10,000 clients waiting (REST Prefer: wait, gRPC WaitJob, WatchJob) and polling ...",
+        lambda workdir, settings: waiters_measurement(workdir, settings.waiters),
     ),
 }
 """Each part: what the progress line says, and what measures it; run in this order."""

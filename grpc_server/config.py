@@ -266,6 +266,9 @@ class ServerConfig:
     """A gRPC upload stream that sends nothing for this long is ended (DEADLINE_EXCEEDED)."""
     max_staged_upload_bytes: int = 1024 * MB
     """Bytes held by uploads in progress in this process; a new upload past it is refused."""
+    max_wait_seconds: float = 60.0
+    """Longest one WaitJob call waits (a longer or unset timeout is cut to it); the call then
+    returns the job as it is, still running, and the client calls again."""
     require_virtual_key: bool = False
     """Refuse requests that carry no virtual key."""
     metrics_port: int | None = None

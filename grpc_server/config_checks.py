@@ -310,6 +310,7 @@ RULES: dict[str, Rule] = {
     "max_embedding_chars": at_least(1),
     "upload_idle_timeout_seconds": POSITIVE_SECONDS,
     "max_staged_upload_bytes": at_least(1),
+    "max_wait_seconds": POSITIVE_SECONDS,
     "require_virtual_key": ANY,
     "url_signing_secret": SECRET,
     "metrics_port": between(0, 65535),

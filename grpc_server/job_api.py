@@ -47,7 +47,7 @@ from grpc_server.images import ImageInfo, inspect_image
 from grpc_server.jobs_list import ListQuery, Page, encode_token
 from grpc_server.jobs_options import check_labels, check_request_id, request_digest
 from grpc_server.keyring import Caller, KeyRing
-from grpc_server.metrics import JOB_POLLS
+from grpc_server.metrics import JOB_POLLS, JOB_WAITERS
 from grpc_server.operations.base import Operation, SubmitShape
 from grpc_server.providers.registry import ProviderRegistry
 from grpc_server.staging import StagingFile
@@ -373,10 +373,12 @@ class JobApi:
         return await self._store.cancel_job(job.id, cancelled_error(job, str(uuid.uuid4())), self._clock())
 
     async def wait_job(self, job_id: str, headers: Mapping[str, str], timeout: float | None) -> Job:
-        """The job once terminal, or as it is when `timeout` seconds have passed (None: no limit
-        but the caller's). Woken by store events, never by polling."""
+        """The job once terminal, or as it is when `timeout` seconds have passed (None, or more
+        than `max_wait_seconds`: that many). Woken by store events, never by polling."""
+        cap = self.config.max_wait_seconds
+        timeout = cap if timeout is None else min(timeout, cap)
         await self._listen()
-        with self.changes.watching(job_id) as changed:
+        with self.changes.watching(job_id) as changed, JOB_WAITERS.labels("wait").track_inprogress():
             try:
                 async with asyncio.timeout(timeout):
                     while True:
@@ -394,7 +396,7 @@ class JobApi:
         Changes closer together than a read coalesce into the latest state."""
         await self._listen()
         sent = False
-        with self.changes.watching(job_id) as changed:
+        with self.changes.watching(job_id) as changed, JOB_WAITERS.labels("watch").track_inprogress():
             while True:
                 changed.clear()
                 job = await self._watched_job(job_id, headers)

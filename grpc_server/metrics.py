@@ -12,7 +12,7 @@ keep models restricted (virtual keys' allowed_models) where callers are not trus
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from grpc_server.domain.failures import ProviderError
 
@@ -90,6 +90,16 @@ STORE_OPERATIONS = Histogram(
     buckets=_STORE_BUCKETS,
     registry=REGISTRY,
 )
+
+JOB_WAITERS = Gauge(
+    "asyncgate_job_waiters",
+    "WaitJob (kind wait) and WatchJob (kind watch) calls waiting on this replica now; the bridge holds"
+    " one per REST `Prefer: wait`, event stream or OpenAI-compatible request waiting on a job.",
+    ["kind"],
+    registry=REGISTRY,
+)
+for _kind in ("wait", "watch"):  # both series exist from the start, at 0
+    JOB_WAITERS.labels(_kind)
 
 
 def provider_outcome(error: ProviderError | None) -> str:

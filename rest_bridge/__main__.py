@@ -32,6 +32,7 @@ TUNABLES: tuple[tuple[str, str, type[float] | type[int], str], ...] = (
         "seconds an idle keep-alive connection stays open",
     ),
     ("--max-connections", "max_connections", int, "open client connections at most; more are answered 503"),
+    ("--max-wait", "max_wait_seconds", int, "longest Prefer: wait=N honoured, in seconds"),
     (
         "--accept-error-log-interval",
         "accept_error_log_interval_seconds",

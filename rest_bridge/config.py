@@ -13,6 +13,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from aiohttp import web
+
 MB = 1024 * 1024
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 
@@ -67,6 +69,9 @@ class BridgeConfig:
     """Open client connections at most; one more is answered 503 (Connection: close)."""
     accept_error_log_interval_seconds: float = 10.0
     """When accepting fails for want of file descriptors, one log line per this interval."""
+    max_wait_seconds: int = 60
+    """Longest `Prefer: wait=N` honoured (a larger N is cut to it), and the longest single WaitJob
+    call of the routes that wait until a job ends (they call again until it has)."""
 
     def __post_init__(self) -> None:
         for name in (
@@ -78,6 +83,8 @@ class BridgeConfig:
         ):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be a positive number of seconds, got {getattr(self, name)}")
+        if self.max_wait_seconds < 1:
+            raise ValueError(f"max_wait_seconds must be at least 1, got {self.max_wait_seconds}")
         if self.max_connections < 1:
             raise ValueError(f"max_connections must be at least 1, got {self.max_connections}")
         if self.min_body_rate_bytes < 0:
@@ -94,3 +101,7 @@ class BridgeConfig:
         """The Host names result URLs may be built from (when public_url is unset)."""
         loopback = LOOPBACK_HOSTS if is_loopback(self.host) else ()
         return tuple(h.lower() for h in self.allowed_hosts) + loopback
+
+
+CONFIG = web.AppKey("config", BridgeConfig)
+"""Where the application keeps its BridgeConfig (rest_bridge.context re-exports it)."""

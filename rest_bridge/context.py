@@ -11,7 +11,7 @@ from grpc_health.v1 import health_pb2_grpc
 
 from asyncgate.v1 import job_pb2 as job_pb
 from asyncgate.v1 import job_service_pb2 as pb
-from rest_bridge.config import BridgeConfig
+from rest_bridge.config import CONFIG as CONFIG
 from rest_bridge.envelope import accepted
 from rest_bridge.errors import BridgeError
 from rest_bridge.jobs_params import with_submit_headers
@@ -22,7 +22,6 @@ from rest_bridge.ttl import TTL_HEADER, parse_ttl_header
 if TYPE_CHECKING:  # the async stub type exists only in the generated .pyi
     from asyncgate.v1.job_service_pb2_grpc import JobServiceAsyncStub
 
-CONFIG = web.AppKey("config", BridgeConfig)
 JOBS: web.AppKey[JobServiceAsyncStub] = web.AppKey("jobs")
 HEALTH = web.AppKey("health", health_pb2_grpc.HealthStub)  # untyped: grpcio-health ships no stubs
 RENDERS = web.AppKey("renders", RenderCache)

@@ -12,11 +12,10 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from multidict import MultiMapping
 
 from asyncgate.v1 import job_service_pb2 as pb
+from rest_bridge.config import CONFIG
 from rest_bridge.envelope import REQUEST_TYPES, STATUS
 from rest_bridge.errors import BridgeError
 
-MAX_WAIT_SECONDS = 60
-"""`Prefer: wait=N` is capped at this many seconds."""
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 LABELS_HEADER = "x-asyncgate-labels"
 _WAIT = re.compile(r"^\s*wait\s*=\s*([0-9]{1,9})\s*$", re.IGNORECASE)
@@ -29,11 +28,12 @@ _TYPES = {name: number for number, name in REQUEST_TYPES.items()}
 
 
 def preferred_wait(request: web.Request) -> int | None:
-    """The N of `Prefer: wait=N` (RFC 7240; other preferences ignored), capped; None without one."""
+    """The N of `Prefer: wait=N` (RFC 7240; other preferences ignored), capped at the bridge's
+    max_wait_seconds; None without one."""
     for header in request.headers.getall("Prefer", []):
         for preference in header.split(","):
             if match := _WAIT.match(preference.split(";")[0]):
-                return min(int(match.group(1)), MAX_WAIT_SECONDS)
+                return min(int(match.group(1)), request.app[CONFIG].max_wait_seconds)
     return None
 
 

@@ -9,7 +9,6 @@ import json
 from typing import Any
 
 from aiohttp import web
-from google.protobuf.duration_pb2 import Duration
 
 from asyncgate.v1 import job_pb2 as job_pb
 from asyncgate.v1 import job_service_pb2 as pb
@@ -24,7 +23,9 @@ from rest_bridge.context import (
     read_output,
 )
 from rest_bridge.envelope import TERMINAL, envelope
+from rest_bridge.hangup import hangup_cancels
 from rest_bridge.jobs_params import last_event_id, list_request, preferred_wait
+from rest_bridge.waiting import wait_until_ended
 
 JOBS_PATH = "/v1/async/jobs"
 RETRY_AFTER_SECONDS = 1
@@ -80,15 +81,10 @@ def job_response(body: dict[str, Any] | bytes, job: job_pb.Job, wait: int | None
 
 async def wait_for(request: web.Request, job: job_pb.Job, wait: int | None) -> job_pb.Job:
     """The job after `Prefer: wait=N`: at once if terminal (or no wait), else once it ends or N
-    seconds pass. A client that goes away cancels only this wait."""
+    seconds pass. A client that goes away ends only this wait, at once (ClientHungUp)."""
     if not wait or job.status in TERMINAL:
         return job
-    reply = await request.app[JOBS].WaitJob(
-        pb.WaitJobRequest(id=job.id, timeout=Duration(seconds=wait)),
-        metadata=forwarded_metadata(request),
-        timeout=_timeout(request, wait),
-    )
-    return reply.job
+    return await wait_until_ended(request, job, wait)
 
 
 async def get_job(request: web.Request) -> web.StreamResponse:
@@ -146,6 +142,11 @@ async def job_events(request: web.Request) -> web.StreamResponse:
         pb.WatchJobRequest(id=request.match_info["job_id"], after_change_number=last_event_id(request)),
         metadata=forwarded_metadata(request),
     )
+    with hangup_cancels(request):  # a client that leaves ends the server's watch at once
+        return await _stream_events(request, stream)
+
+
+async def _stream_events(request: web.Request, stream: Any) -> web.StreamResponse:
     messages = aiter(stream)
     next_message = asyncio.ensure_future(anext(messages))
     try:

@@ -1,9 +1,9 @@
 """How long an OpenAI-compatible request is held open, and the one function that waits.
 
-`wait_for_job` polls the server's GetJob, first every POLL_FIRST_SECONDS and then less
-often (up to POLL_MAX_SECONDS apart), until the job is terminal, the client has hung up,
-or the caller's limit (the `x-asyncgate-wait-timeout` header) has passed. When the
-server's wait RPC exists, only this function changes: one call with the remaining time.
+`wait_for_job` reads the job once (GetJob, which also checks its operation), then waits
+with the server's WaitJob (rest_bridge.waiting) until the job is terminal, the client has
+hung up, or the caller's limit (the `x-asyncgate-wait-timeout` header) has passed: woken by
+the server's store events, never polling.
 """
 
 from __future__ import annotations
@@ -17,18 +17,13 @@ from aiohttp import web
 from asyncgate.v1 import job_pb2 as job_pb
 from asyncgate.v1 import job_service_pb2 as pb
 from rest_bridge.context import CONFIG, JOBS, forwarded_metadata
-from rest_bridge.envelope import TERMINAL
 from rest_bridge.errors import BridgeError
-from rest_bridge.middleware import client_gone
+from rest_bridge.hangup import ClientHungUp
+from rest_bridge.waiting import wait_until_ended
 
 WAIT_TIMEOUT_HEADER = "x-asyncgate-wait-timeout"
 MAX_WAIT_TIMEOUT_SECONDS = 24 * 3600.0
 """The largest limit the header takes (a job's own deadline ends it long before)."""
-POLL_FIRST_SECONDS = 0.05
-POLL_MAX_SECONDS = 1.0
-POLL_GROWTH = 1.5
-"""Each poll waits this much longer than the one before: quick answers for quick jobs,
-one GetJob a second for long ones."""
 
 _SECONDS = re.compile(r"[0-9]{1,6}(\.[0-9]{1,3})?")
 
@@ -54,26 +49,15 @@ async def wait_for_job(
 ) -> job_pb.Job | None:
     """The job, terminal; or as it stands once `timeout` seconds have passed (not terminal);
     None when the client hung up first. The job itself runs on either way."""
-    config = request.app[CONFIG]
-    metadata = forwarded_metadata(request)
     loop = asyncio.get_running_loop()
-    deadline = None if timeout is None else loop.time() + timeout
-    delay = POLL_FIRST_SECONDS
-    while True:
-        response = await request.app[JOBS].GetJob(
-            pb.GetJobRequest(id=job_id, request_type=request_type),  # type: ignore[arg-type]
-            metadata=metadata,
-            timeout=config.grpc_timeout_seconds,
-        )
-        job = response.job
-        if job.status in TERMINAL:
-            return job
-        if client_gone(request):
-            return None
-        if deadline is not None:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return job
-            delay = min(delay, remaining)
-        await asyncio.sleep(delay)
-        delay = min(delay * POLL_GROWTH, POLL_MAX_SECONDS)
+    started = loop.time()
+    response = await request.app[JOBS].GetJob(
+        pb.GetJobRequest(id=job_id, request_type=request_type),  # type: ignore[arg-type]
+        metadata=forwarded_metadata(request),
+        timeout=request.app[CONFIG].grpc_timeout_seconds,
+    )
+    left = None if timeout is None else max(0.0, timeout - (loop.time() - started))
+    try:
+        return await wait_until_ended(request, response.job, left)
+    except ClientHungUp:
+        return None

@@ -17,6 +17,9 @@ BridgeRunner is web.AppRunner with connection-level protections (aiohttp has non
   WARNING per `accept_error_log_interval_seconds`, with the count.
 - malformed HTTP (a bad request line, header or chunk) is answered 400 with the error
   object and logged as one INFO line, not an ERROR traceback.
+- hang-ups: aiohttp's handler cancellation stays off (its default: a handler is not
+  interrupted at whatever await it is in when its client leaves), but a route that only
+  waits may ask to hear of its connection's loss at once (on_connection_lost; rest_bridge.hangup).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -88,6 +92,7 @@ class GuardedRequestHandler(RequestHandler):
         "_count",
         "_header_timer",
         "_last_read",
+        "_on_lost",
         "_payload",
     )
 
@@ -98,6 +103,19 @@ class GuardedRequestHandler(RequestHandler):
         self._body_timer: asyncio.TimerHandle | None = None
         self._payload: StreamReader | None = None
         self._body_started = self._last_read = 0.0
+        self._on_lost: list[Callable[[], None]] = []
+
+    def on_connection_lost(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` (on the event loop) when the connection closes; returns what forgets
+        it. rest_bridge.hangup builds on it: a handler waiting for a job stops when its
+        client hangs up, though aiohttp's handler cancellation is off."""
+        self._on_lost.append(callback)
+
+        def forget() -> None:
+            if callback in self._on_lost:
+                self._on_lost.remove(callback)
+
+        return forget
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._count.open += 1
@@ -112,6 +130,9 @@ class GuardedRequestHandler(RequestHandler):
         self._header_timer = self._body_timer = None
         self._payload = None
         super().connection_lost(exc)
+        callbacks, self._on_lost = self._on_lost, []
+        for callback in callbacks:
+            callback()
 
     def data_received(self, data: bytes) -> None:
         self._last_read = self._loop.time()

@@ -4,14 +4,15 @@ the submit's Idempotency-Key and labels; each bad value a 400 naming it."""
 from __future__ import annotations
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from multidict import CIMultiDict, MultiDict
 
 from asyncgate.v1 import job_pb2 as job_pb
 from asyncgate.v1 import job_service_pb2 as pb
+from rest_bridge.config import CONFIG, BridgeConfig
 from rest_bridge.errors import BridgeError
 from rest_bridge.jobs_params import (
-    MAX_WAIT_SECONDS,
     last_event_id,
     list_request,
     preferred_wait,
@@ -19,8 +20,10 @@ from rest_bridge.jobs_params import (
 )
 
 
-def _request(**headers: str) -> object:
-    return make_mocked_request("GET", "/", headers=CIMultiDict(headers))
+def _request(config: BridgeConfig = BridgeConfig(), /, **headers: str) -> object:  # noqa: B008  # frozen
+    app = web.Application()
+    app[CONFIG] = config
+    return make_mocked_request("GET", "/", headers=CIMultiDict(headers), app=app)
 
 
 @pytest.mark.parametrize(
@@ -29,12 +32,18 @@ def _request(**headers: str) -> object:
         ("wait=5", 5),
         ("respond-async, wait=7", 7),
         ("WAIT = 3", 3),
-        ("wait=999", MAX_WAIT_SECONDS),
+        ("wait=999", BridgeConfig().max_wait_seconds),
         ("x=1", None),
     ],
 )
 def test_prefer_wait(prefer: str, wait: int | None) -> None:
     assert preferred_wait(_request(Prefer=prefer)) == wait  # type: ignore[arg-type]
+
+
+def test_prefer_wait_is_capped_by_the_bridge_setting() -> None:
+    longer = BridgeConfig(max_wait_seconds=300)
+    assert preferred_wait(_request(longer, Prefer="wait=999")) == 300  # type: ignore[arg-type]
+    assert preferred_wait(_request(longer, Prefer="wait=120")) == 120  # type: ignore[arg-type]
 
 
 def test_last_event_id() -> None:
