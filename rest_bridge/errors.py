@@ -76,6 +76,9 @@ HTTP_STATUS: dict[tuple[grpc.StatusCode, str], int] = {
     (_C.RESOURCE_EXHAUSTED, ANY_REASON): 429,
     (_C.UNIMPLEMENTED, ANY_REASON): 501,
     (_C.UNAVAILABLE, ANY_REASON): 503,
+    # The server dropped the call before answering it (grpc cancels calls left queued too long
+    # under overload): a retry may succeed (a submit safely with an Idempotency-Key).
+    (_C.CANCELLED, ANY_REASON): 503,
     (_C.DEADLINE_EXCEEDED, ANY_REASON): 504,
 }
 """(gRPC code, ErrorInfo reason) -> HTTP status. A code missing here (INTERNAL, UNKNOWN,
@@ -153,7 +156,7 @@ def from_rpc_error(error: grpc.aio.AioRpcError) -> BridgeError:
         failure = BridgeError(500, GENERIC_500)
         log.error("gRPC call failed (event_id=%s): %s %s", failure.event_id, code.name, error.details())
         return failure
-    if code == grpc.StatusCode.UNAVAILABLE and not reason:
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED) and not reason:
         message = "the asyncgate server is unavailable; try again"
     return BridgeError(status, message, param, reason.lower(), retry_after=retry_after)
 

@@ -3,11 +3,12 @@ own row in the bridge's table, so no server error reaches a REST client by a fal
 
 from __future__ import annotations
 
+import grpc
 import pytest
 
 from grpc_server.domain import errors as domain
 from grpc_server.errors import grpc_code
-from rest_bridge.errors import HTTP_STATUS
+from rest_bridge.errors import HTTP_STATUS, http_status
 
 
 def _all_errors(cls: type[domain.AsyncGateError]) -> list[type[domain.AsyncGateError]]:
@@ -45,3 +46,9 @@ def test_the_statuses_clients_depend_on() -> None:
         "RateLimited": 429,
         "TooManyJobsInFlight": 429,
     }
+
+
+def test_a_call_the_server_dropped_unanswered_is_a_503_to_retry() -> None:
+    """grpc cancels calls left queued too long under overload: a retry may succeed; not a 500."""
+    assert http_status(grpc.StatusCode.CANCELLED, "") == 503
+    assert http_status(grpc.StatusCode.INTERNAL, "") == 500
