@@ -7,13 +7,16 @@ import math
 from pathlib import Path
 from typing import Any
 
+from bench.ceilings import ceiling_goals, ceiling_lines
 from bench.fairness import fairness_lines
 from bench.report_inflight import inflight_goals, inflight_lines
 from bench.report_jobs import embeddings_lines, generations_lines, postgres_lines
 from bench.tables import comparison_lines, f
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
-THROUGHPUT_GOAL = 0.5
+THROUGHPUT_GOALS = {"rest": 0.45, "grpc": 0.5}
+"""Submit throughput against the bare handler (the issue's goals: the bridge's own HTTP work
+comes on top of the server's for REST)."""
 MEMORY_GOAL = 2.0
 MB = 1e6
 
@@ -28,8 +31,8 @@ def goals(report: dict[str, Any]) -> list[dict[str, Any]]:
     for part, label in (("rest", "REST"), ("grpc", "gRPC")):
         if part in report:
             ratio = report[part]["ratio"]["throughput"]
-            text = f"{label} submit throughput >= {THROUGHPUT_GOAL} x baseline"
-            found.append(_goal(text, ratio, ratio >= THROUGHPUT_GOAL))
+            text = f"{label} submit throughput >= {THROUGHPUT_GOALS[part]} x baseline"
+            found.append(_goal(text, ratio, ratio >= THROUGHPUT_GOALS[part]))
     if "memory" in report:
         # Both readings of "under 2x the image": what the upload added, and the whole process.
         for name, figures in report["memory"]["processes"].items():
@@ -38,6 +41,8 @@ def goals(report: dict[str, Any]) -> list[dict[str, Any]]:
                 found.append(_goal(text, figures[key], figures[key] < MEMORY_GOAL))
     if "inflight" in report:
         found += inflight_goals(report["inflight"])
+    if "ceilings" in report:
+        found += ceiling_goals(report["ceilings"])
     return found
 
 
@@ -59,30 +64,6 @@ def _memory_lines(memory: dict[str, Any]) -> list[str]:
             f"{fig['growth_bytes'] / MB:>11.1f}{fig['growth_per_image']:>17.2f}{fig['peak_per_image']:>10.2f}"
         )
     return [*lines, ""]
-
-
-def _ceiling_lines(ceilings: dict[str, Any]) -> list[str]:
-    return [
-        "Ceilings: the most each submit ratio above can be, whatever asyncgate's own code does",
-        *comparison_lines(
-            "gRPC: the bare handler that also writes each job and its image with asyncgate's SQLite store",
-            ceilings["grpc_storing"],
-            "bare grpc.aio",
-            "storing handler",
-        ),
-        *comparison_lines(
-            "REST: asyncgate's bridge in front of that storing handler",
-            ceilings["rest_bridge_storing"],
-            "bare aiohttp",
-            "bridge + storing",
-        ),
-        *comparison_lines(
-            "REST: asyncgate's bridge in front of the bare grpc.aio handler (no server work at all)",
-            ceilings["rest_bridge_bare"],
-            "bare aiohttp",
-            "bridge + bare gRPC",
-        ),
-    ]
 
 
 def bomb_lines(bombs: dict[str, Any]) -> list[str]:
@@ -131,7 +112,7 @@ def format_report(report: dict[str, Any]) -> str:
         title = f"gRPC submit: CreateImageEditJob, {grpc['message_bytes']:,} B message (256x256 PNG)"
         lines += comparison_lines(title, grpc, "bare grpc.aio")
     if "ceilings" in report:
-        lines += _ceiling_lines(report["ceilings"])
+        lines += ceiling_lines(report["ceilings"])
     if "memory" in report:
         lines += _memory_lines(report["memory"])
     if "embeddings" in report:
