@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.ceilings import ceiling_goals, ceiling_lines
+from bench.enqueue import enqueue_lines
 from bench.fairness import fairness_lines
 from bench.report_inflight import inflight_goals, inflight_lines
 from bench.report_jobs import embeddings_lines, generations_lines, postgres_lines
@@ -121,6 +122,8 @@ def format_report(report: dict[str, Any]) -> str:
         lines += generations_lines(report["generations"])
     if "postgres" in report:
         lines += postgres_lines(report["postgres"])
+    if "enqueue" in report:
+        lines += enqueue_lines(report["enqueue"])
     if "inflight" in report:
         lines += inflight_lines(report["inflight"])
     if "polls" in report:

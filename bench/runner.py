@@ -18,6 +18,7 @@ from bench import pg, procs
 from bench.ceilings import ceilings_measurement
 from bench.compare import Side, SideResult, compare
 from bench.e2e import embeddings_measurement, generations_measurement
+from bench.enqueue import enqueue_measurement
 from bench.fairness import fairness_measurement
 from bench.inflight import inflight_measurement
 from bench.load import GrpcTarget, RestTarget
@@ -127,6 +128,10 @@ MEASUREMENTS: dict[str, tuple[str, Measurement]] = {
     "postgres": (
         "PostgreSQL next to SQLite: submit, end to end, NOTIFY dispatch, two replicas ...",
         postgres_measurement,
+    ),
+    "enqueue": (
+        "Submit on PostgreSQL next to procrastinate's enqueue: embedding and image jobs, each blob store ...",
+        enqueue_measurement,
     ),
     "inflight": (
         "In flight: N jobs at once against a provider answering in 10 s, SQLite and PostgreSQL ...",
