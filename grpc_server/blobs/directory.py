@@ -187,6 +187,11 @@ class DirectoryBlobStore:
     async def put(self, key: str, source: Path | bytes) -> int:
         return await self._threads.run(self._put, self._path_str(key), source)
 
+    def put_now(self, key: str, data: bytes) -> int:
+        """put() on the calling thread, for a caller already off the event loop (the SQLite
+        writer, before the INSERT that names the blob)."""
+        return self._put(self._path_str(key), data)
+
     def _path_str(self, key: str) -> str:
         check_key(key)
         return f"{self.root}/{_shard(key.partition('/')[0])}/{key}"
