@@ -5,8 +5,8 @@ thing a durable accept cannot skip: the job written with asyncgate's SQLite stor
 where the server's default puts it (a directory beside the database). Measured in one run:
 
 - gRPC: the storing handler against the bare handler (the ceiling of the gRPC ratio), and
-  the old storing handler (the image in the SQLite file) against it too, for what moving
-  blobs out bought;
+  the old storing handler (the image in the SQLite file) against it too, and the two
+  storing handlers against each other: what moving blobs out bought;
 - REST: asyncgate's bridge in front of the storing handler, and in front of the bare one
   (a server doing nothing), against the bare aiohttp handler;
 - asyncgate itself against its ceiling, side by side: the server against the storing
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -104,6 +105,9 @@ async def ceilings_measurement(workdir: Path, settings: Settings) -> dict[str, A
             return {
                 "grpc_storing": comparison(*await settings.compare(grpc_bare, storing_side)),
                 "grpc_storing_in_sqlite": comparison(*await settings.compare(grpc_bare, in_sqlite_side)),
+                "grpc_directory_vs_sqlite": comparison(
+                    *await settings.compare(replace(in_sqlite_side, name="in-sqlite"), storing_side)
+                ),
                 "rest_bridge_storing": comparison(*await settings.compare(rest_bare, bridge_on_storing)),
                 "rest_bridge_bare": comparison(*await settings.compare(rest_bare, bridge_on_bare)),
                 "grpc_to_ceiling": comparison(*await settings.compare(storing_side, grpc_real)),
@@ -123,6 +127,12 @@ _LINES = (
         "gRPC: the same, its image in the SQLite file (the store before blobs moved out)",
         "bare grpc.aio",
         "storing in SQLite",
+    ),
+    (
+        "grpc_directory_vs_sqlite",
+        "gRPC: the storing handler against the same with its image in the SQLite file, side by side",
+        "storing in SQLite",
+        "storing handler",
     ),
     (
         "rest_bridge_storing",

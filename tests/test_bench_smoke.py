@@ -88,6 +88,8 @@ async def test_grpc_submit_load_is_accepted(tmp_path: Path) -> None:
 
 async def test_ceilings_store_every_job_and_bridge_to_the_bare_handlers(tmp_path: Path) -> None:
     ceilings = await ceilings_measurement(tmp_path, BRIEF)
+    check_side(ceilings["grpc_directory_vs_sqlite"]["baseline"], "OK", {"grpc-storing"})
+    check_comparison(ceilings["grpc_directory_vs_sqlite"])
     for part in ("grpc_storing", "grpc_storing_in_sqlite"):
         check_side(ceilings[part]["baseline"], "OK", {"grpc-baseline"})
         check_side(ceilings[part]["subject"], "OK", {"grpc-storing"})
