@@ -3,12 +3,16 @@
     python -m bench.baselines rest --port P   # aiohttp: read the multipart as the bridge does, answer 202
     python -m bench.baselines grpc --port P   # grpc.aio: deserialize CreateImageEditJob, answer a Job
     python -m bench.baselines grpc --port P --store DIR   # the same, storing each job first
+    python -m bench.baselines grpc --port P --store DIR --blobs database   # ... its image in SQLite
 
 No validation, no storage, no logging: what is left is the framework's own cost of
 moving the same bytes, which is what the real services are compared against.
 
 With --store, the gRPC handler also writes the job and its images with asyncgate's own
 SQLite store before it answers, and nothing else: no validation, no keys, no conversion.
+Its images go where the server's default puts them (--blobs directory): a DirectoryBlobStore
+under DIR/blobs, not synced (the server's rule with SQLite's NORMAL), then the job row; with
+--blobs database, into the SQLite file as chunk rows (the store before blobs moved out).
 Against the bare handler it gives the most the gRPC submit ratio can be while a job
 accepted is durable, whatever the rest of the server does. It runs with the server's
 allocator setting (grpc_server.allocator), so that it is not handicapped against it.
@@ -34,6 +38,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from asyncgate.v1 import job_pb2, job_service_pb2
 from grpc_server.allocator import keep_freed_memory
+from grpc_server.blobs.directory import DirectoryBlobStore
+from grpc_server.blobs.factory import SYNCED_SQLITE_MODES
 from grpc_server.domain.jobs import ImageEditParams, InputFile, Job, JobStatus, RequestType, new_job_id
 from grpc_server.store.base import StagedFile
 from grpc_server.store.sqlite import SQLiteStore
@@ -43,6 +49,8 @@ JOB_SERVICE = "asyncgate.v1.JobService"
 CHUNK_BYTES = 256 * 1024  # the bridge's upload_chunk_bytes
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # the server's max_message_bytes
 STORED_TTL_SECONDS = 3600  # what the storing handler's jobs carry; nothing expires them during a run
+SQLITE_SYNCHRONOUS = "NORMAL"  # the server's default (ServerConfig.sqlite_synchronous)
+BLOBS = ("directory", "database")
 
 
 async def submit(request: web.Request) -> web.StreamResponse:
@@ -109,11 +117,20 @@ def storing_create_job(
     return handler
 
 
-async def serve_grpc(port: int, store_dir: Path | None = None) -> None:
+def storing_store(store_dir: Path, blobs: str) -> SQLiteStore:
+    """The store as the server makes it by default (grpc_server.store.factory), or with `blobs`
+    "database" as it was before job files moved out of the SQLite file."""
+    beside = None
+    if blobs == "directory":
+        beside = DirectoryBlobStore(store_dir / "blobs", fsync=SQLITE_SYNCHRONOUS in SYNCED_SQLITE_MODES)
+    return SQLiteStore(store_dir / "baseline.sqlite3", SQLITE_SYNCHRONOUS, blobs=beside)
+
+
+async def serve_grpc(port: int, store_dir: Path | None = None, blobs: str = "directory") -> None:
     store = None
     if store_dir is not None:
         keep_freed_memory()
-        store = SQLiteStore(store_dir / "baseline.sqlite3")
+        store = storing_store(store_dir, blobs)
         await store.open()
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)])
     handler = grpc.unary_unary_rpc_method_handler(
@@ -144,11 +161,17 @@ def main() -> None:
     parser.add_argument("kind", choices=("rest", "grpc"))
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--store", type=Path, help="grpc only: store each job in SQLite under this directory")
+    parser.add_argument(
+        "--blobs",
+        choices=BLOBS,
+        default="directory",
+        help="with --store: images in a directory beside SQLite (the default), or in the SQLite file",
+    )
     args = parser.parse_args()
     if args.kind == "rest":
         web.run_app(rest_app(), host="127.0.0.1", port=args.port, print=None)
     else:
-        asyncio.run(serve_grpc(args.port, args.store))
+        asyncio.run(serve_grpc(args.port, args.store, args.blobs))
 
 
 if __name__ == "__main__":

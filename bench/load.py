@@ -110,10 +110,11 @@ class HttpClient:
 
 
 class RestTarget(HttpClient):
-    """Posts the multipart form to one HTTP server over a keep-alive pool of N connections."""
+    """Posts the multipart form (or another body, to another `path`) to one HTTP server over a
+    keep-alive pool of N connections."""
 
-    def __init__(self, base_url: str, body: MultipartBody, concurrency: int) -> None:
-        self.url = base_url + EDITS_PATH
+    def __init__(self, base_url: str, body: MultipartBody, concurrency: int, path: str = EDITS_PATH) -> None:
+        self.url = base_url + path
         self.concurrency = concurrency
         self._body = body
         self._headers = {"Content-Type": body.content_type}

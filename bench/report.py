@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from bench.ceilings import ceiling_goals, ceiling_lines
+from bench.enqueue import enqueue_lines
 from bench.fairness import fairness_lines
 from bench.report_inflight import inflight_goals, inflight_lines
 from bench.report_jobs import embeddings_lines, generations_lines, postgres_lines
@@ -14,7 +16,9 @@ from bench.report_waiters import waiters_lines
 from bench.tables import comparison_lines, f
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
-THROUGHPUT_GOAL = 0.5
+THROUGHPUT_GOALS = {"rest": 0.45, "grpc": 0.5}
+"""Submit throughput against the bare handler (the issue's goals: the bridge's own HTTP work
+comes on top of the server's for REST)."""
 POLL_GOALS = {"rest": 0.3, "grpc": 0.5}
 MEMORY_GOAL = 2.0
 MB = 1e6
@@ -30,8 +34,8 @@ def goals(report: dict[str, Any]) -> list[dict[str, Any]]:
     for part, label in (("rest", "REST"), ("grpc", "gRPC")):
         if part in report:
             ratio = report[part]["ratio"]["throughput"]
-            text = f"{label} submit throughput >= {THROUGHPUT_GOAL} x baseline"
-            found.append(_goal(text, ratio, ratio >= THROUGHPUT_GOAL))
+            text = f"{label} submit throughput >= {THROUGHPUT_GOALS[part]} x baseline"
+            found.append(_goal(text, ratio, ratio >= THROUGHPUT_GOALS[part]))
     if "memory" in report:
         # Both readings of "under 2x the image": what the upload added, and the whole process.
         for name, figures in report["memory"]["processes"].items():
@@ -45,6 +49,8 @@ def goals(report: dict[str, Any]) -> list[dict[str, Any]]:
             ratio = report["polls"][part]["ratio"]["throughput"]
             goal = POLL_GOALS[part]
             found.append(_goal(f"{label} throughput >= {goal} x baseline", ratio, ratio >= goal))
+    if "ceilings" in report:
+        found += ceiling_goals(report["ceilings"])
     return found
 
 
@@ -66,30 +72,6 @@ def _memory_lines(memory: dict[str, Any]) -> list[str]:
             f"{fig['growth_bytes'] / MB:>11.1f}{fig['growth_per_image']:>17.2f}{fig['peak_per_image']:>10.2f}"
         )
     return [*lines, ""]
-
-
-def _ceiling_lines(ceilings: dict[str, Any]) -> list[str]:
-    return [
-        "Ceilings: the most each submit ratio above can be, whatever asyncgate's own code does",
-        *comparison_lines(
-            "gRPC: the bare handler that also writes each job and its image with asyncgate's SQLite store",
-            ceilings["grpc_storing"],
-            "bare grpc.aio",
-            "storing handler",
-        ),
-        *comparison_lines(
-            "REST: asyncgate's bridge in front of that storing handler",
-            ceilings["rest_bridge_storing"],
-            "bare aiohttp",
-            "bridge + storing",
-        ),
-        *comparison_lines(
-            "REST: asyncgate's bridge in front of the bare grpc.aio handler (no server work at all)",
-            ceilings["rest_bridge_bare"],
-            "bare aiohttp",
-            "bridge + bare gRPC",
-        ),
-    ]
 
 
 def bomb_lines(bombs: dict[str, Any]) -> list[str]:
@@ -138,7 +120,7 @@ def format_report(report: dict[str, Any]) -> str:
         title = f"gRPC submit: CreateImageEditJob, {grpc['message_bytes']:,} B message (256x256 PNG)"
         lines += comparison_lines(title, grpc, "bare grpc.aio")
     if "ceilings" in report:
-        lines += _ceiling_lines(report["ceilings"])
+        lines += ceiling_lines(report["ceilings"])
     if "memory" in report:
         lines += _memory_lines(report["memory"])
     if "embeddings" in report:
@@ -147,6 +129,8 @@ def format_report(report: dict[str, Any]) -> str:
         lines += generations_lines(report["generations"])
     if "postgres" in report:
         lines += postgres_lines(report["postgres"])
+    if "enqueue" in report:
+        lines += enqueue_lines(report["enqueue"])
     if "inflight" in report:
         lines += inflight_lines(report["inflight"])
     if "polls" in report:

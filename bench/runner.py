@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from bench import pg, procs
+from bench.ceilings import ceilings_measurement
 from bench.compare import Side, SideResult, compare
 from bench.e2e import embeddings_measurement, generations_measurement
+from bench.enqueue import enqueue_measurement
 from bench.fairness import fairness_measurement
 from bench.inflight import inflight_measurement
 from bench.load import GrpcTarget, RestTarget
@@ -107,52 +109,6 @@ async def grpc_comparison(workdir: Path, settings: Settings) -> dict[str, Any]:
     return {"message_bytes": request.ByteSize(), **comparison(*results)}
 
 
-async def ceilings_measurement(workdir: Path, settings: Settings) -> dict[str, Any]:
-    """The most each submit ratio can be whatever asyncgate's own code does, measured like them.
-    gRPC: the bare handler that also stores each job with asyncgate's SQLite store (what a
-    durable accept cannot skip) against the bare handler. REST: asyncgate's bridge in front of
-    that storing handler, and in front of the bare one (a server doing nothing at all), against
-    the bare aiohttp handler."""
-    request, body = create_request(small_png()), multipart_form(small_png())
-    with contextlib.ExitStack() as stack:
-        bare, bare_target = procs.start_grpc_baseline(stack, workdir)
-        storing, storing_target = procs.start_grpc_baseline(stack, workdir, "grpc-storing", storing=True)
-        rest_baseline, rest_baseline_url = procs.start_rest_baseline(stack, workdir)
-        await asyncio.gather(
-            procs.wait_grpc_ready(bare, bare_target), procs.wait_grpc_ready(storing, storing_target)
-        )
-        on_bare, on_bare_url = procs.start_bridge(stack, workdir, bare_target, "bridge-on-bare")
-        on_storing, on_storing_url = procs.start_bridge(stack, workdir, storing_target, "bridge-on-storing")
-        await asyncio.gather(
-            procs.wait_http_ready(on_bare, on_bare_url),
-            procs.wait_http_ready(on_storing, on_storing_url),
-            procs.wait_http_ready(rest_baseline, rest_baseline_url),
-        )
-        async with (
-            GrpcTarget(bare_target, request, settings.concurrency) as bare_grpc,
-            GrpcTarget(storing_target, request, settings.concurrency) as storing_grpc,
-            RestTarget(rest_baseline_url, body, settings.concurrency) as bare_rest,
-            RestTarget(on_storing_url, body, settings.concurrency) as bridged_storing,
-            RestTarget(on_bare_url, body, settings.concurrency) as bridged_bare,
-        ):
-            grpc_baseline = Side("baseline", bare_grpc.run, {"grpc-baseline": bare.pid})
-            rest_baseline_side = Side("baseline", bare_rest.run, {"rest-baseline": rest_baseline.pid})
-            storing_side = Side("storing", storing_grpc.run, {"grpc-storing": storing.pid})
-            bridge_on_storing = Side(
-                "bridge", bridged_storing.run, {"rest-bridge": on_storing.pid, "grpc-storing": storing.pid}
-            )
-            bridge_on_bare = Side(
-                "bridge", bridged_bare.run, {"rest-bridge": on_bare.pid, "grpc-baseline": bare.pid}
-            )
-            return {
-                "grpc_storing": comparison(*await settings.compare(grpc_baseline, storing_side)),
-                "rest_bridge_storing": comparison(
-                    *await settings.compare(rest_baseline_side, bridge_on_storing)
-                ),
-                "rest_bridge_bare": comparison(*await settings.compare(rest_baseline_side, bridge_on_bare)),
-            }
-
-
 async def memory_measurement(workdir: Path) -> dict[str, Any]:
     image = workdir / "big.png"
     write_big_png(image)  # before any process starts, so it disturbs nothing measured
@@ -175,6 +131,10 @@ MEASUREMENTS: dict[str, tuple[str, Measurement]] = {
     "postgres": (
         "PostgreSQL next to SQLite: submit, end to end, NOTIFY dispatch, two replicas ...",
         postgres_measurement,
+    ),
+    "enqueue": (
+        "Submit on PostgreSQL next to procrastinate's enqueue: embedding and image jobs, each blob store ...",
+        enqueue_measurement,
     ),
     "inflight": (
         "In flight: N jobs at once against a provider answering in 10 s, SQLite and PostgreSQL ...",

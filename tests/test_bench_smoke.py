@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from bench.__main__ import settings_from_args
+from bench.ceilings import ceilings_measurement
 from bench.e2e import embeddings_measurement, generations_measurement
 from bench.inflight import inflight_measurement
 from bench.memory import measure_upload
@@ -22,7 +23,7 @@ from bench.postgres import postgres_measurement
 from bench.report import bomb_lines, format_report
 from bench.report_inflight import inflight_goals, inflight_lines
 from bench.report_jobs import embeddings_lines, generations_lines, postgres_lines
-from bench.runner import PARTS, Settings, ceilings_measurement, grpc_comparison, rest_comparison, run_all
+from bench.runner import PARTS, Settings, grpc_comparison, rest_comparison, run_all
 
 pytestmark = pytest.mark.slow
 
@@ -87,23 +88,44 @@ async def test_grpc_submit_load_is_accepted(tmp_path: Path) -> None:
 
 async def test_ceilings_store_every_job_and_bridge_to_the_bare_handlers(tmp_path: Path) -> None:
     ceilings = await ceilings_measurement(tmp_path, BRIEF)
-    storing = ceilings["grpc_storing"]
-    check_side(storing["baseline"], "OK", {"grpc-baseline"})
-    check_side(storing["subject"], "OK", {"grpc-storing"})
-    check_comparison(storing)
+    check_side(ceilings["grpc_directory_vs_sqlite"]["baseline"], "OK", {"grpc-storing"})
+    check_comparison(ceilings["grpc_directory_vs_sqlite"])
+    for part in ("grpc_storing", "grpc_storing_in_sqlite"):
+        check_side(ceilings[part]["baseline"], "OK", {"grpc-baseline"})
+        check_side(ceilings[part]["subject"], "OK", {"grpc-storing"})
+        check_comparison(ceilings[part])
     check_side(ceilings["rest_bridge_storing"]["subject"], "202", {"rest-bridge", "grpc-storing"})
     check_side(ceilings["rest_bridge_bare"]["subject"], "202", {"rest-bridge", "grpc-baseline"})
     for part in ("rest_bridge_storing", "rest_bridge_bare"):
         check_side(ceilings[part]["baseline"], "202", {"rest-baseline"})
         check_comparison(ceilings[part])
-    # The storing handler really stored: every job it answered, and its image, is in its database.
-    database = tmp_path / "grpc-storing-data" / "baseline.sqlite3"
-    with sqlite3.connect(database) as conn:
+    # asyncgate against its ceilings, side by side.
+    check_side(ceilings["grpc_to_ceiling"]["baseline"], "OK", {"grpc-storing"})
+    check_side(ceilings["grpc_to_ceiling"]["subject"], "OK", {"grpc-server"})
+    check_side(ceilings["rest_to_ceiling"]["baseline"], "202", {"rest-bridge", "grpc-storing"})
+    check_side(ceilings["rest_to_ceiling"]["subject"], "202", {"rest-bridge", "grpc-server"})
+    for part in ("grpc_to_ceiling", "rest_to_ceiling"):
+        check_comparison(ceilings[part])
+    # The storing handlers really stored every job they answered (warm-up requests too, not
+    # counted): the default one each image as a file beside its row, the other in the SQLite file.
+    answered = sum(
+        ceilings[part]["subject"]["requests_ok"] for part in ("grpc_storing", "rest_bridge_storing")
+    ) + sum(ceilings[part]["baseline"]["requests_ok"] for part in ("grpc_to_ceiling", "rest_to_ceiling"))
+    data = tmp_path / "grpc-storing-data"
+    with sqlite3.connect(data / "baseline.sqlite3") as conn:
+        jobs, chunks, beside = conn.execute(
+            "SELECT COUNT(*), (SELECT COUNT(*) FROM blob_chunks),"
+            " COUNT(*) FILTER (WHERE blob_store = 'directory') FROM jobs"
+        ).fetchone()
+    files = [path for path in (data / "blobs").rglob("*/in/image-0") if path.is_file()]
+    assert jobs == beside == len(files) >= answered and chunks == 0
+    in_sqlite = tmp_path / "grpc-storing-in-sqlite-data"
+    with sqlite3.connect(in_sqlite / "baseline.sqlite3") as conn:
         jobs, images = conn.execute(
             "SELECT (SELECT COUNT(*) FROM jobs), (SELECT COUNT(DISTINCT job_id) FROM blob_chunks)"
         ).fetchone()
-    answered = storing["subject"]["requests_ok"] + ceilings["rest_bridge_storing"]["subject"]["requests_ok"]
-    assert jobs == images >= answered  # warm-up requests are stored too, not counted
+    assert jobs == images >= ceilings["grpc_storing_in_sqlite"]["subject"]["requests_ok"]
+    assert not (in_sqlite / "blobs").exists()
 
 
 async def test_memory_of_an_upload_is_reported(tmp_path: Path) -> None:

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import builtins
 import errno
+import itertools
 import logging
 import os
-import tempfile
+import secrets
 import time
 from collections.abc import AsyncIterator, Collection, Iterator
 from contextlib import contextmanager, suppress
@@ -85,12 +86,37 @@ def _is_shard(name: str) -> bool:
     return 1 <= len(name) <= 2 and "." not in name
 
 
-def _fsync_dir(directory: Path) -> None:
+def _fsync_dir(directory: str | Path) -> None:
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+
+
+def _write_all(fd: int, data: memoryview) -> None:
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+def _make_dirs(directory: str) -> builtins.list[str]:
+    """Make `directory` and its missing parents; the ones made. Tries the directory itself
+    first: one call when it exists, three for a new job's (its id's directory, then `in`)."""
+    try:
+        os.mkdir(directory)
+    except FileExistsError:  # there already, or a concurrent put made it
+        return []
+    except FileNotFoundError:
+        made = _make_dirs(os.path.dirname(directory))
+        try:
+            os.mkdir(directory)
+        except FileExistsError:
+            return made
+        return [*made, directory]
+    return [directory]
 
 
 def _rmdir_if_empty(directory: Path) -> bool:
@@ -126,6 +152,8 @@ class DirectoryBlobStore:
         self.fsync = fsync
         self._partial = root / PARTIAL_DIR
         self._threads = BlobThreads(IO_THREADS, "blob-directory")
+        self._token = secrets.token_hex(4)
+        self._puts = itertools.count()
 
     def path(self, key: str) -> Path:
         """Where the blob under `key` is (or would be) kept."""
@@ -153,20 +181,32 @@ class DirectoryBlobStore:
         await self._threads.run(probe_space, self._partial)
 
     # -- put
+    # Plain os calls on str paths: a put runs on a blob thread that shares the interpreter lock
+    # with the event loop, so every Python step here is one the loop waits for under load.
 
     async def put(self, key: str, source: Path | bytes) -> int:
-        return await self._threads.run(self._put, self.path(key), source)
+        return await self._threads.run(self._put, self._path_str(key), source)
 
-    def _put(self, dest: Path, source: Path | bytes) -> int:
-        fd, name = self._temporary()
-        temporary = Path(name)
+    def put_now(self, key: str, data: bytes) -> int:
+        """put() on the calling thread, for a caller already off the event loop (the SQLite
+        writer, before the INSERT that names the blob)."""
+        return self._put(self._path_str(key), data)
+
+    def _path_str(self, key: str) -> str:
+        check_key(key)
+        return f"{self.root}/{_shard(key.partition('/')[0])}/{key}"
+
+    def _put(self, dest: str, source: Path | bytes) -> int:
+        fd, temporary = self._temporary()
         try:
             try:
-                with _store_errors("write a blob"), open(fd, "wb") as out:
-                    size = self._copy_in(source, out)
-                    if self.fsync:
-                        out.flush()
-                        os.fsync(out.fileno())
+                with _store_errors("write a blob"):
+                    try:
+                        size = self._copy_in(source, fd)
+                        if self.fsync:
+                            os.fsync(fd)
+                    finally:
+                        os.close(fd)
             except _SourceError as exc:
                 raise exc.error from None  # the caller's file: its own error, as it is
             changed = self._move_into_place(temporary, dest)
@@ -176,27 +216,30 @@ class DirectoryBlobStore:
                         _fsync_dir(directory)
         except BaseException:
             with suppress(OSError):
-                temporary.unlink()
+                os.unlink(temporary)
             raise
         return size
 
     def _temporary(self) -> tuple[int, str]:
+        """A new file under root/.partial, open for writing: named by this process and a counter
+        (no random names to draw); one left by an earlier process with this pid is skipped."""
         with _store_errors("write a blob"):
-            try:
-                return tempfile.mkstemp(prefix="put-", dir=self._partial)
-            except FileNotFoundError:  # removed since open(): make it again
-                self._partial.mkdir(parents=True, exist_ok=True)
-                return tempfile.mkstemp(prefix="put-", dir=self._partial)
+            while True:
+                name = f"{self._partial}/put-{os.getpid()}-{self._token}-{next(self._puts)}"
+                try:
+                    return os.open(name, _CREATE, 0o600), name
+                except FileExistsError:
+                    continue
+                except FileNotFoundError:  # removed since open(): make it again
+                    self._partial.mkdir(parents=True, exist_ok=True)
 
     @staticmethod
-    def _copy_in(source: Path | bytes, out: IO[bytes]) -> int:
-        """Write `source` into `out` chunk by chunk. Reading the source raises its own errors;
-        writing is inside the caller's _store_errors."""
+    def _copy_in(source: Path | bytes, fd: int) -> int:
+        """Write `source` into `fd`. Reading the source raises its own errors; writing is
+        inside the caller's _store_errors."""
         if isinstance(source, bytes):
-            view = memoryview(source)
-            for start in range(0, len(view), CHUNK_BYTES):
-                out.write(view[start : start + CHUNK_BYTES])
-            return len(view)
+            _write_all(fd, memoryview(source))
+            return len(source)
         size = 0
         try:
             src = source.open("rb")
@@ -210,34 +253,24 @@ class DirectoryBlobStore:
                     raise _SourceError(exc) from exc
                 if not chunk:
                     return size
-                out.write(chunk)
+                _write_all(fd, memoryview(chunk))
                 size += len(chunk)
 
-    def _move_into_place(self, temporary: Path, dest: Path) -> set[Path]:
+    def _move_into_place(self, temporary: str, dest: str) -> set[str]:
         """Rename `temporary` to `dest`, making its directories; the directories whose entries
         changed (to fsync)."""
+        parent = os.path.dirname(dest)
         with _store_errors("write a blob"):
             for attempt in range(PUT_ATTEMPTS):
-                made = self._make_dirs(dest.parent)
+                made = _make_dirs(parent)
                 try:
                     os.replace(temporary, dest)
                 except FileNotFoundError:
-                    if attempt == PUT_ATTEMPTS - 1 or not temporary.exists():
+                    if attempt == PUT_ATTEMPTS - 1 or not os.path.exists(temporary):
                         raise
                     continue
-                return {dest.parent, *(directory.parent for directory in made)}
+                return {parent, *(os.path.dirname(directory) for directory in made)}
         raise AssertionError("unreachable")
-
-    def _make_dirs(self, directory: Path) -> builtins.list[Path]:
-        """Make `directory` and its missing parents; the ones made."""
-        missing: builtins.list[Path] = []
-        while not directory.is_dir():
-            missing.append(directory)
-            directory = directory.parent
-        for made in reversed(missing):
-            with suppress(FileExistsError):  # a concurrent put made it
-                made.mkdir()
-        return missing
 
     # -- read
 

@@ -308,14 +308,19 @@ class PostgresStore(PostgresJobApi, PostgresWebhooks):
     async def _insert_job(
         self, job: Job, files: Sequence[StagedFile], limits: AdmissionLimits | None
     ) -> None:
+        blob_store = None if self._beside is None else self._beside.name
+        insert = self._publishing("submitted", _INSERT_JOB)
+        row = job_row(job, files, job.created_at, blob_store)
+        if limits is None and (blob_store is not None or not files):
+            # One statement is a transaction of its own: no BEGIN and COMMIT round trips.
+            async with self._connection() as conn:
+                await conn.execute(insert, *row)
+            return
         async with self._connection() as conn, conn.transaction():
             if limits is not None:
                 await check_limits(conn, job, limits)
             # Published on commit only, so after the blobs below are in too.
-            blob_store = None if self._beside is None else self._beside.name
-            await conn.execute(
-                self._publishing("submitted", _INSERT_JOB), *job_row(job, files, job.created_at, blob_store)
-            )
+            await conn.execute(insert, *row)
             for staged in files if blob_store is None else ():
                 source = staged.source
                 chunks = memory_chunks(source) if isinstance(source, bytes) else file_chunks(source)

@@ -252,13 +252,17 @@ class SQLiteStore(SQLiteJobApi, SQLiteWebhooks):
         beside = self._beside
         try:
             with reported(self._health):
+                write_now = None
                 if beside is not None:  # the files first: the row that commits after them is the job
-                    await beside.put_inputs(job.id, files)
+                    write_now = beside.inline_puts(job.id, files)  # by the writer, before its INSERT
+                    if write_now is None:
+                        await beside.put_inputs(job.id, files)
                 new = NewJob(
                     job,
                     files,
                     limits if limits and limits.any else None,
                     None if beside is None else beside.name,
+                    write_now,
                 )
                 await self._creates.submit(new)
         except sqlite3.IntegrityError as exc:

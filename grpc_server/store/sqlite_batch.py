@@ -4,7 +4,7 @@ blobs in CHUNK_BYTES rows streamed from their files."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,9 +42,30 @@ class NewJob:
     """Its key's limits, checked in the transaction that would insert it (None: no check)."""
     blob_store: str | None = None
     """The blob store its files were written to (then no chunk rows); None: chunk rows."""
+    write_files: Callable[[], None] | None = None
+    """Writes its files to that blob store, called on the writer before the transaction (see
+    BlobsBeside.inline_puts); None: they were written before it was queued."""
 
 
 def insert_jobs(conn: sqlite3.Connection, batch: Sequence[NewJob]) -> list[BaseException | None]:
+    """Write the files of the jobs that carry write_files, then insert the batch (those whose
+    files could not be written left out, their outcome that failure)."""
+    outcomes: list[BaseException | None] = [None] * len(batch)
+    for i, new in enumerate(batch):
+        if new.write_files is not None:
+            try:
+                new.write_files()
+            except Exception as exc:  # this job's blob store's failure: the others go on
+                outcomes[i] = exc
+    written = [i for i, failure in enumerate(outcomes) if failure is None]
+    if written:
+        inserted = _insert_batch(conn, [batch[i] for i in written])
+        for i, outcome in zip(written, inserted, strict=True):
+            outcomes[i] = outcome
+    return outcomes
+
+
+def _insert_batch(conn: sqlite3.Connection, batch: Sequence[NewJob]) -> list[BaseException | None]:
     """Insert a batch of new jobs in one transaction; a job over its key's limit is left out
     (its outcome: the refusal). Should one fail (a staged file unreadable, say), the batch is
     rolled back and each job is inserted on its own, so that only the failing one fails."""
