@@ -97,6 +97,24 @@ class BlobsBeside:
 
         return put_all
 
+    async def complete_with(
+        self, job_id: str, outputs: Sequence[OutputBlob], commit: Callable[[str], Awaitable[bool]]
+    ) -> bool:
+        """Write the outputs under a fresh token, then `commit(token)` (the row naming it); the
+        outputs are deleted again when the commit wrote nothing (a lost lease) or rolled back, and
+        kept when it was cancelled while it may still commit."""
+        token = await self.put_outputs(job_id, outputs)
+        committed: bool | None = None
+        try:
+            committed = await commit(token)
+        except Exception:
+            committed = False  # rolled back
+            raise
+        finally:
+            if committed is False:
+                await self.forget_outputs(job_id, token)  # no row references them
+        return committed
+
     async def put_outputs(self, job_id: str, outputs: Sequence[OutputBlob]) -> str:
         """Write a completion's outputs under a fresh token, before the row; the token."""
         token = secrets.token_hex(8)

@@ -406,19 +406,14 @@ class PostgresStore(PostgresJobApi, PostgresWebhooks):
     async def complete_job(
         self, job_id: str, worker: str, result: JobResult, outputs: Sequence[OutputBlob], now: datetime
     ) -> bool:
-        token = None
-        if self._beside is not None:  # the outputs first: the row that commits after them completes it
-            token = await self._reporting(self._beside.put_outputs(job_id, outputs))
-        completed: bool | None = None  # None: unknown (cancelled while the commit may have happened)
-        try:
-            completed = await self._complete(job_id, worker, result, outputs, now, token)
-        except Exception:
-            completed = False  # rolled back
-            raise
-        finally:
-            if completed is False and token is not None and self._beside is not None:
-                await self._beside.forget_outputs(job_id, token)  # no row references them
-        return completed
+        if self._beside is None:
+            return await self._complete(job_id, worker, result, outputs, now, None)
+        # The outputs first: the row that commits after them completes the job.
+        return await self._reporting(
+            self._beside.complete_with(
+                job_id, outputs, lambda token: self._complete(job_id, worker, result, outputs, now, token)
+            )
+        )
 
     async def _complete(
         self,

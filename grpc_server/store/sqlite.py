@@ -339,12 +339,7 @@ class SQLiteStore(SQLiteJobApi, SQLiteWebhooks):
     async def complete_job(
         self, job_id: str, worker: str, result: JobResult, outputs: Sequence[OutputBlob], now: datetime
     ) -> bool:
-        token = None
-        if self._beside is not None:  # the outputs first: the row that commits after them completes it
-            with reported(self._health):
-                token = await self._beside.put_outputs(job_id, outputs)
-
-        def complete(conn: sqlite3.Connection) -> bool:
+        def complete(conn: sqlite3.Connection, token: str | None) -> bool:
             with Transaction(conn):
                 row = conn.execute(
                     f"UPDATE jobs SET status = '{JobStatus.COMPLETED}', status_code = 200, result = ?,"
@@ -361,15 +356,13 @@ class SQLiteStore(SQLiteJobApi, SQLiteWebhooks):
                 write_event(conn, self._webhook_plan, _job_from_row(row), now)
                 return True
 
-        completed: bool | None = None  # None: unknown (cancelled while the write may still commit)
-        try:
-            completed = await self._write(complete)
-        except Exception:
-            completed = False  # rolled back
-            raise
-        finally:
-            if completed is False and token is not None and self._beside is not None:
-                await self._beside.forget_outputs(job_id, token)  # no row references them
+        if self._beside is None:
+            completed = await self._write(lambda c: complete(c, None))
+        else:  # the outputs first: the row that commits after them completes the job
+            with reported(self._health):
+                completed = await self._beside.complete_with(
+                    job_id, outputs, lambda token: self._write(lambda c: complete(c, token))
+                )
         if completed:
             self._publish("completed", job_id)
         return completed
