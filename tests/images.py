@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 
 from PIL import Image
 
@@ -19,6 +20,17 @@ def subject_on_background(size: int = 64) -> bytes:
     """A red square on a flat light-grey background: something to cut out."""
     image = Image.new("RGB", (size, size), (230, 230, 230))
     image.paste((200, 20, 20), (size // 4, size // 4, 3 * size // 4, 3 * size // 4))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def noisy_subject(size: int = 512) -> bytes:
+    """Random noise in the middle of a flat light-grey background: something to cut out whose
+    PNG cannot shrink (about size * size / 4 * 3 bytes)."""
+    noise = Image.frombytes("RGB", (size // 2, size // 2), os.urandom(size * size // 4 * 3))
+    image = Image.new("RGB", (size, size), (230, 230, 230))
+    image.paste(noise, (size // 4, size // 4))
     buffer = io.BytesIO()
     image.save(buffer, "PNG")
     return buffer.getvalue()

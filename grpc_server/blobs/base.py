@@ -39,6 +39,8 @@ class BlobInfo:
 class BlobStore(Protocol):
     name: str
     """Recorded with each job whose blobs this store holds: "directory" or "s3"."""
+    presigns: bool
+    """Whether presign() hands out URLs (clients then fetch outputs from the store directly)."""
 
     async def open(self) -> None:
         """Prepare the store (the directory, or the bucket when configured to create it);

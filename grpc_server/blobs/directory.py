@@ -146,6 +146,7 @@ class _Left:
 
 class DirectoryBlobStore:
     name = "directory"
+    presigns = False
 
     def __init__(self, root: Path, *, fsync: bool) -> None:
         self.root = root

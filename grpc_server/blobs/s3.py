@@ -146,6 +146,7 @@ class S3BlobStore:
 
     def __init__(self, settings: S3Settings) -> None:
         self.settings = settings
+        self.presigns = settings.presign
         self._where = f"blob bucket {settings.bucket!r}"
         self._endpoint = _endpoint_name(settings.endpoint_url)
         self._stack: AsyncExitStack | None = None

@@ -31,7 +31,8 @@ Concurrency. Several replicas run the same dispatcher loops against one database
 * Migrations are serialised by a transaction-scoped advisory lock (see migrate.py).
 
 Files: with a blob store (`blobs`, see blobs_beside), new jobs' files are kept there and the
-rows name it; without one (or for jobs stored before), in blob_chunks. There they are
+rows name it (except outputs small enough to stay with the row, see blobs_beside); without
+one (or for jobs stored before), in blob_chunks. There they are
 written and read in CHUNK_BYTES rows, never held whole: an input is read from
 its staged file one chunk at a time (in a thread) and inserted inside the create
 transaction; read_output runs one short query per chunk, so a slow client never pins a
@@ -406,7 +407,7 @@ class PostgresStore(PostgresJobApi, PostgresWebhooks):
     async def complete_job(
         self, job_id: str, worker: str, result: JobResult, outputs: Sequence[OutputBlob], now: datetime
     ) -> bool:
-        if self._beside is None:
+        if self._beside is None or not self._beside.takes_outputs(outputs):
             return await self._complete(job_id, worker, result, outputs, now, None)
         # The outputs first: the row that commits after them completes the job.
         return await self._reporting(

@@ -1,5 +1,6 @@
 """The embedded store: one SQLite file in WAL mode for the jobs, their files in a blob store
-beside it (a directory, by default: see blobs_beside) or, without one, in the file too.
+beside it (a directory, by default: see blobs_beside) or, without one, in the file too;
+small outputs (an embedding's vectors) stay in the file either way.
 
 The schema is versioned (store/migrations/sqlite), brought to the latest version when the
 store opens; files made before versions were recorded are adopted (see store/migrations).
@@ -356,7 +357,7 @@ class SQLiteStore(SQLiteJobApi, SQLiteWebhooks):
                 write_event(conn, self._webhook_plan, _job_from_row(row), now)
                 return True
 
-        if self._beside is None:
+        if self._beside is None or not self._beside.takes_outputs(outputs):
             completed = await self._write(lambda c: complete(c, None))
         else:  # the outputs first: the row that commits after them completes the job
             with reported(self._health):

@@ -12,7 +12,7 @@ import pytest
 
 from grpc_server.config import BlobSettings, S3BlobSettings
 from tests.conftest import Stack, StackFactory
-from tests.images import decode
+from tests.images import decode, noisy_subject, subject_on_background
 from tests.rest import edit_form, submit, wait_terminal
 from tests.s3_server import S3Endpoint, fresh_bucket, s3_client
 
@@ -43,9 +43,9 @@ async def bucket_keys(endpoint: S3Endpoint, bucket: str) -> list[str]:
     return sorted(item["Key"] for item in listed.get("Contents", []))
 
 
-async def completed_edit(stack: Stack) -> tuple[str, str]:
-    """Submit an edit and wait for it: (job id, its image's URL)."""
-    status, accepted = await submit(stack.http, edit_form())
+async def completed_edit(stack: Stack, image: bytes) -> tuple[str, str]:
+    """Submit an edit of `image` and wait for it: (job id, its image's URL)."""
+    status, accepted = await submit(stack.http, edit_form(images=[("photo.png", image)]))
     assert status == 202, accepted
     job = await wait_terminal(stack.http, accepted["id"])
     assert job["status"] == "completed", job
@@ -57,7 +57,8 @@ async def test_an_edit_runs_from_the_bucket_and_its_image_comes_back_through_the
     make_stack: StackFactory, s3_server: S3Endpoint, bucket: str
 ) -> None:
     stack = await make_stack(blobs=blob_settings(s3_server, bucket, presign=False))
-    job_id, url = await completed_edit(stack)
+    # An output too large to stay in the job database (store.blobs_beside.SMALL_OUTPUTS_BYTES).
+    job_id, url = await completed_edit(stack, noisy_subject())
     keys = await bucket_keys(s3_server, bucket)
     assert f"e2e/{job_id}/in/image-0" in keys
     assert any(key.startswith(f"e2e/{job_id}/out-") for key in keys)
@@ -71,7 +72,7 @@ async def test_presigned_urls_point_at_the_bucket_and_die_with_the_job(
     make_stack: StackFactory, s3_server: S3Endpoint, bucket: str
 ) -> None:
     stack = await make_stack(blobs=blob_settings(s3_server, bucket, presign=True))
-    job_id, url = await completed_edit(stack)
+    job_id, url = await completed_edit(stack, subject_on_background())  # small: in the bucket all the same
     assert url.startswith(f"{s3_server.url}/{bucket}/e2e/{job_id}/out-") and "X-Amz-Signature=" in url
     async with aiohttp.ClientSession() as anyone, anyone.get(url) as response:  # no key, no bridge
         assert response.status == 200

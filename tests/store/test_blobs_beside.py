@@ -23,7 +23,7 @@ from grpc_server.domain.errors import TooManyJobsInFlight
 from grpc_server.domain.jobs import OutputBlob
 from grpc_server.store.admission import AdmissionLimits, KeyPolicy
 from grpc_server.store.base import DuplicateRequestId, JobStore, StoreUnavailable
-from grpc_server.store.blobs_beside import ORPHAN_GRACE, input_key, output_key
+from grpc_server.store.blobs_beside import ORPHAN_GRACE, SMALL_OUTPUTS_BYTES, input_key, output_key
 from grpc_server.store.migrate import migrate
 from grpc_server.store.postgres import PostgresStore
 from grpc_server.store.sqlite import SQLiteStore
@@ -35,6 +35,11 @@ from tests.store.test_store_contract import ERROR, LEASE, T0, _job, _result, _st
 
 SETUPS = ["sqlite/directory", "postgres/directory", "postgres/s3"]
 """Each job store with a directory beside it, and PostgreSQL with a bucket on a real S3 server."""
+
+
+def _large_output() -> OutputBlob:
+    """An output too large to stay in the job database (see blobs_beside.SMALL_OUTPUTS_BYTES)."""
+    return OutputBlob(os.urandom(SMALL_OUTPUTS_BYTES + 1), "image/png")
 
 
 @asynccontextmanager
@@ -138,6 +143,44 @@ async def test_files_go_to_the_blob_store_and_back(kind: str, data: Path, blobs:
         assert await chunk_rows(store, job.id) == 0
 
 
+async def test_small_outputs_stay_in_the_database(kind: str, data: Path, blobs: BlobStore) -> None:
+    async with job_store(kind, data, blobs) as store:
+        small, large = _job(), _job()
+        for job in (small, large):
+            await store.create_job(job, [])
+        await store.claim_jobs("w1", 2, T0, T0 + LEASE)
+        half = SMALL_OUTPUTS_BYTES // 2
+        vectors = [OutputBlob(os.urandom(half), "application/octet-stream") for _ in range(2)]
+        assert await store.complete_job(small.id, "w1", _result(small, 2), vectors, T0)
+        over = [*vectors, OutputBlob(b"1", "application/octet-stream")]  # one byte over, in all
+        assert await store.complete_job(large.id, "w1", _result(large, 3), over, T0)
+
+        kept = await store.get_job(small.id)
+        assert kept is not None and kept.outputs_token is None and await chunk_rows(store, small.id) == 2
+        assert [await read(store, small.id, i) for i in range(2)] == [v.data for v in vectors]
+        beside = await store.get_job(large.id)
+        assert beside is not None and beside.outputs_token is not None
+        assert await chunk_rows(store, large.id) == 0
+        assert [await read(store, large.id, i) for i in range(3)] == [o.data for o in over]
+        assert {key.split("/")[0] for key in await keys(blobs)} == {large.id}
+
+
+async def test_a_bucket_that_presigns_takes_every_output(tmp_path: Path, s3_server: S3Endpoint) -> None:
+    """Clients are handed bucket URLs for outputs, so even a small one goes to the bucket."""
+    async with fresh_bucket(s3_server) as bucket:
+        blobs = S3BlobStore(s3_settings(s3_server, bucket, presign=True))
+        async with job_store("sqlite", tmp_path, blobs) as store:
+            job = _job()
+            await store.create_job(job, [])
+            await store.claim_jobs("w1", 1, T0, T0 + LEASE)
+            tiny = [OutputBlob(b"tiny", "image/png")]
+            assert await store.complete_job(job.id, "w1", _result(job, 1), tiny, T0)
+            done = await store.get_job(job.id)
+            assert done is not None and done.outputs_token is not None
+            assert await keys(blobs) == {output_key(job.id, done.outputs_token, 0)}
+            assert await store.output_url(done, 0, timedelta(minutes=5)) is not None
+
+
 async def test_a_refused_create_leaves_no_files(kind: str, data: Path, blobs: BlobStore) -> None:
     async with job_store(kind, data, blobs) as store:
         first = replace(_job(), idempotency_key="req-1", owner_key_id="vk-a")
@@ -158,7 +201,7 @@ async def test_a_completion_that_lost_its_lease_leaves_no_outputs(
         job = _job()
         await store.create_job(job, [_staged(data, 10)])
         await store.claim_jobs("w1", 1, T0, T0 + LEASE)
-        late = [OutputBlob(b"late", "image/png")]
+        late = [_large_output()]
         assert not await store.complete_job(job.id, "w2", _result(job, 1), late, T0)  # not its lease
         assert all("/out-" not in key for key in await keys(blobs))
 
@@ -170,7 +213,8 @@ async def test_delete_and_expiry_take_the_files_at_once(kind: str, data: Path, b
             await store.create_job(job, [_staged(data, 10)])
         claimed = await store.claim_jobs("w1", 3, T0, T0 + LEASE)
         for job in claimed:
-            await store.complete_job(job.id, "w1", _result(job, 1), [OutputBlob(b"out", "image/png")], T0)
+            await store.complete_job(job.id, "w1", _result(job, 1), [_large_output()], T0)
+        assert any("/out-" in key for key in await keys(blobs))
         assert await store.delete_job(deleted.id)
         assert await store.delete_expired(T0 + timedelta(seconds=61), 100) == 1  # `expiring`, not `kept`
         assert {key.split("/")[0] for key in await keys(blobs)} == {kept.id}
@@ -206,8 +250,9 @@ async def test_jobs_stored_in_the_database_stay_readable_beside_a_blob_store(
         await store.claim_jobs("w1", 1, T0, T0 + LEASE)
         (exported,) = await store.export_inputs(job.id, _fresh_dir(data / "export"))
         assert exported.path.read_bytes() == files[0].path.read_bytes()
-        assert await store.complete_job(job.id, "w1", _result(job, 1), [OutputBlob(b"new", "image/png")], T0)
-        assert await read(store, job.id, 0) == b"new"  # its outputs in the blob store, now
+        new = _large_output()
+        assert await store.complete_job(job.id, "w1", _result(job, 1), [new], T0)
+        assert await read(store, job.id, 0) == new.data  # its outputs in the blob store, now
     async with job_store(kind, data, None) as store:  # and a server without one says so
         with pytest.raises(StoreUnavailable, match="blob"):
             await read(store, job.id, 0)
