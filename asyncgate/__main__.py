@@ -12,6 +12,7 @@ import asyncio
 import logging
 import signal
 
+from asyncgate.collector import settle_collector
 from asyncgate.logs import ACCESS_LOG_FORMAT, add_log_format_argument, configure_logging
 from asyncgate.otel import add_tracing_argument, traced
 from grpc_server.__main__ import (
@@ -44,6 +45,7 @@ async def serve(args: argparse.Namespace, server_settings: ServerConfig) -> None
         access_log_format=ACCESS_LOG_FORMAT,  # with the duration, for the JSON logs
     )
     log.info("REST bridge listening on http://%s:%d", config.host, config.port)
+    settle_collector()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+from asyncgate.collector import settle_collector
 from asyncgate.logs import add_log_format_argument, configure_logging
 from asyncgate.otel import add_tracing_argument, traced
 from grpc_server.allocator import keep_freed_memory
@@ -72,6 +73,7 @@ async def run_until_signalled(config: ServerConfig) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await start_or_clean_up(server)
+    settle_collector()
     await stop.wait()
     logging.getLogger("asyncgate.server").info("shutting down")
     await server.stop()

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import signal
 
+from asyncgate.collector import settle_collector
 from asyncgate.logs import ACCESS_LOG_FORMAT, add_log_format_argument, configure_logging
 from asyncgate.otel import add_tracing_argument, traced
 from rest_bridge.app import create_app
@@ -106,6 +107,7 @@ async def _serve(config: BridgeConfig, access_log: bool) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     logging.getLogger("rest_bridge").info("REST bridge listening on http://%s:%d", config.host, config.port)
+    settle_collector()
     await stop.wait()
     await runner.cleanup()
 
