@@ -117,7 +117,7 @@ async def test_ceilings_store_every_job_and_bridge_to_the_bare_handlers(tmp_path
             "SELECT COUNT(*), (SELECT COUNT(*) FROM blob_chunks),"
             " COUNT(*) FILTER (WHERE blob_store = 'directory') FROM jobs"
         ).fetchone()
-    files = [path for path in (data / "blobs").rglob("*/in/image-0") if path.is_file()]
+    files = [path for path in (data / "blobs").rglob("*/in~image-0") if path.is_file()]
     assert jobs == beside == len(files) >= answered and chunks == 0
     in_sqlite = tmp_path / "grpc-storing-in-sqlite-data"
     with sqlite3.connect(in_sqlite / "baseline.sqlite3") as conn:

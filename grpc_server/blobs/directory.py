@@ -1,7 +1,13 @@
 """Blobs as files under a directory on this server's disk.
 
-A key's file is root/<shard>/<key>, the shard being the first two characters of the key's
-first segment (the job id), so that no directory holds every job. put() writes a temporary
+A key's file is root/<shard>/<job id>/<the rest of the key, its "/" written "~">, the shard
+being the first two characters of the job id (the key's first segment), so that no directory
+holds every job: `<job>/in/image-0` is the file `ab/<job>/in~image-0`. One directory per job
+and no deeper: a new job's first file makes one directory, not one per segment (each is an
+inode to create and, with `fsync`, a directory to sync; inode creation cost 0.5 to 1 ms on
+the development machine's disk). "~" is not a key character, so names map back to keys.
+Files an earlier version wrote one directory per segment (`ab/<job>/in/image-0`) are still
+read, listed and deleted. put() writes a temporary
 file under root/.partial, fsyncs it (with `fsync`), renames it into place and fsyncs the
 directories it changed: the blob appears whole or not at all. The temporary files live in
 one directory of their own, rather than beside their blob, so that open() finds those a
@@ -45,6 +51,8 @@ another process's put under way (a directory shared by replicas), which writes t
 IO_THREADS = 8
 LIST_BATCH = 1000
 """list() walks in a thread and hands over this many blobs at a time."""
+SEPARATOR = "~"
+"""Stands for "/" in the file name of a key's segments after the job id (never in a key)."""
 PUT_ATTEMPTS = 3
 """A delete that empties a directory removes it; a put renaming into it then makes it again."""
 
@@ -80,6 +88,10 @@ def _caller_errors() -> Iterator[None]:
 def _shard(segment: str) -> str:
     # "..x" is a valid first segment, but ".." would be a path out of root.
     return segment[:2].replace(".", "_")
+
+
+def _file_name(segments: builtins.list[str]) -> str:
+    return SEPARATOR.join(segments)
 
 
 def _is_shard(name: str) -> bool:
@@ -138,6 +150,27 @@ class _File:
 
 
 @dataclass(frozen=True)
+class _Dir:
+    """A directory to walk: the key its entries' names continue, and the start of the names
+    that match (in this directory's naming: segments joined by SEPARATOR)."""
+
+    path: Path
+    key_base: str
+    name_start: str
+    in_job: bool
+    """A job's directory or one below it (else a shard, whose entries are jobs' directories)."""
+
+
+def _inner_start(directory: str, name_start: str) -> str | None:
+    """For a directory of the nested layout met in a job's directory: the start of the names
+    inside it that match `name_start`, or None when none can."""
+    segment = directory + SEPARATOR
+    if name_start.startswith(segment):
+        return name_start[len(segment) :]
+    return "" if segment.startswith(name_start) else None
+
+
+@dataclass(frozen=True)
 class _Left:
     """The walk is done with this directory's entries."""
 
@@ -158,7 +191,10 @@ class DirectoryBlobStore:
 
     def path(self, key: str) -> Path:
         """Where the blob under `key` is (or would be) kept."""
-        check_key(key)
+        return Path(self._path_str(key))
+
+    def _nested_path(self, key: str) -> Path:
+        """Where an earlier version kept the blob under `key`: one directory per segment."""
         return self.root / _shard(key.partition("/")[0]) / key
 
     async def open(self) -> None:
@@ -194,8 +230,9 @@ class DirectoryBlobStore:
         return self._put(self._path_str(key), data)
 
     def _path_str(self, key: str) -> str:
-        check_key(key)
-        return f"{self.root}/{_shard(key.partition('/')[0])}/{key}"
+        job, _, rest = check_key(key).partition("/")
+        name = rest.replace("/", SEPARATOR)
+        return f"{self.root}/{_shard(job)}/{job}/{name}" if name else f"{self.root}/{_shard(job)}/{job}"
 
     def _put(self, dest: str, source: Path | bytes) -> int:
         fd, temporary = self._temporary()
@@ -276,23 +313,23 @@ class DirectoryBlobStore:
     # -- read
 
     def read(self, key: str) -> AsyncIterator[bytes]:
-        return self._chunks(key, self.path(key))
+        check_key(key)
+        return self._chunks(key)
 
-    async def _chunks(self, key: str, path: Path) -> AsyncIterator[bytes]:
-        blob = await self._threads.run(self._open_blob, key, path)
+    async def _chunks(self, key: str) -> AsyncIterator[bytes]:
+        blob = await self._threads.run(self._open_blob, key)
         try:
             while chunk := await self._threads.run(self._read_chunk, blob):
                 yield chunk
         finally:
             blob.close()
 
-    @staticmethod
-    def _open_blob(key: str, path: Path) -> IO[bytes]:
+    def _open_blob(self, key: str) -> IO[bytes]:
         with _store_errors("read a blob"):
-            try:
-                return path.open("rb")
-            except FileNotFoundError:
-                raise BlobNotFound(key) from None
+            for path in (self.path(key), self._nested_path(key)):
+                with suppress(FileNotFoundError, NotADirectoryError):
+                    return path.open("rb")
+            raise BlobNotFound(key)
 
     @staticmethod
     def _read_chunk(blob: IO[bytes]) -> bytes:
@@ -300,10 +337,11 @@ class DirectoryBlobStore:
             return blob.read(CHUNK_BYTES)
 
     async def export(self, key: str, dest: Path) -> None:
-        await self._threads.run(self._export, key, self.path(key), dest)
+        check_key(key)
+        await self._threads.run(self._export, key, dest)
 
-    def _export(self, key: str, path: Path, dest: Path) -> None:
-        with self._open_blob(key, path) as blob:
+    def _export(self, key: str, dest: Path) -> None:
+        with self._open_blob(key) as blob:
             with _caller_errors(), dest.open("wb") as out:
                 while chunk := self._read_chunk(blob):
                     out.write(chunk)
@@ -311,15 +349,19 @@ class DirectoryBlobStore:
     # -- delete and list
 
     async def delete(self, keys: Collection[str]) -> None:
-        paths = [self.path(key) for key in keys]
+        paths = [(self.path(key), self._nested_path(key)) for key in keys]
         if paths:
             await self._threads.run(self._delete, paths)
 
-    def _delete(self, paths: builtins.list[Path]) -> None:
+    def _delete(self, paths: builtins.list[tuple[Path, Path]]) -> None:
         with _store_errors("delete blobs"):
-            for path in paths:
-                with suppress(FileNotFoundError):
+            for path, nested in paths:
+                try:
                     path.unlink()
+                except FileNotFoundError:  # perhaps written in the nested layout
+                    with suppress(FileNotFoundError, NotADirectoryError):
+                        nested.unlink()
+                    self._prune(nested.parent)
                 self._prune(path.parent)
 
     def _prune(self, directory: Path) -> None:
@@ -345,7 +387,7 @@ class DirectoryBlobStore:
                     _rmdir_if_empty(item.path)
             start = self._start(prefix)
             if start is not None:
-                self._prune(start[0].parent)
+                self._prune(start.path.parent)
         return removed
 
     def list(self, prefix: str = "") -> AsyncIterator[BlobInfo]:
@@ -378,42 +420,43 @@ class DirectoryBlobStore:
         if batch:
             yield batch
 
-    def _start(self, prefix: str) -> tuple[Path, str, str] | None:
-        """Where the walk for `prefix` starts: a directory, the key of its entries' parent
-        ("" for a shard), and the start of the entry names that match. None: at the root."""
+    def _start(self, prefix: str) -> _Dir | None:
+        """Where the walk for `prefix` starts; None: at the root (every shard)."""
         whole, partial = split_prefix(prefix)
         if whole:
-            return self.root / _shard(whole[0]) / "/".join(whole), "/".join(whole) + "/", partial
+            job, names = whole[0], _file_name([*whole[1:], partial])
+            return _Dir(self.root / _shard(job) / job, f"{job}/", names, in_job=True)
         if len(partial) >= 2:
-            return self.root / _shard(partial), "", partial
+            return _Dir(self.root / _shard(partial), "", partial, in_job=False)
         return None
 
     def _walk(self, prefix: str) -> Iterator[_File | _Left]:
         """Every blob file under `prefix`, and each directory of theirs after its entries
         (deepest first), read one directory listing at a time."""
         start = self._start(prefix)
-        stack: builtins.list[tuple[Path, str, str] | _Left] = []
+        stack: builtins.list[_Dir | _Left] = []
         if start is not None:
             stack.append(start)
         else:
             shard_start = _shard(split_prefix(prefix)[1])
             for name, is_dir in self._entries(self.root):
                 if is_dir and _is_shard(name) and name.startswith(shard_start):
-                    stack.append((self.root / name, "", prefix))
+                    stack.append(_Dir(self.root / name, "", prefix, in_job=False))
         while stack:
             top = stack.pop()
             if isinstance(top, _Left):
                 yield top
                 continue
-            directory, parent_key, name_start = top
-            stack.append(_Left(directory))
-            for name, is_dir in self._entries(directory):
-                if not name.startswith(name_start):
-                    continue
-                if is_dir:
-                    stack.append((directory / name, f"{parent_key}{name}/", ""))
-                else:
-                    yield _File(directory / name, parent_key + name)
+            stack.append(_Left(top.path))
+            for name, is_dir in self._entries(top.path):
+                if not is_dir:
+                    if name.startswith(top.name_start):
+                        yield _File(top.path / name, top.key_base + name.replace(SEPARATOR, "/"))
+                elif not top.in_job:  # a job's directory in a shard
+                    if name.startswith(top.name_start):
+                        stack.append(_Dir(top.path / name, f"{name}/", "", in_job=True))
+                elif (inner := _inner_start(name, top.name_start)) is not None:  # the nested layout
+                    stack.append(_Dir(top.path / name, f"{top.key_base}{name}/", inner, in_job=True))
 
     @staticmethod
     def _entries(directory: Path) -> builtins.list[tuple[str, bool]]:

@@ -40,12 +40,43 @@ class FailingPath(PosixPath):
         return FailingReader(3 * CHUNK_BYTES)  # type: ignore[return-value]
 
 
-async def test_blobs_are_files_sharded_by_job_id(store: DirectoryBlobStore) -> None:
+async def test_blobs_are_files_sharded_by_job_id_one_directory_per_job(store: DirectoryBlobStore) -> None:
     await store.put("abcd-1234/in/image-0", b"one")
+    await store.put("abcd-1234/out-t/0", b"out")
     await store.put("..x/in/0", b"two")  # ".." is no shard: the file stays under root
-    assert files_under(store.root) == ["__/..x/in/0", "ab/abcd-1234/in/image-0"]
-    assert (store.root / "ab" / "abcd-1234" / "in" / "image-0").read_bytes() == b"one"
-    assert store.path("abcd-1234/in/image-0") == store.root / "ab/abcd-1234/in/image-0"
+    assert files_under(store.root) == ["__/..x/in~0", "ab/abcd-1234/in~image-0", "ab/abcd-1234/out-t~0"]
+    assert (store.root / "ab" / "abcd-1234" / "in~image-0").read_bytes() == b"one"
+    assert store.path("abcd-1234/in/image-0") == store.root / "ab/abcd-1234/in~image-0"
+    assert sorted([info.key async for info in store.list("abcd-1234/")]) == [
+        "abcd-1234/in/image-0",
+        "abcd-1234/out-t/0",
+    ]
+
+
+async def test_blobs_of_the_nested_layout_are_read_listed_and_deleted(store: DirectoryBlobStore) -> None:
+    """Files an earlier version wrote one directory per key segment."""
+    job = store.root / "ab" / "abjob"
+    for relative, data in (("in/image-0", b"in"), ("out-t/0", b"out0"), ("out-t/1", b"out1")):
+        (job / relative).parent.mkdir(parents=True, exist_ok=True)
+        (job / relative).write_bytes(data)
+    await store.put("abjob/out-u/0", b"new")  # beside them, in today's layout
+
+    assert await read_all(store, "abjob/in/image-0") == b"in"
+    exported = store.root.parent / "exported"
+    await store.export("abjob/out-t/1", exported)
+    assert exported.read_bytes() == b"out1"
+    assert sorted([info.key async for info in store.list("abjob/out-")]) == [
+        "abjob/out-t/0",
+        "abjob/out-t/1",
+        "abjob/out-u/0",
+    ]
+    assert [info.key async for info in store.list("abjob/in/im")] == ["abjob/in/image-0"]
+    await store.delete(["abjob/out-t/0"])
+    assert await store.delete_prefix("abjob/out-t/") == 1
+    assert not (job / "out-t").exists()
+    assert files_under(store.root) == ["ab/abjob/in/image-0", "ab/abjob/out-u~0"]
+    assert await store.delete_prefix("abjob/") == 2
+    assert not job.exists()
 
 
 async def test_a_source_failing_midway_leaves_no_blob_and_no_temporary_file(
@@ -108,12 +139,11 @@ async def test_fsync_syncs_the_file_and_the_directories_it_changed(
             str(root / "jo"),
             str(root),
             str(root / "jo/job-1"),
-            str(root / "jo/job-1/in"),
         }
         synced.clear()
         (tmp_path / "f").write_bytes(b"from a file")
         await store.put("job-1/in/image-1", tmp_path / "f")
-        assert [p for p in synced if not p.startswith(partial)] == [str(root / "jo/job-1/in")]
+        assert [p for p in synced if not p.startswith(partial)] == [str(root / "jo/job-1")]
     finally:
         await store.close()
 
@@ -131,15 +161,14 @@ async def test_delete_prefix_removes_the_job_directory(store: DirectoryBlobStore
     await store.put("abother/in/image-0", b"3")
     assert await store.delete_prefix("abjob/") == 2
     assert not (store.root / "ab" / "abjob").exists()
-    assert files_under(store.root) == ["ab/abother/in/image-0"]
+    assert files_under(store.root) == ["ab/abother/in~image-0"]
 
 
 async def test_delete_removes_directories_it_empties(store: DirectoryBlobStore) -> None:
     await store.put("abjob/in/image-0", b"1")
     await store.put("abjob/out-t/0", b"2")
     await store.delete(["abjob/out-t/0"])
-    assert not (store.root / "ab/abjob/out-t").exists()
-    assert (store.root / "ab/abjob/in/image-0").exists()
+    assert files_under(store.root) == ["ab/abjob/in~image-0"]
     await store.delete(["abjob/in/image-0"])
     assert not (store.root / "ab/abjob").exists()
     await store.put("abjob/out-t/1", b"3")  # a later put makes them again

@@ -39,7 +39,7 @@ class RecordingDirectory(DirectoryBlobStore):
         self.failing: set[str] = set()
 
     def _put(self, dest: str, source: Path | bytes) -> int:
-        job_id = Path(dest).parent.parent.name
+        job_id = Path(dest).parent.name
         self.threads[job_id] = threading.current_thread().name
         if job_id in self.failing:
             raise StoreUnavailable("the blob store cannot write a blob in its directory (EIO)")
