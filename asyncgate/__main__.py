@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import signal
 
 from asyncgate.collector import settle_collector
@@ -24,6 +25,7 @@ from grpc_server.__main__ import (
 from grpc_server.allocator import keep_freed_memory
 from grpc_server.config import ServerConfig
 from grpc_server.server import AsyncGateServer
+from rest_bridge.__main__ import DEFAULTS as BRIDGE_DEFAULTS
 from rest_bridge.__main__ import access_logger, add_bridge_arguments, bridge_config, check_bridge_arguments
 from rest_bridge.app import create_app
 from rest_bridge.metrics import add_metrics_source
@@ -62,14 +64,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m asyncgate", description=__doc__)
     add_server_arguments(parser)
     add_bridge_arguments(parser)
+    parser.set_defaults(max_wait=None)  # unset: follows the server's max_wait_seconds, see below
+    parser._option_string_actions["--max-wait"].help = (
+        "longest Prefer: wait=N honoured, in seconds (default: the configuration's max_wait_seconds, "
+        f"at least {BRIDGE_DEFAULTS.max_wait_seconds})"
+    )
     add_log_format_argument(parser)
     add_tracing_argument(parser)
     args = parser.parse_args()
+    with config_errors_end_the_process():
+        settings = server_config(args)
+    if args.max_wait is None:
+        args.max_wait = bridge_max_wait(settings)
     check_bridge_arguments(parser, args)
     configure_logging(args.log_format)
     keep_freed_memory()
     with config_errors_end_the_process(), traced(parser, args, "asyncgate"):
-        asyncio.run(serve(args, server_config(args)))
+        asyncio.run(serve(args, settings))
+
+
+def bridge_max_wait(settings: ServerConfig) -> int:
+    """The longest `Prefer: wait` the bridge honours when --max-wait is not given: at least a
+    WaitJob call's own cap, so that raising `max_wait_seconds` in the configuration raises both
+    (one process, one setting); never below the bridge's default, since the bridge makes as many
+    WaitJob calls as a wait takes."""
+    return max(BRIDGE_DEFAULTS.max_wait_seconds, math.ceil(settings.max_wait_seconds))
 
 
 if __name__ == "__main__":
