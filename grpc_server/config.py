@@ -162,6 +162,10 @@ class DispatcherSettings:
     """Safety poll for new jobs when no wake-up arrives."""
     sweep_interval_seconds: float = 30.0
     """How often expired leases are reaped and expired jobs deleted."""
+    webhook_history_seconds: float = 7 * 24 * 3600.0
+    """How long a webhook event is kept once delivered or given up (its attempts with it, for
+    the deliveries listing and redelivery); the sweeper then deletes it. Pending events are
+    kept however old."""
     max_job_attempts: int = 3
     """Claims of one job (crashes included) before it fails for good."""
     shutdown_grace_seconds: float = 10.0

@@ -338,6 +338,7 @@ RULES: dict[str, Rule] = {
     "dispatcher.lease_seconds": POSITIVE_SECONDS,
     "dispatcher.poll_interval_seconds": POSITIVE_SECONDS,
     "dispatcher.sweep_interval_seconds": POSITIVE_SECONDS,
+    "dispatcher.webhook_history_seconds": POSITIVE_SECONDS,
     "dispatcher.max_job_attempts": at_least(1),
     "dispatcher.shutdown_grace_seconds": SECONDS_FROM_ZERO,
     "dispatcher.job_deadline_seconds": POSITIVE_SECONDS,

@@ -1,4 +1,5 @@
-"""Periodic housekeeping: expired leases back to the queue, expired jobs deleted, the
+"""Periodic housekeeping: expired leases back to the queue, expired jobs deleted, webhook
+events delivered or given up longer ago than the configured history deleted, the
 staging directories that stopped processes left behind removed, and, more seldom, the files
 in the blob store that no job references (store.blobs_beside).
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -48,16 +49,28 @@ async def sweep_once(
     reaped = await store.reap_expired_leases(
         now, settings.max_job_attempts, abandoned_error(settings.max_job_attempts)
     )
+    deleted = await _in_batches(lambda: store.delete_expired(now, DELETE_BATCH))
+    history_start = now - timedelta(seconds=settings.webhook_history_seconds)
+    events = await _in_batches(lambda: store.delete_finished_webhooks(history_start, DELETE_BATCH))
+    if reaped.requeued or reaped.failed or deleted or events:
+        log.info(
+            "sweep: %d requeued, %d failed, %d expired jobs deleted, %d finished webhook events deleted",
+            reaped.requeued,
+            reaped.failed,
+            deleted,
+            events,
+        )
+    return reaped.requeued + reaped.failed, deleted
+
+
+async def _in_batches(delete_batch: Callable[[], Awaitable[int]]) -> int:
+    """Call `delete_batch` until it deletes fewer than DELETE_BATCH; how many in all."""
     deleted = 0
-    while (batch := await store.delete_expired(now, DELETE_BATCH)) > 0:
+    while (batch := await delete_batch()) > 0:
         deleted += batch
         if batch < DELETE_BATCH:
             break
-    if reaped.requeued or reaped.failed or deleted:
-        log.info(
-            "sweep: %d requeued, %d failed, %d expired jobs deleted", reaped.requeued, reaped.failed, deleted
-        )
-    return reaped.requeued + reaped.failed, deleted
+    return deleted
 
 
 @dataclass

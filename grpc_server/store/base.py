@@ -328,3 +328,9 @@ class JobStore(Protocol):
         """Make the event pending again, due at `now` (its webhook-id and body unchanged); False
         when the endpoint has no such event."""
         ...
+
+    async def delete_finished_webhooks(self, created_before: datetime, limit: int) -> int:
+        """Delete up to `limit` events that are delivered or given up and were created before
+        `created_before`, oldest first, with their attempts; how many. Pending ones are kept
+        however old."""
+        ...

@@ -158,6 +158,17 @@ class PostgresWebhooks:
             for r in rows
         ]
 
+    async def delete_finished_webhooks(self, created_before: datetime, limit: int) -> int:
+        async with self._connection() as conn:
+            deleted = await conn.fetch(
+                "DELETE FROM webhook_outbox WHERE webhook_id IN (SELECT webhook_id FROM webhook_outbox"
+                " WHERE state <> 'pending' AND created_at < $1 ORDER BY created_at LIMIT $2"
+                " FOR UPDATE SKIP LOCKED) RETURNING webhook_id",
+                created_before,
+                limit,
+            )
+        return len(deleted)
+
     async def redeliver_webhook(self, endpoint: str, webhook_id: str, now: datetime) -> bool:
         async with self._connection() as conn:
             found = await conn.fetchval(

@@ -194,3 +194,14 @@ class SQLiteWebhooks:
 
     async def redeliver_webhook(self, endpoint: str, webhook_id: str, now: datetime) -> bool:
         return await self._write(lambda c: redeliver(c, endpoint, webhook_id, now))
+
+    async def delete_finished_webhooks(self, created_before: datetime, limit: int) -> int:
+        def delete(conn: sqlite3.Connection) -> int:
+            with Transaction(conn):
+                return conn.execute(
+                    "DELETE FROM webhook_outbox WHERE webhook_id IN (SELECT webhook_id FROM webhook_outbox"
+                    " WHERE state <> 'pending' AND created_at < ? ORDER BY created_at LIMIT ?)",
+                    (created_before.timestamp(), limit),
+                ).rowcount
+
+        return await self._write(delete)

@@ -207,6 +207,7 @@ async def test_both_dialects_have_the_same_indexes(tmp_path: Path) -> None:
             "jobs_owner_running",
             "webhook_outbox_due",
             "webhook_outbox_by_endpoint",
+            "webhook_outbox_finished",
         }
     )
     assert (
@@ -215,6 +216,7 @@ async def test_both_dialects_have_the_same_indexes(tmp_path: Path) -> None:
         == [
             "expires_at IS NOT NULL",
             "idempotency_key IS NOT NULL",
+            "state <> 'pending'",
             "state = 'pending'",
             "status = 'pending'",
             "status = 'pending'",

@@ -1,7 +1,8 @@
 """The webhook outbox on every backend: an event is stored in the transaction that ends the job
 (completed, failed, cancelled, failed by the reaper), only for an endpoint that wants it;
 claims lease it to one deliverer; attempts are recorded, listed, and a 410 disables the
-endpoint for every replica; redeliver makes an event pending again under the same id."""
+endpoint for every replica; redeliver makes an event pending again under the same id; finished
+events past the configured history are deleted by the sweeper."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
-from grpc_server.config import WebhookEndpoint
+from grpc_server.config import DispatcherSettings, WebhookEndpoint
+from grpc_server.dispatch.sweeper import sweep_once
 from grpc_server.domain.jobs import JobStatus, cancelled_error
 from grpc_server.store.base import JobStore
 from grpc_server.store.outbox import AttemptOutcome
@@ -145,6 +147,52 @@ async def test_redeliver_makes_an_event_pending_again_under_its_id(store: JobSto
     assert await store.redeliver_webhook("all", event.webhook_id, T0 + LEASE)
     (again,) = await store.claim_webhooks("d1", 10, T0 + LEASE, T0 + 2 * LEASE)
     assert again.webhook_id == event.webhook_id and again.body == event.body and again.attempts == 1
+
+
+async def test_finished_events_past_the_history_are_deleted_pending_ones_kept(
+    store: JobStore, tmp_path: Path
+) -> None:
+    store.use_webhooks(HOOKS)
+    day = timedelta(days=1)
+    ended = {}
+    for name, at in (
+        ("delivered", T0),
+        ("given_up", T0),
+        ("pending", T0),
+        ("recent", T0 + day),
+        ("more", T0),
+    ):
+        job_id = await _running(store, tmp_path, "all")
+        assert await store.fail_job(job_id, "w1", ERROR, at)  # the event is created at `at`
+        ended[name] = job_id
+    claimed = {c.job_id: c for c in await store.claim_webhooks("d1", 10, T0 + day, T0 + day + LEASE)}
+    for name, state in (("delivered", "delivered"), ("given_up", "given_up"), ("recent", "delivered")):
+        outcome = _outcome(state, 200 if state == "delivered" else 500)
+        assert await store.record_webhook_attempt(claimed[ended[name]].webhook_id, "d1", outcome)
+    more = _outcome("delivered")
+    assert await store.record_webhook_attempt(claimed[ended["more"]].webhook_id, "d1", more)
+
+    assert await store.delete_finished_webhooks(T0 + day / 2, 2) == 2  # a batch of at most 2
+    assert await store.delete_finished_webhooks(T0 + day / 2, 2) == 1
+    assert await store.delete_finished_webhooks(T0 + day / 2, 2) == 0
+    kept = {d.job_id: d for d in await store.list_webhook_deliveries("all", 10)}
+    assert set(kept) == {ended["pending"], ended["recent"]}  # pending however old; finished but recent
+    assert [a.status for a in kept[ended["recent"]].attempts] == [200]
+
+
+async def test_the_sweeper_deletes_events_past_the_configured_history(
+    store: JobStore, tmp_path: Path
+) -> None:
+    store.use_webhooks(HOOKS)
+    job_id = await _running(store, tmp_path, "all")
+    assert await store.fail_job(job_id, "w1", ERROR, T0)
+    (event,) = await store.claim_webhooks("d1", 10, T0, T0 + LEASE)
+    assert await store.record_webhook_attempt(event.webhook_id, "d1", _outcome("delivered"))
+    settings = DispatcherSettings(webhook_history_seconds=3600)
+    await sweep_once(store, settings, T0 + timedelta(minutes=59))
+    assert len(await store.list_webhook_deliveries("all", 10)) == 1  # within the history
+    await sweep_once(store, settings, T0 + timedelta(minutes=61))
+    assert await store.list_webhook_deliveries("all", 10) == []
 
 
 async def test_without_a_plan_no_event_is_stored(store: JobStore, tmp_path: Path) -> None:
