@@ -39,7 +39,7 @@ async def test_enqueue_part_puts_jobs_in_both_queues(tmp_path: Path) -> None:
 
     # The image jobs' files went where [blobs] store said: a directory beside the server, or not.
     def files(name: str) -> list[Path]:
-        return [p for p in (tmp_path / f"enqueue-{name}-grpc-server-data").rglob("in/image-0") if p.is_file()]
+        return [p for p in (tmp_path / f"enqueue-{name}-grpc-server-data").rglob("in~image-0") if p.is_file()]
 
     directory = report["image_directory"]
     accepted = sum(directory[protocol]["subject"]["requests_ok"] for protocol in ("grpc", "rest"))
