@@ -35,7 +35,7 @@ from datetime import datetime
 from typing import Generic, TypeVar
 
 from grpc_server.domain.jobs import Job, RequestType
-from grpc_server.store.base import JobStore, StoreEvent
+from grpc_server.store.base import StoreEvent
 
 A = TypeVar("A")
 
@@ -58,16 +58,10 @@ class Ended(Generic[A]):
         return self.expires_at is not None and self.expires_at <= now
 
 
-def hears_every_write(store: JobStore) -> bool:
-    """Whether `store` publishes an event for every write to it, before that write's caller is
-    answered (JobStore.hears_every_write)."""
-    return store.hears_every_write
-
-
 class EndedJobs(Generic[A]):
     def __init__(self, trusted: bool, max_entries: int = MAX_ENTRIES) -> None:
         self.trusted = trusted
-        """Entries answer without a read (hears_every_write); else only after one."""
+        """Entries answer without a read (JobStore.hears_every_write); else only after one."""
         self.max_entries = max_entries
         self._entries: OrderedDict[str, Ended[A]] = OrderedDict()
         self._events = 0

@@ -41,7 +41,7 @@ from grpc_server.domain.jobs import (
 from grpc_server.domain.keys import model_allowed
 from grpc_server.domain.states import RETRYABLE
 from grpc_server.domain.ttl import resolve_ttl
-from grpc_server.ended_jobs import EndedJobs, hears_every_write
+from grpc_server.ended_jobs import EndedJobs
 from grpc_server.image_work import ImageWork
 from grpc_server.images import ImageInfo, inspect_image
 from grpc_server.jobs_list import ListQuery, Page, encode_token
@@ -119,7 +119,7 @@ class JobApi:
         self._clock = clock
         self.changes = JobChanges()
         self._listening = False
-        self.ended: EndedJobs[object] = EndedJobs(hears_every_write(store))
+        self.ended: EndedJobs[object] = EndedJobs(store.hears_every_write)
         """Answers to polls of ended jobs (one kind of answer: the servicer's, see poll)."""
         # The keys' limits are checked by the store, in the transaction that inserts a job (so
         # they hold across replicas); their priorities order the dispatcher's claims.

@@ -19,9 +19,9 @@ from contextlib import asynccontextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-import pytest
 
 from grpc_server.store.pg_connect import quote_ident
+from tests.unavailable import unavailable
 
 TEST_DATABASE_URL = os.environ.get("ASYNCGATE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 MAINTENANCE_DATABASE = "postgres"
@@ -48,16 +48,18 @@ def server_address(dsn: str = TEST_DATABASE_URL) -> tuple[str, int]:
     return parts.hostname or "127.0.0.1", parts.port or 5432
 
 
-async def admin_connection() -> asyncpg.Connection:
-    """A connection to the maintenance database; skips the test (fails it in CI) when there is none."""
-    dsn = with_database(TEST_DATABASE_URL, MAINTENANCE_DATABASE)
+async def connect_or_skip(dsn: str = TEST_DATABASE_URL) -> asyncpg.Connection:
+    """A connection to `dsn`'s database; skips the test (fails it in CI) when there is none."""
     try:
         return await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT_SECONDS)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        if os.environ.get("CI") == "true":
-            raise RuntimeError(f"CI needs PostgreSQL at {TEST_DATABASE_URL}: {exc}") from exc
-        host, port = server_address()
-        pytest.skip(f"PostgreSQL is not reachable at {host}:{port} ({exc})")
+        host, port = server_address(dsn)
+        unavailable(f"PostgreSQL is not reachable at {host}:{port} ({exc})", f"PostgreSQL at {dsn}")
+
+
+async def admin_connection() -> asyncpg.Connection:
+    """A connection to the maintenance database; skips the test (fails it in CI) when there is none."""
+    return await connect_or_skip(with_database(TEST_DATABASE_URL, MAINTENANCE_DATABASE))
 
 
 @asynccontextmanager

@@ -40,6 +40,7 @@ from aiobotocore.session import ClientCreatorContext, get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tests.processes import free_port
+from tests.unavailable import unavailable
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -88,9 +89,7 @@ def weed_binary() -> Path | None:
 
 
 def _unavailable(message: str) -> NoReturn:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI needs the SeaweedFS S3 server: {message}")
-    pytest.skip(message)
+    unavailable(message, "the SeaweedFS S3 server")
 
 
 def s3_client(endpoint: S3Endpoint, secret: str | None = None) -> ClientCreatorContext[S3Client]:

@@ -12,6 +12,7 @@ from bench.enqueue import enqueue_lines, enqueue_measurement
 from bench.pg import BACKENDS
 from bench.runner import Settings
 from tests.test_bench_smoke import check_comparison, check_side
+from tests.unavailable import unavailable
 
 pytestmark = pytest.mark.slow
 
@@ -21,9 +22,7 @@ BRIEF = Settings(duration=1.0, warmup=0.2, concurrency=2, rounds=1, parts=("enqu
 async def test_enqueue_part_puts_jobs_in_both_queues(tmp_path: Path) -> None:
     report = await enqueue_measurement(tmp_path, BRIEF)
     if "skipped" in report:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI needs PostgreSQL: {report['skipped']}")
-        pytest.skip(report["skipped"])
+        unavailable(report["skipped"], "PostgreSQL")
     variants = ["embedding", "image_database", "image_directory", "image_s3"]
     if "skipped" in report["image_s3"] and os.environ.get("CI") == "true":
         pytest.fail(f"CI needs SeaweedFS: {report['image_s3']['skipped']}")

@@ -4,7 +4,7 @@ A key's file is root/<shard>/<job id>/<the rest of the key, its "/" written "~">
 being the first two characters of the job id (the key's first segment), so that no directory
 holds every job: `<job>/in/image-0` is the file `ab/<job>/in~image-0`. One directory per job
 and no deeper: a new job's first file makes one directory, not one per segment (each is an
-inode to create and, with `fsync`, a directory to sync; inode creation cost 0.5 to 1 ms on
+inode to create and, with `fsync`, a directory to sync; inode creation cost 0.02 to 1 ms on
 the development machine's disk). "~" is not a key character, so names map back to keys.
 Files an earlier version wrote one directory per segment (`ab/<job>/in/image-0`) are still
 read, listed and deleted. put() writes a temporary
@@ -90,10 +90,6 @@ def _shard(segment: str) -> str:
     return segment[:2].replace(".", "_")
 
 
-def _file_name(segments: builtins.list[str]) -> str:
-    return SEPARATOR.join(segments)
-
-
 def _is_shard(name: str) -> bool:
     return 1 <= len(name) <= 2 and "." not in name
 
@@ -116,7 +112,7 @@ def _write_all(fd: int, data: memoryview) -> None:
 
 def _make_dirs(directory: str) -> builtins.list[str]:
     """Make `directory` and its missing parents; the ones made. Tries the directory itself
-    first: one call when it exists, three for a new job's (its id's directory, then `in`)."""
+    first: one call for a job's directory, two when its shard is new too."""
     try:
         os.mkdir(directory)
     except FileExistsError:  # there already, or a concurrent put made it
@@ -424,7 +420,7 @@ class DirectoryBlobStore:
         """Where the walk for `prefix` starts; None: at the root (every shard)."""
         whole, partial = split_prefix(prefix)
         if whole:
-            job, names = whole[0], _file_name([*whole[1:], partial])
+            job, names = whole[0], SEPARATOR.join([*whole[1:], partial])
             return _Dir(self.root / _shard(job) / job, f"{job}/", names, in_job=True)
         if len(partial) >= 2:
             return _Dir(self.root / _shard(partial), "", partial, in_job=False)

@@ -7,13 +7,11 @@ where that is a failure: CI must never pass by skipping them.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from grpc_server.blobs.base import BlobStore
@@ -23,23 +21,13 @@ from grpc_server.store.migrate import migrate
 from grpc_server.store.pg_connect import quote_ident
 from grpc_server.store.postgres import PostgresStore
 from grpc_server.store.sqlite import SQLiteStore
-from tests.pg import TEST_DATABASE_URL
-
-
-async def _admin_connection() -> asyncpg.Connection:
-    """A connection to the test database; skips (fails in CI) when there is none."""
-    try:
-        return await asyncpg.connect(TEST_DATABASE_URL, timeout=5)
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        if os.environ.get("CI") == "true":
-            raise RuntimeError(f"CI needs PostgreSQL at {TEST_DATABASE_URL}: {exc}") from exc
-        pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432")
+from tests.pg import TEST_DATABASE_URL, connect_or_skip
 
 
 @asynccontextmanager
 async def fresh_schema() -> AsyncIterator[str]:
     """The name of a schema no one uses (not created: migrate creates it), dropped on exit."""
-    admin = await _admin_connection()
+    admin = await connect_or_skip()
     name = f"t_{uuid.uuid4().hex}"
     try:
         yield name

@@ -15,7 +15,7 @@ from grpc_server.config import DispatcherSettings, WebhookEndpoint
 from grpc_server.dispatch.sweeper import sweep_once
 from grpc_server.domain.jobs import JobStatus, cancelled_error
 from grpc_server.store.base import JobStore
-from grpc_server.store.outbox import AttemptOutcome
+from grpc_server.store.outbox import AttemptOutcome, ClaimedDelivery
 from grpc_server.webhooks.outbox import EndpointPlan
 from tests.store.test_store_contract import ERROR, LEASE, T0, _create, _job, _result
 
@@ -32,6 +32,16 @@ async def _running(store: JobStore, tmp_path: Path, webhook: str | None) -> str:
     job = await _create(store, tmp_path, replace(_job(), webhook=webhook))
     await store.claim_jobs("w1", 10, T0, T0 + LEASE)
     return job.id
+
+
+async def _delivered_at_t0(store: JobStore, tmp_path: Path) -> ClaimedDelivery:
+    """The event of a job of endpoint "all" that failed at T0, delivered at the first attempt."""
+    store.use_webhooks(HOOKS)
+    job_id = await _running(store, tmp_path, "all")
+    assert await store.fail_job(job_id, "w1", ERROR, T0)
+    (event,) = await store.claim_webhooks("d1", 10, T0, T0 + LEASE)
+    assert await store.record_webhook_attempt(event.webhook_id, "d1", _outcome("delivered"))
+    return event
 
 
 def _outcome(state: str, status: int | None = 200, **kw: object) -> AttemptOutcome:
@@ -137,11 +147,7 @@ async def test_a_410_disables_the_endpoint_and_holds_its_other_events(
 
 
 async def test_redeliver_makes_an_event_pending_again_under_its_id(store: JobStore, tmp_path: Path) -> None:
-    store.use_webhooks(HOOKS)
-    job_id = await _running(store, tmp_path, "all")
-    assert await store.fail_job(job_id, "w1", ERROR, T0)
-    (event,) = await store.claim_webhooks("d1", 10, T0, T0 + LEASE)
-    assert await store.record_webhook_attempt(event.webhook_id, "d1", _outcome("delivered"))
+    event = await _delivered_at_t0(store, tmp_path)
     assert not await store.redeliver_webhook("failures", event.webhook_id, T0)  # another endpoint's
     assert not await store.redeliver_webhook("all", "msg_unknown", T0)
     assert await store.redeliver_webhook("all", event.webhook_id, T0 + LEASE)
@@ -183,11 +189,7 @@ async def test_finished_events_past_the_history_are_deleted_pending_ones_kept(
 async def test_the_sweeper_deletes_events_past_the_configured_history(
     store: JobStore, tmp_path: Path
 ) -> None:
-    store.use_webhooks(HOOKS)
-    job_id = await _running(store, tmp_path, "all")
-    assert await store.fail_job(job_id, "w1", ERROR, T0)
-    (event,) = await store.claim_webhooks("d1", 10, T0, T0 + LEASE)
-    assert await store.record_webhook_attempt(event.webhook_id, "d1", _outcome("delivered"))
+    await _delivered_at_t0(store, tmp_path)
     settings = DispatcherSettings(webhook_history_seconds=3600)
     await sweep_once(store, settings, T0 + timedelta(minutes=59))
     assert len(await store.list_webhook_deliveries("all", 10)) == 1  # within the history

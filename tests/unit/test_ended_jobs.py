@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from grpc_server.domain.jobs import ImageEditParams, Job, JobStatus, RequestType
-from grpc_server.ended_jobs import EndedJobs, hears_every_write
+from grpc_server.ended_jobs import EndedJobs
 from grpc_server.observed_store import observed
 from grpc_server.store.base import EVENT_KINDS, StoreEvent
 from grpc_server.store.postgres import PostgresStore
@@ -109,6 +109,6 @@ def test_the_least_recently_polled_go_first() -> None:
 
 def test_only_a_store_that_hears_every_write_is_trusted(tmp_path: Path) -> None:
     sqlite = SQLiteStore(tmp_path / "a.sqlite3")
-    assert hears_every_write(sqlite) and hears_every_write(observed(sqlite))
+    assert sqlite.hears_every_write and observed(sqlite).hears_every_write
     postgres = PostgresStore("postgresql://postgres@127.0.0.1:5432/unused")
-    assert not hears_every_write(postgres) and not hears_every_write(observed(postgres))
+    assert not postgres.hears_every_write and not observed(postgres).hears_every_write
