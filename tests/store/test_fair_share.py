@@ -84,4 +84,8 @@ async def test_replicas_claiming_at_once_take_disjoint_jobs_in_turns(pg_schema: 
         ids = [job.id for batch in batches for job in batch]
         assert len(ids) == len(set(ids)) == 56  # none twice, none held back by another's locks
         owners = [job.owner_key_id for batch in batches for job in batch]
-        assert abs(owners.count("vk-a") - owners.count("vk-b")) <= 8
+        # In turns, not exactly even: each replica picks turns from a snapshot that does not see
+        # the others' claims yet, and ties go to the older key (vk-a) in all of them, so the 8
+        # claims of 7 lean the same way; measured up to 12 apart on a loaded CI machine. Oldest
+        # first (no fair share) would give vk-a all 56.
+        assert abs(owners.count("vk-a") - owners.count("vk-b")) <= 16
